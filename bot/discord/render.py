@@ -1,0 +1,463 @@
+"""Answers, source lists and the about card as Discord embeds: pure functions, no I/O.
+
+Quoted text is only ever escaped (so it shows exactly as written: no markdown, no mentions, no
+masked links) and, when it must be, cut at a sentence boundary with " …". Excerpts that do not
+fit are dropped from the message; they stay reachable through "More sources".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
+
+import discord
+
+from bot.models import Answer, Article, Excerpt, Source
+
+if TYPE_CHECKING:
+    from bot.db import RebuildEntry
+    from bot.service import IndexInfo
+
+# Discord's documented limits.
+TITLE_LIMIT = 256
+DESCRIPTION_LIMIT = 4096
+FIELD_NAME_LIMIT = 256
+FIELD_VALUE_LIMIT = 1024
+FIELD_COUNT_LIMIT = 25
+FOOTER_LIMIT = 2048
+EMBED_TOTAL_LIMIT = 6000
+CONTENT_LIMIT = 2000
+
+ELLIPSIS = " …"
+# A quote cut shorter than this says too little; the excerpt is left for "More sources" instead.
+MIN_QUOTE_CHARS = 160
+# When its fair share of the space is too small for a whole sentence, a quote may grow to this.
+STRETCH_QUOTE_CHARS = 1200
+MAX_TOPICS = 15
+MAX_OUTLETS_NAMED = 5
+
+COLOUR_ANSWER = discord.Colour.blurple()
+COLOUR_DECLINED = discord.Colour.light_grey()
+
+DISCLAIMER = "Verbatim quotes from the articles named; not legal advice"
+
+
+@dataclass(frozen=True)
+class RenderedAnswer:
+    """One message: ``content`` (always None today) plus one embed showing ``shown`` excerpts."""
+
+    embed: discord.Embed
+    shown: int
+    content: str | None = None
+
+
+# -- escaping ---------------------------------------------------------------------------------
+
+# Discord markup that starts with "<": user/role/channel mentions, slash-command mentions,
+# timestamps and custom emoji. A backslash makes each show as typed.
+_ANGLE_MARKUP = re.compile(r"<(?=(?:@[!&]?|#)\d+>|/[^<>\n]+:\d+>|t:-?\d+(?::[tTdDfFsSR])?>|a?:\w+:\d+>)")
+_NUMBERED_LIST = re.compile(r"^(\s*\d+)\.(?=\s)", re.MULTILINE)
+
+
+def _escape_brackets(escaped: str) -> str:
+    """Backslash every ``[`` and ``]`` not already escaped, so no masked link can form."""
+    out: list[str] = []
+    i = 0
+    while i < len(escaped):
+        ch = escaped[i]
+        if ch == "\\" and i + 1 < len(escaped):
+            out.append(escaped[i : i + 2])
+            i += 2
+            continue
+        out.append("\\" + ch if ch in "[]" else ch)
+        i += 1
+    return "".join(out)
+
+
+# escape_markdown puts the backslash of an indented "  - item" before the spaces; move it to the dash.
+_INDENTED_DASH = re.compile(r"^\\(\s+)-", re.MULTILINE)
+
+
+def escape_text(text: str) -> str:
+    """Make ``text`` display literally in Discord: markdown, lists, headings, links and mentions."""
+    text = discord.utils.escape_markdown(text, ignore_links=True)
+    text = _INDENTED_DASH.sub(r"\1\\-", text)
+    text = _NUMBERED_LIST.sub(r"\1\\.", text)
+    text = _escape_brackets(text)
+    text = _ANGLE_MARKUP.sub(r"\\<", text)
+    return discord.utils.escape_mentions(text)
+
+
+def _escape_cut(text: str, limit: int) -> str:
+    """Escape ``text`` and shorten it (not a quote: titles, names) to ``limit`` characters."""
+    escaped = escape_text(text)
+    if len(escaped) <= limit:
+        return escaped
+    keep = min(len(text), limit)
+    while keep > 0:
+        # Cut the raw text, then escape: cutting escaped text could split a "\*" pair.
+        candidate = escape_text(text[:keep].rstrip()) + "…"
+        if len(candidate) <= limit:
+            return candidate
+        keep -= max(1, (len(candidate) - limit))
+    return "…"[:limit]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+# -- links and dates --------------------------------------------------------------------------
+
+_URL_UNSAFE = re.compile(r"[\s()<>\[\]\"'`\\]|[\x00-\x1f\x7f]")
+
+
+def safe_url(url: str | None) -> str | None:
+    """The URL when it can be a markdown link target: http(s), a host, nothing that breaks out."""
+    if not url or len(url) > 512 or _URL_UNSAFE.search(url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return url
+
+
+def format_date(published: str | None) -> str | None:
+    """``2025-03-07`` -> ``7 March 2025``; anything unparseable is shown as written."""
+    if not published:
+        return None
+    try:
+        day = dt.date.fromisoformat(published[:10])
+    except ValueError:
+        return escape_text(_one_line(published))[:40]
+    return f"{day.day} {day:%B} {day.year}"
+
+
+def linked_title(source: Source | Article, *, limit: int = 200) -> str:
+    """``[title](url)`` when the URL is safe to link, else the escaped title alone."""
+    title = _one_line(source.title) or source.url or "Untitled"
+    url = safe_url(source.url)
+    if url is None:
+        return _escape_cut(title, limit)
+    return f"[{_escape_cut(title, limit)}]({url})"
+
+
+def _outlet(source: Source) -> str:
+    return _one_line(source.publisher or source.title or source.article_id)
+
+
+def attribution(excerpt: Excerpt) -> str:
+    """One line naming where a quote comes from, and who else reported the same thing."""
+    parts = [linked_title(excerpt.source)]
+    if excerpt.source.publisher:
+        parts.append(_escape_cut(_one_line(excerpt.source.publisher), 100))
+    date = format_date(excerpt.source.published)
+    if date:
+        parts.append(date)
+    outlets: list[str] = []
+    for other in excerpt.also_reported_by:
+        name = _outlet(other)
+        if name and name not in outlets:
+            outlets.append(name)
+    if outlets:
+        named = ", ".join(_escape_cut(name, 60) for name in outlets[:MAX_OUTLETS_NAMED])
+        if len(outlets) > MAX_OUTLETS_NAMED:
+            named += f" and {len(outlets) - MAX_OUTLETS_NAMED} more"
+        noun = "outlet" if len(outlets) == 1 else "outlets"
+        parts.append(f"also reported by {len(outlets)} {noun}: {named}")
+    return "— " + " · ".join(parts)
+
+
+# -- quotes -----------------------------------------------------------------------------------
+
+# A sentence ends at . ! ? or … (plus closing quotes/brackets) followed by whitespace and then
+# something that can start a sentence; "e.g. this" and "3.5 percent" are not boundaries.
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9À-Þ])")
+_ABBREVIATION = re.compile(
+    r"(?:\b(?:Mr|Mrs|Ms|Dr|Sen|Rep|Gov|Gen|Jr|Sr|St|Inc|Co|Corp|Ltd|No|vs|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)|\b[A-Z])\.$"
+)
+
+
+def sentence_ends(text: str) -> list[int]:
+    """Offsets just after each sentence end inside ``text`` (the end of text is not included)."""
+    ends = []
+    for match in _SENTENCE_END.finditer(text):
+        if _ABBREVIATION.search(text, max(0, match.start() - 12), match.start() + 1):
+            continue
+        ends.append(match.end())
+    return ends
+
+
+def block_quote(escaped: str) -> str:
+    """Prefix every line with ``> `` so multi-paragraph quotes stay one quote."""
+    return "\n".join(f"> {line}" for line in escaped.split("\n"))
+
+
+def fit_quote(quote: str, budget: int, *, allow_word_cut: bool = False) -> str | None:
+    """The quote as a block quote within ``budget`` characters, or None when it cannot fit.
+
+    The quote is shown whole if it fits; otherwise it is cut after the last sentence that fits and
+    " …" is added. Only when ``allow_word_cut`` (the first excerpt of a message, whose first
+    sentence alone is too long) is it cut at a word boundary instead.
+    """
+    whole = block_quote(escape_text(quote))
+    if len(whole) <= budget:
+        return whole
+    for end in reversed(sentence_ends(quote)):
+        if end + len(ELLIPSIS) + 2 > budget:
+            continue  # escaping only adds characters: this prefix cannot fit
+        candidate = block_quote(escape_text(quote[:end]) + ELLIPSIS)
+        if len(candidate) <= budget:
+            return candidate
+    if allow_word_cut:
+        for match in reversed(list(re.finditer(r"\S(?=\s)", quote))):
+            if match.end() + len(ELLIPSIS) + 2 > budget:
+                continue
+            candidate = block_quote(escape_text(quote[: match.end()]) + ELLIPSIS)
+            if len(candidate) <= budget:
+                return candidate
+    return None
+
+
+# -- answers ----------------------------------------------------------------------------------
+
+
+def _footer(index_version: str, hidden: int) -> str:
+    text = f"{DISCLAIMER} · index {index_version}"
+    if hidden > 0:
+        noun = "excerpt" if hidden == 1 else "excerpts"
+        text += f" · {hidden} more {noun} under More sources"
+    return text[:FOOTER_LIMIT]
+
+
+def _excerpt_blocks(excerpts: Sequence[Excerpt], budget: int) -> list[str]:
+    """Quote + attribution blocks, best first, that fit in ``budget``; stops at the first misfit."""
+    blocks: list[str] = []
+    used = 0
+    for i, excerpt in enumerate(excerpts):
+        credit = attribution(excerpt)
+        sep = "\n\n" if blocks else ""
+        room = budget - used - len(sep) - len(credit) - 1
+        if room < MIN_QUOTE_CHARS and blocks:
+            break
+        # Share what is left fairly so the first quote cannot crowd out the rest.
+        fair = (budget - used) // (len(excerpts) - i) - len(sep) - len(credit) - 1
+        fair = max(fair, MIN_QUOTE_CHARS)
+        shares = [s for s in dict.fromkeys((fair, max(fair, min(room, STRETCH_QUOTE_CHARS)))) if s <= room]
+        quote = next(
+            (q for q in (fit_quote(excerpt.quote, share) for share in shares) if q is not None),
+            None,
+        )
+        if quote is None and not blocks and shares:
+            # The best excerpt's first sentence alone is too long: a word-boundary cut beats nothing.
+            quote = fit_quote(excerpt.quote, shares[0], allow_word_cut=True)
+        if quote is None:
+            break
+        block = f"{sep}{quote}\n{credit}"
+        blocks.append(block)
+        used += len(block)
+    return blocks
+
+
+def _question_title(prefix: str, question: str) -> str:
+    return prefix + _escape_cut(_one_line(question), TITLE_LIMIT - len(prefix))
+
+
+def render_excerpts(
+    excerpts: Sequence[Excerpt],
+    *,
+    title: str,
+    index_version: str,
+    max_excerpts: int,
+) -> RenderedAnswer:
+    """An embed quoting the first excerpts that fit (at most ``max_excerpts``), best first."""
+    candidates = list(excerpts[: max(1, max_excerpts)])
+    embed = discord.Embed(title=title[:TITLE_LIMIT], colour=COLOUR_ANSWER)
+    footer_room = len(_footer(index_version, len(excerpts)))
+    budget = min(DESCRIPTION_LIMIT, EMBED_TOTAL_LIMIT - len(embed.title or "") - footer_room)
+    blocks = _excerpt_blocks(candidates, budget)
+    embed.description = "".join(blocks)
+    embed.set_footer(text=_footer(index_version, len(excerpts) - len(blocks)))
+    return RenderedAnswer(embed=embed, shown=len(blocks))
+
+
+def render_declined(
+    question: str,
+    topics: Sequence[str],
+    *,
+    subject: Literal["question", "message"] = "question",
+    index_version: str | None = None,
+) -> RenderedAnswer:
+    """A kind no: the articles do not cover this, and here is what they do cover."""
+    if subject == "message":
+        title = "Nothing found in the knowledge base"
+        lead = "I found nothing in the knowledge base about that message, so I have nothing to quote."
+    else:
+        title = _question_title("Not covered: ", question)
+        lead = "I couldn't find anything in my articles that answers this. I only quote articles, so I won't guess."
+    lines = [lead]
+    shown_topics = [t for t in (_one_line(t) for t in topics) if t][:MAX_TOPICS]
+    if shown_topics:
+        lines.append("")
+        lines.append("**The articles I have cover:**")
+        lines.extend(f"• {_escape_cut(t, 120)}" for t in shown_topics)
+        lines.append("")
+        lines.append("Try asking about one of these, or use `/sources` to browse the articles.")
+    else:
+        lines.append("")
+        lines.append("Use `/sources` to browse the articles I can quote.")
+    embed = discord.Embed(
+        title=title[:TITLE_LIMIT],
+        description="\n".join(lines)[:DESCRIPTION_LIMIT],
+        colour=COLOUR_DECLINED,
+    )
+    if index_version:
+        embed.set_footer(text=f"index {index_version}"[:FOOTER_LIMIT])
+    return RenderedAnswer(embed=embed, shown=0)
+
+
+def render_answer(
+    answer: Answer,
+    *,
+    max_excerpts: int = 3,
+    subject: Literal["question", "message"] = "question",
+) -> RenderedAnswer:
+    """The reply to a question: quotes with attribution, or a kind decline listing covered topics."""
+    if answer.abstained or not answer.excerpts:
+        return render_declined(
+            answer.question,
+            answer.covered_topics,
+            subject=subject,
+            index_version=answer.index_version,
+        )
+    prefix = "About that message: " if subject == "message" else ""
+    title = _question_title(prefix, answer.question)
+    return render_excerpts(
+        answer.excerpts,
+        title=title,
+        index_version=answer.index_version,
+        max_excerpts=max_excerpts,
+    )
+
+
+def render_more_sources(
+    question: str,
+    excerpts: Sequence[Excerpt],
+    *,
+    start: int,
+    index_version: str,
+    max_excerpts: int = 3,
+) -> RenderedAnswer:
+    """The excerpts after the first ``start`` ones, for the "More sources" button."""
+    title = _question_title("More sources: ", question)
+    return render_excerpts(
+        excerpts[start:],
+        title=title,
+        index_version=index_version,
+        max_excerpts=max_excerpts,
+    )
+
+
+# -- sources and about ------------------------------------------------------------------------
+
+
+def page_count(total: int, per_page: int) -> int:
+    """Pages needed for ``total`` items; at least one so an empty list still renders."""
+    return max(1, math.ceil(total / max(1, per_page)))
+
+
+def render_sources_page(articles: Sequence[Article], page: int, per_page: int = 10) -> discord.Embed:
+    """Page ``page`` (0-based, clamped) of the article list: linked title, publisher, date."""
+    per_page = max(1, per_page)
+    pages = page_count(len(articles), per_page)
+    page = min(max(page, 0), pages - 1)
+    embed = discord.Embed(title="Articles in the knowledge base", colour=COLOUR_ANSWER)
+    if not articles:
+        embed.description = "The knowledge base has no articles yet."
+        return embed
+    lines: list[str] = []
+    used = 0
+    first = page * per_page
+    for n, article in enumerate(articles[first : first + per_page], start=first + 1):
+        details = [linked_title(article, limit=180)]
+        if article.publisher:
+            details.append(_escape_cut(_one_line(article.publisher), 80))
+        if article.published:
+            details.append(format_date(article.published.isoformat()) or "")
+        line = f"**{n}.** " + " · ".join(d for d in details if d)
+        if used + len(line) + 1 > DESCRIPTION_LIMIT:
+            break
+        lines.append(line)
+        used += len(line) + 1
+    embed.description = "\n".join(lines)
+    embed.set_footer(text=f"Page {page + 1} of {pages} · {len(articles)} articles")
+    return embed
+
+
+ABOUT_TEXT = (
+    "I answer questions about the US government order restricting Anthropic's Fable 5 and "
+    "Mythos 5 models by **quoting news articles** from a curated knowledge base, word for word, "
+    "with each article's title, publisher, date and link.\n\n"
+    "I never write claims of my own: every sentence in an answer is quoted from an article. "
+    "When the articles don't cover a question I say so instead of guessing. Nothing I show is "
+    "legal advice; read the linked articles for context."
+)
+
+
+def _when(moment: dt.datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return f"{discord.utils.format_dt(moment, 'f')} ({discord.utils.format_dt(moment, 'R')})"
+
+
+def render_about(info: IndexInfo, *, last_rebuild: RebuildEntry | None = None) -> discord.Embed:
+    """What the bot is and is not, and the state of the index it answers from."""
+    embed = discord.Embed(title="About directive-bot", description=ABOUT_TEXT, colour=COLOUR_ANSWER)
+    embed.add_field(
+        name="Index version",
+        value=f"`{_one_line(info.index_version)[:200]}`",
+        inline=True,
+    )
+    embed.add_field(name="Articles", value=str(info.articles), inline=True)
+    embed.add_field(name="Passages", value=str(info.chunks), inline=True)
+    if info.built_at is not None:
+        embed.add_field(name="Index built", value=_when(info.built_at), inline=False)
+    if last_rebuild is not None:
+        outcome = "succeeded" if last_rebuild.ok else "failed"
+        value = (
+            f"{_when(last_rebuild.started_at)}, {outcome} in {last_rebuild.seconds:.1f} s, "
+            f"started by {_escape_cut(_one_line(last_rebuild.started_by), 80)}"
+        )
+        embed.add_field(name="Last rebuild", value=value[:FIELD_VALUE_LIMIT], inline=False)
+    elif info.last_build_seconds is not None:
+        embed.add_field(
+            name="Last build took",
+            value=f"{info.last_build_seconds:.1f} s",
+            inline=False,
+        )
+    embed.add_field(
+        name="Model",
+        value=f"`{_one_line(info.model)[:200]}` ({info.dimension} dimensions)",
+        inline=False,
+    )
+    if info.stale:
+        embed.add_field(
+            name="Note",
+            value="Articles changed since this index was built; a rebuild will pick them up.",
+            inline=False,
+        )
+    embed.set_footer(text="Ask with /ask, by mentioning me, or with Apps → Find sources on a message.")
+    return embed
+
+
+def cut_content(text: str) -> str:
+    """Plain message content within Discord's 2000 characters (for one-line notices)."""
+    return text if len(text) <= CONTENT_LIMIT else text[: CONTENT_LIMIT - 1] + "…"

@@ -1,0 +1,93 @@
+"""Private (ephemeral) replies and error reporting shared by commands, buttons and modals.
+
+Every user-facing failure is one line: a ``DirectiveError``'s own message, a check's message, or
+a generic apology. Tracebacks go to the log, never to Discord.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from bot.errors import DirectiveError
+
+log = logging.getLogger(__name__)
+
+NO_MENTIONS = discord.AllowedMentions.none()
+GENERIC_ERROR = "Something went wrong; the error was logged."
+EXPIRED = "This answer has expired; ask again."
+
+
+async def send_private(
+    interaction: discord.Interaction[Any],
+    content: str | None = None,
+    *,
+    embed: discord.Embed | None = None,
+    view: discord.ui.View | None = None,
+) -> None:
+    """Reply only to the user, whether or not the interaction was already answered or deferred.
+
+    Never raises for a gone interaction: there is nobody left to tell.
+    """
+    kwargs: dict[str, Any] = {"ephemeral": True, "allowed_mentions": NO_MENTIONS}
+    if content is not None:
+        kwargs["content"] = content
+    if embed is not None:
+        kwargs["embed"] = embed
+    if view is not None:
+        kwargs["view"] = view
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(**kwargs)
+        else:
+            await interaction.response.send_message(**kwargs)
+    except discord.HTTPException as exc:
+        log.warning("could not reply to interaction %s: %s", interaction.id, exc)
+
+
+def user_message(error: BaseException) -> str | None:
+    """The one line to show for an error we expect, or None for a bug (which gets logged)."""
+    original = getattr(error, "original", None)
+    if isinstance(error, app_commands.CommandInvokeError) and original is not None:
+        error = original
+    if isinstance(error, DirectiveError):
+        return str(error).strip().splitlines()[0] if str(error).strip() else GENERIC_ERROR
+    if isinstance(error, app_commands.CheckFailure):
+        return str(error).strip() or "You can't use that here."
+    if isinstance(error, app_commands.TransformerError):
+        return "One of the values you gave isn't valid; please check it and try again."
+    return None
+
+
+async def report_error(interaction: discord.Interaction[Any], error: BaseException, *, where: str) -> None:
+    """Tell the user privately what went wrong, logging the traceback when it is a bug."""
+    message = user_message(error)
+    if message is None:
+        original = getattr(error, "original", error)
+        log.error(
+            "unhandled error in %s",
+            where,
+            exc_info=(type(original), original, original.__traceback__),
+        )
+        message = GENERIC_ERROR
+    await send_private(interaction, message)
+
+
+async def guarded(
+    interaction: discord.Interaction[Any],
+    action: Callable[[], Awaitable[None]],
+    *,
+    where: str,
+) -> None:
+    """Run a button or modal action; errors become a private one-line reply, never a traceback.
+
+    Dynamic items have no ``on_error`` hook (discord.py only logs), so their callbacks use this.
+    """
+    try:
+        await action()
+    except Exception as exc:
+        await report_error(interaction, exc, where=where)

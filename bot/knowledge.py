@@ -1,0 +1,426 @@
+"""The knowledge base on disk: one ``knowledge/<id>.md`` per article, YAML front matter then the body.
+
+Also the cleaner that turns a raw scraped article into that body. The cleaner removes boilerplate
+(ads, stray tokens, calls to action, link bait, repeated headings) but never rewrites the article's
+own words: quotes are later checked character for character against the body.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import tempfile
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+
+import yaml
+
+from bot.errors import KnowledgeError, NotFound
+from bot.models import Article
+
+FIELDS = ("id", "title", "publisher", "url", "published", "added", "author", "notes")
+REQUIRED = ("id", "title")
+ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
+
+# --- cleaning -------------------------------------------------------------------------------
+
+_BOILERPLATE_LINES = [
+    re.compile(p, re.IGNORECASE)
+    for p in (
+        r"^advertisement$",
+        r"^(sponsored|ad)$",
+        r"^leave a (comment|reply)$",
+        r"^your email address will not be published\b.*$",
+        r"^required fields are marked\b.*$",
+        r"^you may also like\b.*$",
+        r"^(related|recommended) (articles|stories|posts)\b.*$",
+        r"^please provide the content that you want to be rewritten\.?$",
+        r"^share (this|on)\b.{0,40}$",
+        r"^(key takeaways on|read more|read also|see also|also read)\b.{0,120}$",
+    )
+]
+# A stray token: one lowercase word mixing letters and digits (tracking ids such as ``tmnox3v6sl``).
+_STRAY_TOKEN = re.compile(r"^(?=[a-z0-9]*\d)(?=[a-z0-9]*[a-z])[a-z0-9]{6,24}$")
+# "Anthropic News | Headline": a section label and a pipe, the shape of a related-article link.
+_RELATED_LINK = re.compile(r"^[\w’'&.-]+(?: [\w’'&.-]+){0,2} \| .{10,}$")
+# Calls to action and link bait, removed sentence by sentence.
+_BAIT_SENTENCES = [
+    re.compile(p, re.IGNORECASE)
+    for p in (
+        r"^for more (information|on)\b.*\b(read about|check out|see|visit)\b",
+        r"\bcheck out (this|our)\b",
+        r"\bsubscribe to (our|the) newsletter\b",
+        r"\bsign up for (our|the) newsletter\b",
+        r"^continue reading\b",
+        r"^join the discussion\b",
+        r"\bstay informed on the latest\b",
+        r"^click here\b",
+    )
+]
+_PRO_TIP = re.compile(r"^pro tip:?$", re.IGNORECASE)
+_BYLINE = re.compile(r"^by\s+(?P<name>[A-Z][\w.’' -]{1,60})$")
+_BULLET = re.compile(r"^\s*[•●▪◦‣∙·*\-–]\s+")
+_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\u200c\u200d\u2060\ufeff]")
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?…])(?:[”’\")\]]*)\s+(?=[“‘\"(\[]?[A-Z0-9])")
+
+
+def is_heading(paragraph: str) -> bool:
+    """A short line without closing punctuation reads as a heading, not prose."""
+    text = paragraph.strip()
+    if not text or "\n" in text or len(text) > 120:
+        return False
+    if len(text.split()) > 16:
+        return False
+    if text[-1] in '.!:;,"”’)…':
+        return False
+    return text[0].isupper() or text[0].isdigit() or text[0] in "“‘\"'"
+
+
+def _split_sentences_rough(paragraph: str) -> list[str]:
+    """Enough sentence splitting to drop bait sentences; chunking uses a real segmenter."""
+    return [s for s in _SENTENCE_SPLIT.split(paragraph) if s]
+
+
+def _raw_paragraphs(raw: str) -> list[str]:
+    """Every non-empty line starts a paragraph; indented lines after a bullet continue it."""
+    text = _CONTROL.sub("", unicodedata.normalize("NFC", raw)).replace("\r\n", "\n").replace("\r", "\n")
+    paragraphs: list[str] = []
+    in_bullet = False
+    bullet_indent = 0
+    for line in text.split("\n"):
+        if not line.strip():
+            in_bullet = False
+            continue
+        indent = len(line) - len(line.lstrip())
+        if _BULLET.match(line):
+            paragraphs.append(_BULLET.sub("", line, count=1))
+            in_bullet, bullet_indent = True, indent
+            continue
+        if in_bullet and indent > bullet_indent and paragraphs:
+            paragraphs[-1] = paragraphs[-1] + " " + line.strip()
+            continue
+        in_bullet = False
+        paragraphs.append(line)
+    return [_SPACES.sub(" ", p).strip() for p in paragraphs if p.strip()]
+
+
+def _clean_once(paragraphs: list[str]) -> list[str]:
+    out: list[str] = []
+    seen_headings: set[str] = set()
+    skip_next = False
+    for para in paragraphs:
+        if skip_next:
+            skip_next = False
+            continue
+        if _PRO_TIP.match(para):
+            skip_next = True  # the call to action that follows the label
+            continue
+        if para.lower().startswith("pro tip:"):
+            continue
+        if _STRAY_TOKEN.match(para) or any(p.match(para) for p in _BOILERPLATE_LINES):
+            continue
+        if _RELATED_LINK.match(para):
+            continue
+        if is_heading(para):
+            key = para.casefold()
+            if key in seen_headings:
+                continue  # a heading repeated (templates often print it twice)
+            seen_headings.add(key)
+            out.append(para)
+            continue
+        sentences = _split_sentences_rough(para)
+        kept = [s for s in sentences if not any(p.search(s) for p in _BAIT_SENTENCES)]
+        if len(kept) != len(sentences):
+            para = " ".join(kept).strip()
+            if not para:
+                continue
+        out.append(para)
+    # Headings left with nothing after them introduced content that was removed.
+    while out and is_heading(out[-1]):
+        out.pop()
+    return out
+
+
+def clean_text(raw: str) -> str:
+    """Clean a raw article into paragraphs separated by blank lines. Idempotent."""
+    paragraphs = _raw_paragraphs(raw)
+    for _ in range(20):
+        cleaned = _clean_once(paragraphs)
+        if cleaned == paragraphs:
+            break
+        paragraphs = cleaned
+    return "\n\n".join(paragraphs)
+
+
+def split_title(cleaned: str) -> tuple[str | None, str | None, str]:
+    """Take the headline (first paragraph) and an optional ``by Name`` byline off a cleaned text."""
+    paragraphs = cleaned.split("\n\n") if cleaned else []
+    title = None
+    author = None
+    if paragraphs and is_heading(paragraphs[0]) or (paragraphs and len(paragraphs[0]) <= 160 and len(paragraphs) > 1):
+        title = paragraphs.pop(0)
+    if paragraphs:
+        m = _BYLINE.match(paragraphs[0])
+        if m:
+            author = m.group("name").strip()
+            paragraphs.pop(0)
+    return title, author, "\n\n".join(paragraphs)
+
+
+# --- ids --------------------------------------------------------------------------------------
+
+
+def slugify(text: str, max_len: int = 60) -> str:
+    """A readable, path-safe id from a title."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    ascii_text = ascii_text.replace("'", "")
+    words = re.findall(r"[a-z0-9]+", ascii_text.lower())
+    slug = ""
+    for word in words:
+        candidate = f"{slug}-{word}" if slug else word
+        if len(candidate) > max_len:
+            break
+        slug = candidate
+    return slug or "article"
+
+
+def validate_id(article_id: object) -> str:
+    """Ids become file names: refuse anything that is not a plain slug (no traversal)."""
+    if not isinstance(article_id, str) or not ID_RE.match(article_id):
+        raise KnowledgeError(
+            f"Article id {article_id!r} is not valid: use lowercase letters, digits and hyphens (at most 80)."
+        )
+    return article_id
+
+
+def unique_id(base: str, taken: Iterable[str]) -> str:
+    taken_set = set(taken)
+    if base not in taken_set:
+        return base
+    n = 2
+    while f"{base}-{n}" in taken_set:
+        n += 1
+    return f"{base}-{n}"
+
+
+# --- files ------------------------------------------------------------------------------------
+
+
+def _parse_date(value: object, where: str) -> dt.date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip()[:10])
+        except ValueError:
+            pass
+    raise KnowledgeError(f"{where}: date {value!r} is not YYYY-MM-DD.")
+
+
+def _optional_str(value: object, where: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, int, float)):
+        text = str(value).strip()
+        return text or None
+    raise KnowledgeError(f"{where}: expected text, got {type(value).__name__}.")
+
+
+def parse_article(text: str, where: str = "<article>") -> Article:
+    """Parse one article file's text; errors name the file and line."""
+    text = text.replace("\r\n", "\n")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = text.split("\n")
+    if not lines or lines[0].strip() != "---":
+        raise KnowledgeError(f"{where}:1: missing front matter (the file must start with a '---' line).")
+    try:
+        close = next(i for i in range(1, len(lines)) if lines[i].strip() == "---")
+    except StopIteration:
+        raise KnowledgeError(f"{where}: front matter is not closed by a '---' line.") from None
+    header = "\n".join(lines[1:close])
+    try:
+        meta = yaml.safe_load(header) if header.strip() else {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 2 if mark else 1
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise KnowledgeError(f"{where}:{line}: front matter is not valid YAML ({problem}).") from None
+    if not isinstance(meta, dict):
+        raise KnowledgeError(f"{where}:2: front matter must be a mapping of fields.")
+
+    def line_of(key: str) -> int:
+        for i in range(1, close):
+            if lines[i].split(":", 1)[0].strip() == key:
+                return i + 1
+        return 2
+
+    unknown = [k for k in meta if k not in FIELDS]
+    if unknown:
+        key = str(unknown[0])
+        raise KnowledgeError(
+            f"{where}:{line_of(key)}: unknown field {key!r}; allowed: {', '.join(FIELDS)}."
+        )
+    for key in REQUIRED:
+        if not meta.get(key):
+            raise KnowledgeError(f"{where}:2: missing required field {key!r}.")
+    article_id = meta["id"]
+    try:
+        validate_id(article_id)
+    except KnowledgeError as exc:
+        raise KnowledgeError(f"{where}:{line_of('id')}: {exc}") from None
+    body = "\n".join(lines[close + 1 :]).rstrip()
+    if not body.strip():
+        raise KnowledgeError(f"{where}:{close + 2}: the article body is empty.")
+    loc = lambda k: f"{where}:{line_of(k)}"  # noqa: E731
+    return Article(
+        id=article_id,
+        title=_optional_str(meta.get("title"), loc("title")) or "",
+        body=body,
+        publisher=_optional_str(meta.get("publisher"), loc("publisher")),
+        url=_optional_str(meta.get("url"), loc("url")),
+        published=_parse_date(meta.get("published"), loc("published")),
+        added=_parse_date(meta.get("added"), loc("added")),
+        author=_optional_str(meta.get("author"), loc("author")),
+        notes=_optional_str(meta.get("notes"), loc("notes")),
+    )
+
+
+def render_article(article: Article) -> str:
+    """The file text for an article; ``parse_article(render_article(a)) == a``."""
+    meta = {
+        "id": article.id,
+        "title": article.title,
+        "publisher": article.publisher,
+        "url": article.url,
+        "published": article.published,
+        "added": article.added,
+        "author": article.author,
+        "notes": article.notes,
+    }
+    header = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=10_000)
+    return f"---\n{header}---\n{article.body}\n"
+
+
+def article_path(knowledge_dir: Path, article_id: str) -> Path:
+    return Path(knowledge_dir) / f"{validate_id(article_id)}.md"
+
+
+def read_article(path: Path) -> Article:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise KnowledgeError(f"{path}: not UTF-8 text.") from None
+    article = parse_article(text, str(path))
+    if article.id != path.stem:
+        raise KnowledgeError(f"{path}:2: id {article.id!r} does not match the file name {path.stem!r}.")
+    return article
+
+
+def load_knowledge(knowledge_dir: Path) -> list[Article]:
+    """Every article, validated; the first problem stops the load with a message naming the file."""
+    directory = Path(knowledge_dir)
+    if not directory.is_dir():
+        raise KnowledgeError(f"Knowledge directory {directory} does not exist; pass --knowledge DIR.")
+    articles: list[Article] = []
+    seen: dict[str, Path] = {}
+    for path in sorted(directory.glob("*.md")):
+        if path.name.lower() == "readme.md":
+            continue
+        article = read_article(path)
+        if article.id in seen:
+            raise KnowledgeError(f"{path}:2: duplicate id {article.id!r} (also in {seen[article.id]}).")
+        seen[article.id] = path
+        articles.append(article)
+    return articles
+
+
+def get_article(knowledge_dir: Path, article_id: str) -> Article:
+    path = article_path(knowledge_dir, article_id)
+    if not path.exists():
+        raise NotFound(f"No article with id {article_id!r}; `directive-bot kb list` shows the ids.")
+    return read_article(path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file and ``os.replace`` so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_article(knowledge_dir: Path, article: Article) -> Path:
+    path = article_path(knowledge_dir, article.id)
+    text = render_article(article)
+    parse_article(text, str(path))  # never write what we could not read back
+    atomic_write_text(path, text)
+    return path
+
+
+def article_from_raw(
+    raw: str,
+    *,
+    article_id: str | None = None,
+    taken_ids: Iterable[str] = (),
+    title: str | None = None,
+    publisher: str | None = None,
+    url: str | None = None,
+    published: dt.date | None = None,
+    added: dt.date | None = None,
+    author: str | None = None,
+    notes: str | None = None,
+) -> Article:
+    """Clean raw text into an Article; facts not given and not in the text stay ``None``."""
+    cleaned = clean_text(raw)
+    found_title, found_author, body = split_title(cleaned) if title is None else (None, None, cleaned)
+    if title is not None:
+        # The caller knows the headline; drop it from the body when the text repeats it.
+        _, found_author, body = split_title(cleaned)
+        if not cleaned.split("\n\n", 1)[0].strip().casefold() == title.strip().casefold():
+            body = cleaned
+            found_author = None
+    final_title = (title or found_title or "").strip()
+    if not final_title:
+        raise KnowledgeError("The article has no headline; give a title.")
+    if not body.strip():
+        raise KnowledgeError(f"The article {final_title!r} has no body text after cleaning.")
+    base = article_id or slugify(final_title)
+    article = Article(
+        id=validate_id(article_id) if article_id else unique_id(base, taken_ids),
+        title=final_title,
+        body=body,
+        publisher=publisher,
+        url=url,
+        published=published,
+        added=added or dt.date.today(),
+        author=author or found_author,
+        notes=notes,
+    )
+    return article
+
+
+def with_metadata(article: Article, **changes: object) -> Article:
+    """A copy with changed front matter; the body and id never change here."""
+    allowed = set(FIELDS) - {"id"}
+    bad = set(changes) - allowed
+    if bad:
+        raise KnowledgeError(f"Cannot change {', '.join(sorted(bad))}.")
+    return replace(article, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,34 @@
+"""Fixtures for tests that run a real discord.py client against the fake Discord.
+
+* ``discord_harness`` - a :class:`~tests.discord.harness.DiscordHarness` (``.fake`` is the server);
+  discord.py is redirected to the fake for the whole test, every client started
+  through the harness is closed at teardown, then the fake stops.
+* ``fake_discord`` - the :class:`~tests.discord.fake_discord.FakeDiscord` of that harness.
+
+Constructor arguments for the fake come from ``@pytest.mark.fake_discord(**kwargs)``,
+e.g. ``@pytest.mark.fake_discord(shard_count=2, heartbeat_interval=0.3)``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import pytest_asyncio
+
+from .harness import fake_discord_env
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "fake_discord(**kwargs): keyword arguments for FakeDiscord(...)")
+
+
+@pytest_asyncio.fixture
+async def discord_harness(request: pytest.FixtureRequest):
+    marker = request.node.get_closest_marker("fake_discord")
+    kwargs = dict(marker.kwargs) if marker else {}
+    async with fake_discord_env(**kwargs) as harness:
+        yield harness
+
+
+@pytest_asyncio.fixture
+async def fake_discord(discord_harness):
+    return discord_harness.fake
