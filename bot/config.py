@@ -167,9 +167,7 @@ def _build_section(cls: type, data: dict[str, Any], section: str, base_dir: Path
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ConfigError(
-            f"Unknown setting {section}.{unknown[0]}; known keys: {', '.join(sorted(known))}."
-        )
+        raise ConfigError(f"Unknown setting {section}.{unknown[0]}; known keys: {', '.join(sorted(known))}.")
     values = {}
     for key, raw in data.items():
         ann = hints[key]

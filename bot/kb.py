@@ -209,12 +209,18 @@ class KnowledgeBase:
 
     def prepare_url(self, url: str, *, allow_loopback_for_tests: bool = False) -> Preview:
         """Fetch safely (blocking), extract, clean."""
-        from bot.extract import extract_article, extract_text_file
         from bot.fetch import fetch_url_sync
 
         policy = self.fetch_policy(allow_loopback_for_tests)
-        page = fetch_url_sync(url, policy)
-        extracted = extract_text_file(page.text) if page.content_type == "text/plain" else extract_article(page.text, page.url)
+        return self.prepare_page(fetch_url_sync(url, policy))
+
+    def prepare_page(self, page) -> Preview:
+        """A page already fetched (``bot.fetch.FetchedPage``, e.g. by the async ``fetch_url``): extract, clean."""
+        from bot.extract import extract_article, extract_text_file
+
+        extracted = (
+            extract_text_file(page.text) if page.content_type == "text/plain" else extract_article(page.text, page.url)
+        )
         return self.prepare_extracted(extracted, origin=page.url, fallback_url=page.url)
 
     def fetch_policy(self, allow_loopback_for_tests: bool = False):
@@ -245,7 +251,9 @@ class KnowledgeBase:
         article = preview.article
         path = article_path(self.dir, article.id)
         if path.exists():
-            raise KnowledgeError(f"An article with id {article.id!r} already exists; remove it first or choose another id.")
+            raise KnowledgeError(
+                f"An article with id {article.id!r} already exists; remove it first or choose another id."
+            )
         self.dir.mkdir(parents=True, exist_ok=True)
         write_article(self.dir, article)
         change = Change("add", article, None, article.content_hash)

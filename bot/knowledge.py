@@ -62,7 +62,7 @@ _BAIT_SENTENCES = [
 ]
 _PRO_TIP = re.compile(r"^pro tip:?$", re.IGNORECASE)
 _BYLINE = re.compile(r"^by\s+(?P<name>[A-Z][\w.’' -]{1,60})$")
-_BULLET = re.compile(r"^\s*[•●▪◦‣∙·*\-–]\s+")
+_BULLET = re.compile(r"^\s*(?:[•●▪◦‣∙·*\-–]\s+)+")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\u200c\u200d\u2060\ufeff]")
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?…])(?:[”’\")\]]*)\s+(?=[“‘\"(\[]?[A-Z0-9])")
@@ -161,7 +161,7 @@ def split_title(cleaned: str) -> tuple[str | None, str | None, str]:
     paragraphs = cleaned.split("\n\n") if cleaned else []
     title = None
     author = None
-    if paragraphs and is_heading(paragraphs[0]) or (paragraphs and len(paragraphs[0]) <= 160 and len(paragraphs) > 1):
+    if (paragraphs and is_heading(paragraphs[0])) or (paragraphs and len(paragraphs[0]) <= 160 and len(paragraphs) > 1):
         title = paragraphs.pop(0)
     if paragraphs:
         m = _BYLINE.match(paragraphs[0])
@@ -266,9 +266,7 @@ def parse_article(text: str, where: str = "<article>") -> Article:
     unknown = [k for k in meta if k not in FIELDS]
     if unknown:
         key = str(unknown[0])
-        raise KnowledgeError(
-            f"{where}:{line_of(key)}: unknown field {key!r}; allowed: {', '.join(FIELDS)}."
-        )
+        raise KnowledgeError(f"{where}:{line_of(key)}: unknown field {key!r}; allowed: {', '.join(FIELDS)}.")
     for key in REQUIRED:
         if not meta.get(key):
             raise KnowledgeError(f"{where}:2: missing required field {key!r}.")

@@ -29,9 +29,7 @@ class Article:
     @property
     def content_hash(self) -> str:
         """Hash of everything that changes what the index holds for this article."""
-        head = "\x1f".join(
-            str(v or "") for v in (self.title, self.publisher, self.url, self.published, self.author)
-        )
+        head = "\x1f".join(str(v or "") for v in (self.title, self.publisher, self.url, self.published, self.author))
         return sha256(head + "\x1e" + self.body)
 
     @property

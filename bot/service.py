@@ -101,7 +101,9 @@ class KnowledgeService:
             else:
                 say(f"Index {status.summary}; building it now.")
                 report = service.rebuild(started_by="startup")
-                say(f"Index {report.index_version} built: {report.chunks} chunks, {report.embedded} embedded in {report.seconds:.1f}s.")
+                say(
+                    f"Index {report.index_version} built: {report.chunks} chunks, {report.embedded} embedded in {report.seconds:.1f}s."
+                )
                 return service
         service._load()
         return service
@@ -110,7 +112,9 @@ class KnowledgeService:
 
     def _load(self) -> tuple[str | None, str]:
         signature = manifest_signature(self.settings.paths.index_dir)
-        index = load_index(self.settings.paths.index_dir, expect_model=self.embedder.name, expect_dim=self.embedder.dimension)
+        index = load_index(
+            self.settings.paths.index_dir, expect_model=self.embedder.name, expect_dim=self.embedder.dimension
+        )
         retriever = Retriever(index, self.embedder, self.settings.retrieval, late=self.late, reranker=self.reranker)
         live = _Live(index, retriever, covered_topics(index), signature)
         with self._swap_lock:
@@ -163,7 +167,9 @@ class KnowledgeService:
 
     # --- questions ----------------------------------------------------------------------------
 
-    def ask(self, question: str, *, max_excerpts: int | None = None, mode: Mode = "hybrid", rerank: bool = True) -> Answer:
+    def ask(
+        self, question: str, *, max_excerpts: int | None = None, mode: Mode = "hybrid", rerank: bool = True
+    ) -> Answer:
         """Answer one question by quoting the knowledge base, or decline."""
         text = clean_question(question, self.settings.question)
         live = self.live

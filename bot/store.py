@@ -11,6 +11,7 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -224,13 +225,17 @@ class EmbeddingCache:
             )
 
     def get_late(self, model: str, dim: int, hashes: Iterable[str]) -> dict[str, TokenMatrix]:
-        self.db.execute("CREATE TABLE IF NOT EXISTS late (model TEXT, hash TEXT, n INTEGER, data BLOB, PRIMARY KEY (model, hash))")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS late (model TEXT, hash TEXT, n INTEGER, data BLOB, PRIMARY KEY (model, hash))"
+        )
         found: dict[str, TokenMatrix] = {}
         wanted = list(dict.fromkeys(hashes))
         for i in range(0, len(wanted), 500):
             part = wanted[i : i + 500]
             marks = ",".join("?" * len(part))
-            for h, n, blob in self.db.execute(f"SELECT hash, n, data FROM late WHERE model = ? AND hash IN ({marks})", [model, *part]):
+            for h, n, blob in self.db.execute(
+                f"SELECT hash, n, data FROM late WHERE model = ? AND hash IN ({marks})", [model, *part]
+            ):
                 split = n * dim * 2
                 if len(blob) != split + n * 8:
                     continue
@@ -244,7 +249,12 @@ class EmbeddingCache:
             self.db.executemany(
                 "INSERT OR REPLACE INTO late VALUES (?, ?, ?, ?)",
                 [
-                    (model, h, len(m.vectors), m.vectors.astype(np.float16).tobytes() + m.spans.astype(np.int32).tobytes())
+                    (
+                        model,
+                        h,
+                        len(m.vectors),
+                        m.vectors.astype(np.float16).tobytes() + m.spans.astype(np.int32).tobytes(),
+                    )
                     for h, m in items.items()
                 ],
             )
@@ -329,7 +339,13 @@ def build_index(
             try:
                 verify_index(settings, expect_model=embedder.name, expect_dim=embedder.dimension)
                 return BuildReport(
-                    version, version, len(arts), previous["counts"]["chunks"], 0, time.perf_counter() - t0, unchanged=True
+                    version,
+                    version,
+                    len(arts),
+                    previous["counts"]["chunks"],
+                    0,
+                    time.perf_counter() - t0,
+                    unchanged=True,
                 )
             except IndexMismatch:
                 pass  # damaged: rebuild it below
@@ -432,7 +448,9 @@ def build_index(
                 "build_seconds": round(seconds, 3),
                 "embedded": len(todo),
                 "started_by": started_by,
-                "files": {f: _file_sha(tmp / f) for f in (*FILES, *LATE_FILES) if f != "manifest.json" and (tmp / f).exists()},
+                "files": {
+                    f: _file_sha(tmp / f) for f in (*FILES, *LATE_FILES) if f != "manifest.json" and (tmp / f).exists()
+                },
             }
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
             os.replace(tmp, builds / name)
@@ -468,6 +486,7 @@ def _prune(builds: Path, keep: str) -> None:
 def bm25_tokenize(texts: list[str]):
     import bm25s
 
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
     try:
         import Stemmer
 
@@ -554,7 +573,9 @@ def load_index(index_dir: Path, *, expect_model: str | None = None, expect_dim: 
     _check_manifest(manifest, build, expect_model, expect_dim)
     for name, digest in manifest.get("files", {}).items():
         if _file_sha(build / name) != digest:
-            raise IndexMismatch(f"{name} in the index does not match its manifest (corrupt?); run `directive-bot index build`.")
+            raise IndexMismatch(
+                f"{name} in the index does not match its manifest (corrupt?); run `directive-bot index build`."
+            )
     try:
         articles = {}
         for line in (build / "articles.jsonl").read_text(encoding="utf-8").splitlines():
@@ -576,7 +597,9 @@ def load_index(index_dir: Path, *, expect_model: str | None = None, expect_dim: 
             late = unpack(late_vectors, late_spans, late_offsets)
             late_packed = (late_vectors.astype(np.float32), late_offsets)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
-        raise IndexMismatch(f"The index in {build} is unreadable ({type(exc).__name__}); run `directive-bot index build`.") from None
+        raise IndexMismatch(
+            f"The index in {build} is unreadable ({type(exc).__name__}); run `directive-bot index build`."
+        ) from None
     if faiss_index.ntotal != len(chunks) or len(chunks) != manifest["counts"]["chunks"]:
         raise IndexMismatch("The index's vector and chunk counts disagree; run `directive-bot index build`.")
     if late is not None and len(late) != len(chunks):

@@ -11,6 +11,7 @@ import asyncio
 import functools
 import logging
 import pkgutil
+import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -100,6 +101,7 @@ class DirectiveBot(commands.AutoShardedBot):
         extensions: Sequence[str] | None = None,
         sync_commands: bool = True,
         poll_index: bool = True,
+        handle_sighup: bool = False,
         guild_ready_timeout: float = 2.0,
         **options: Any,
     ) -> None:
@@ -124,6 +126,11 @@ class DirectiveBot(commands.AutoShardedBot):
         self.extension_names = tuple(extensions) if extensions is not None else None
         self.sync_commands = sync_commands
         self.poll_index = poll_index
+        # SIGHUP means "check for a new index now"; one process-wide handler, so only run_bot asks for it.
+        self.handle_sighup = handle_sighup
+        self._sighup_installed = False
+        self._reload_now = asyncio.Event()
+        self._reload_reason = "poll"
         self.limiter = QuestionLimiter.from_settings(settings.discord)
         self.bot_threads: set[int] = set()
         self.executor = ThreadPoolExecutor(max(1, settings.discord.workers), thread_name_prefix="directive-ask")
@@ -158,8 +165,23 @@ class DirectiveBot(commands.AutoShardedBot):
         self.add_dynamic_items(*PERSISTENT_ITEMS)
         if self.sync_commands:
             await self.sync_tree()
-        if self.poll_index and self.settings.discord.index_poll_seconds > 0:
+        if self.handle_sighup:
+            self._install_sighup()
+        if self.poll_index and (self.settings.discord.index_poll_seconds > 0 or self._sighup_installed):
             self._poller = asyncio.create_task(self._poll_index(), name="directive-index-poll")
+
+    def _install_sighup(self) -> None:
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.request_index_reload, "SIGHUP")
+        except (NotImplementedError, RuntimeError, ValueError, AttributeError):
+            log.warning("SIGHUP cannot be handled here; new indexes are taken up by polling only")
+            return
+        self._sighup_installed = True
+
+    def request_index_reload(self, reason: str = "request") -> None:
+        """Check for a new index now rather than at the next poll (what SIGHUP does)."""
+        self._reload_reason = reason
+        self._reload_now.set()
 
     async def sync_tree(self) -> list[app_commands.AppCommand]:
         """Publish the commands: to ``discord.sync_guild`` (instant) when set, else globally."""
@@ -183,10 +205,20 @@ class DirectiveBot(commands.AutoShardedBot):
         return synced
 
     async def _poll_index(self) -> None:
-        """Swap in an index built offline (``directive-bot build``) without a restart."""
+        """Swap in an index built offline (``directive-bot index build``) without a restart.
+
+        Checks every ``discord.index_poll_seconds`` (a read of the small CURRENT pointer) and at once
+        on SIGHUP or :meth:`request_index_reload`.
+        """
         interval = self.settings.discord.index_poll_seconds
         while not self.is_closed():
-            await asyncio.sleep(interval)
+            reason = "poll"
+            try:
+                await asyncio.wait_for(self._reload_now.wait(), timeout=interval if interval > 0 else None)
+                reason = self._reload_reason
+            except TimeoutError:
+                pass
+            self._reload_now.clear()
             try:
                 changed = await self.run_blocking(self.service.reload_if_changed)
             except asyncio.CancelledError:
@@ -195,7 +227,9 @@ class DirectiveBot(commands.AutoShardedBot):
                 log.exception("checking for a new index failed")
                 continue
             if changed is not None:
-                log.info("index reloaded old_version=%s new_version=%s", *changed)
+                log.info("index reloaded old_version=%s new_version=%s via=%s", *changed, reason)
+            elif reason != "poll":
+                log.info("index checked via=%s: no new index", reason)
 
     async def on_message(self, message: discord.Message, /) -> None:
         """No prefix commands: mentions are handled by the ask cog's listener."""
@@ -211,6 +245,9 @@ class DirectiveBot(commands.AutoShardedBot):
     async def close(self) -> None:
         if self._poller is not None:
             self._poller.cancel()
+        if self._sighup_installed:
+            self._sighup_installed = False
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         try:
             await super().close()
         finally:
@@ -239,7 +276,7 @@ async def run_bot(settings: Settings, *, service: AnswerService | None = None) -
 
         opened = await asyncio.to_thread(KnowledgeService.open, settings, build_if_needed=True, log=log.info)
         service = opened
-    async with DirectiveBot(settings, service) as bot:
+    async with DirectiveBot(settings, service, handle_sighup=True) as bot:
         try:
             await bot.start(token)
         except discord.LoginFailure:

@@ -354,6 +354,8 @@ class ConfirmView(InvokerView):
     ) -> None:
         super().__init__(owner_id, timeout=timeout)
         self.value: bool | None = None
+        # The button press that decided it: its follow-up token is fresh for another 15 minutes.
+        self.decision: discord.Interaction[Any] | None = None
         self.moderators_only = moderators_only
         self.confirm.label = confirm_label
 
@@ -367,6 +369,7 @@ class ConfirmView(InvokerView):
 
     async def _finish(self, interaction: discord.Interaction[Any], value: bool) -> None:
         self.value = value
+        self.decision = interaction
         self.disable_all()
         await interaction.response.edit_message(view=self)
         self.stop()

@@ -1,0 +1,618 @@
+"""The command line: parse, call the core, print. Domain errors become one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bot.config import Settings, load_settings, settings_to_dict
+from bot.errors import DirectiveError, InvalidQuestion
+
+EXIT_ERROR = 1
+
+
+# --- shared options -----------------------------------------------------------------------------
+
+
+def _remember(key: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        if value is not None:
+            ctx.ensure_object(dict)[key] = value
+        return value
+
+    return callback
+
+
+def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--config``, ``--knowledge`` and ``--index`` on every command (before or after its name)."""
+    options = [
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            expose_value=False,
+            callback=_remember("config"),
+            help="YAML settings file (default: built-in settings, then DIRECTIVE_BOT__* variables).",
+        ),
+        click.option(
+            "--knowledge",
+            type=click.Path(file_okay=False, path_type=Path),
+            expose_value=False,
+            callback=_remember("knowledge"),
+            help="Knowledge directory (default: ./knowledge of the project).",
+        ),
+        click.option(
+            "--index",
+            type=click.Path(file_okay=False, path_type=Path),
+            expose_value=False,
+            callback=_remember("index"),
+            help="Index directory (default: ./index of the project).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def settings_from(ctx: click.Context) -> Settings:
+    obj = ctx.ensure_object(dict)
+    if "settings" not in obj:
+        obj["settings"] = load_settings(obj.get("config"), knowledge=obj.get("knowledge"), index=obj.get("index"))
+    return obj["settings"]
+
+
+def say(message: str) -> None:
+    """Status lines go to stderr so stdout stays clean for answers and JSON."""
+    click.echo(message, err=True)
+
+
+def open_service(ctx: click.Context, *, build_if_needed: bool = True):
+    from bot.service import KnowledgeService
+
+    return KnowledgeService.open(settings_from(ctx), build_if_needed=build_if_needed, log=say)
+
+
+def progress_bar() -> tuple[Callable[[int, int], None], Callable[[], None]]:
+    """A tqdm bar on a terminal; silent otherwise."""
+    if not sys.stderr.isatty():
+        return (lambda _done, _total: None), (lambda: None)
+    from tqdm import tqdm
+
+    bar: dict[str, Any] = {}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in bar:
+            if total == 0:
+                return
+            bar["bar"] = tqdm(total=total, unit="chunk", desc="embedding", file=sys.stderr, leave=False)
+        b = bar["bar"]
+        b.update(done - b.n)
+
+    def close() -> None:
+        if "bar" in bar:
+            bar["bar"].close()
+
+    return update, close
+
+
+class Group(click.Group):
+    """Turns domain errors into one line on stderr and exit code 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DirectiveError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(EXIT_ERROR)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@common_options
+@click.option("-v", "--verbose", is_flag=True, help="Log debug details to stderr.")
+@click.version_option(package_name="directive-bot")
+def cli(verbose: bool) -> None:
+    """Answer questions about the Fable 5 / Mythos 5 directive by quoting a curated knowledge base."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+# --- ask ----------------------------------------------------------------------------------------
+
+
+def format_answer(answer) -> str:
+    """Plain text for a terminal: each quote, then where it comes from."""
+    lines = [f"Q: {answer.question}", ""]
+    if answer.abstained:
+        lines.append("The knowledge base does not cover that, so there is nothing to quote.")
+        if answer.covered_topics:
+            lines.append("It covers, for example:")
+            lines.extend(f"  - {t}" for t in answer.covered_topics)
+        return "\n".join(lines)
+    for n, ex in enumerate(answer.excerpts, start=1):
+        quote = ex.quote.replace("\n\n", "\n   ")
+        lines.append(f"{n}. “{quote}”")
+        lines.append(f"   — {attribution(ex.source)}")
+        if ex.also_reported_by:
+            names = "; ".join(s.publisher or s.title for s in ex.also_reported_by)
+            lines.append(f"   Also reported by {len(ex.also_reported_by)} more: {names}")
+        lines.append("")
+    lines.append(f"(index {answer.index_version})")
+    return "\n".join(lines)
+
+
+def attribution(source) -> str:
+    parts = [source.title]
+    parts.append(source.publisher or "publisher unknown")
+    parts.append(source.published or "date unknown")
+    if source.url:
+        parts.append(source.url)
+    return ", ".join(parts)
+
+
+@cli.command()
+@common_options
+@click.argument("question", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (one per line when reading stdin).")
+@click.option("--excerpts", type=click.IntRange(1, 10), default=None, help="How many excerpts at most.")
+@click.pass_context
+def ask(ctx: click.Context, question: str | None, as_json: bool, excerpts: int | None) -> None:
+    """Ask one QUESTION, or '-' to read one question per line from stdin (the model loads once)."""
+    if question is None:
+        raise click.UsageError('Give a question, e.g. directive-bot ask "Who is affected?", or - to read stdin.')
+    if question != "-":
+        from bot.retrieval import clean_question
+
+        clean_question(question, settings_from(ctx).question)  # refuse bad input before loading models
+    service = open_service(ctx)
+    if question != "-":
+        answer = service.ask(question, max_excerpts=excerpts)
+        click.echo(json.dumps(answer.to_json(), ensure_ascii=False) if as_json else format_answer(answer))
+        return
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            answer = service.ask(line, max_excerpts=excerpts)
+        except InvalidQuestion as exc:
+            if as_json:
+                click.echo(json.dumps({"question": line.strip()[:200], "error": str(exc)}, ensure_ascii=False))
+            else:
+                click.echo(f"error: {exc}\n")
+            continue
+        click.echo(json.dumps(answer.to_json(), ensure_ascii=False) if as_json else format_answer(answer) + "\n")
+        sys.stdout.flush()
+
+
+# --- index --------------------------------------------------------------------------------------
+
+
+@cli.group(cls=Group)
+def index() -> None:
+    """Build, check and inspect the search index (no Discord token needed)."""
+
+
+@index.command("build")
+@common_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object.")
+@click.option("--force", is_flag=True, help="Rebuild even when nothing changed.")
+@click.pass_context
+def index_build(ctx: click.Context, as_json: bool, force: bool) -> None:
+    """Embed new or changed chunks and swap the new index in atomically."""
+    from bot.db import Database
+    from bot.embedding import Embedder, model_token_counter
+    from bot.store import build_index
+
+    settings = settings_from(ctx)
+    started = time.time()
+    embedder = Embedder(settings.embedding)
+    late = None
+    if settings.retrieval.late_interaction:
+        from bot.late import LateInteraction
+
+        late = LateInteraction(settings.retrieval.late_model, dim=settings.retrieval.late_dim)
+    update, close = progress_bar() if not as_json else ((lambda _d, _t: None), lambda: None)
+    try:
+        report = build_index(
+            settings,
+            embedder,
+            count_tokens=model_token_counter(settings.embedding),
+            progress=update,
+            started_by="cli",
+            force=force,
+            late=late,
+        )
+    finally:
+        close()
+    with Database.open(settings) as db:
+        db.record_rebuild(
+            started_by="cli",
+            started_at=dt.datetime.fromtimestamp(started, dt.UTC),
+            seconds=report.seconds,
+            ok=True,
+            detail=f"{report.index_version}: {report.embedded} embedded",
+        )
+    if as_json:
+        click.echo(json.dumps(report.to_json()))
+        return
+    if report.unchanged:
+        click.echo(
+            f"Index {report.index_version} is up to date: {report.articles} articles, {report.chunks} chunks; embedded 0 chunks."
+        )
+        return
+    changes = ", ".join(
+        f"{len(ids)} {label}"
+        for label, ids in (("added", report.added), ("changed", report.changed), ("removed", report.removed))
+        if ids
+    )
+    click.echo(
+        f"Built index {report.index_version}: {report.articles} articles, {report.chunks} chunks, "
+        f"embedded {report.embedded} in {report.seconds:.1f}s" + (f" ({changes})." if changes else ".")
+    )
+
+
+@index.command("status")
+@common_options
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def index_status_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Compare the built index with the knowledge directory: fresh or stale, and what changed."""
+    from bot.store import index_status
+
+    status = index_status(settings_from(ctx))
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "built": status.built,
+                    "fresh": status.fresh,
+                    "index_version": status.index_version,
+                    "built_at": status.built_at,
+                    "articles": status.articles,
+                    "chunks": status.chunks,
+                    "added": list(status.added),
+                    "changed": list(status.changed),
+                    "removed": list(status.removed),
+                    "settings_changed": list(status.settings_changed),
+                }
+            )
+        )
+        return
+    click.echo(f"Index: {status.summary}")
+    if status.built_at:
+        click.echo(f"Built at: {status.built_at}")
+    for label, ids in (("added", status.added), ("changed", status.changed), ("removed", status.removed)):
+        for article_id in ids:
+            click.echo(f"  {label}: {article_id}")
+    if not status.fresh:
+        click.echo("Run `directive-bot index build` to bring it up to date.")
+
+
+@index.command("verify")
+@common_options
+@click.pass_context
+def index_verify(ctx: click.Context) -> None:
+    """Check files, hashes, counts and vectors; exit non-zero with the reason on any mismatch."""
+    from bot.store import verify_index
+
+    settings = settings_from(ctx)
+    index = verify_index(settings, expect_model=settings.embedding.model)
+    counts = index.manifest["counts"]
+    click.echo(
+        f"OK: index {index.version}, {counts['articles']} articles, {counts['chunks']} chunks, all hashes match."
+    )
+
+
+# --- knowledge base -----------------------------------------------------------------------------
+
+
+@cli.group(cls=Group)
+def kb() -> None:
+    """Add, remove and inspect articles in the knowledge base."""
+
+
+def _kb(ctx: click.Context):
+    from bot.db import Database
+    from bot.kb import KnowledgeBase
+
+    settings = settings_from(ctx)
+    db = Database.open(settings)
+    ctx.call_on_close(db.close)
+    return KnowledgeBase(settings, db)
+
+
+def _actor() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:
+        return "cli"
+
+
+def _parse_date(value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a YYYY-MM-DD date.") from None
+
+
+def _show_preview(preview) -> None:
+    a = preview.article
+    click.echo(f"Title:     {a.title}")
+    click.echo(f"Id:        {a.id}")
+    click.echo(f"Publisher: {a.publisher or 'unknown'}")
+    click.echo(f"Published: {a.published or 'unknown'}")
+    click.echo(f"URL:       {a.url or 'none'}")
+    click.echo(f"Words:     {preview.words}")
+    first = preview.first_paragraph
+    click.echo(f"First paragraph: {first[:400]}{'…' if len(first) > 400 else ''}")
+    for d in preview.duplicates:
+        click.echo(f"Duplicate? {d.article_id} ({d.title}): {d.reason}")
+
+
+def _confirm(prompt: str, yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise DirectiveError("Refusing to change the knowledge base without confirmation; add --yes.")
+    if not click.confirm(prompt, default=False):
+        raise DirectiveError("Cancelled; nothing was changed.")
+
+
+@kb.command("import")
+@common_options
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--publisher", default=None)
+@click.option("--url", default=None)
+@click.option("--published", default=None, help="YYYY-MM-DD")
+@click.pass_context
+def kb_import(
+    ctx: click.Context, files: tuple[Path, ...], publisher: str | None, url: str | None, published: str | None
+) -> None:
+    """Clean raw article FILES into knowledge/ (title from the headline line; unknown facts left null)."""
+    meta: dict[str, Any] = {}
+    if publisher:
+        meta["publisher"] = publisher
+    if url:
+        meta["url"] = url
+    if published:
+        meta["published"] = _parse_date(published)
+    changes = _kb(ctx).import_files(files, actor=_actor(), **meta)
+    for change in changes:
+        click.echo(f"added {change.article.id}: {change.article.title}")
+    click.echo(f"{len(changes)} article(s) imported; run `directive-bot index build` to index them.")
+
+
+@kb.command("add")
+@common_options
+@click.argument("source")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--no-rebuild", is_flag=True, help="Only write the article; build the index later.")
+@click.pass_context
+def kb_add(ctx: click.Context, source: str, yes: bool, no_rebuild: bool) -> None:
+    """Add an article from a URL (fetched safely) or a FILE (.md with front matter, .txt, .html)."""
+    base = _kb(ctx)
+    path = Path(source)
+    if source.startswith(("http://", "https://")) or "://" in source:
+        preview = base.prepare_url(source)
+    elif path.is_file():
+        preview = base.prepare_file(path.name, path.read_bytes())
+    else:
+        raise DirectiveError(f"{source} is neither an http(s) URL nor an existing file.")
+    _show_preview(preview)
+    _confirm("Add this article?", yes)
+    change = base.add(preview, actor=_actor())
+    click.echo(f"Added {change.article.id}.")
+    if not no_rebuild:
+        _rebuild_after_change(ctx)
+
+
+@kb.command("remove")
+@common_options
+@click.argument("article_id")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--no-rebuild", is_flag=True)
+@click.pass_context
+def kb_remove(ctx: click.Context, article_id: str, yes: bool, no_rebuild: bool) -> None:
+    """Remove the article ARTICLE_ID."""
+    base = _kb(ctx)
+    article = base.get(article_id)
+    click.echo(f"Remove {article.id}: {article.title} ({article.publisher or 'publisher unknown'})?")
+    _confirm("Remove this article?", yes)
+    base.remove(article_id, actor=_actor())
+    click.echo(f"Removed {article_id}.")
+    if not no_rebuild:
+        _rebuild_after_change(ctx)
+
+
+def _rebuild_after_change(ctx: click.Context) -> None:
+    """The same incremental build `index build` runs; a running bot picks it up by itself."""
+    ctx.invoke(index_build, as_json=False, force=False)
+
+
+@kb.command("list")
+@common_options
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def kb_list(ctx: click.Context, as_json: bool) -> None:
+    """The articles, newest first."""
+    articles = _kb(ctx).list()
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "id": a.id,
+                        "title": a.title,
+                        "publisher": a.publisher,
+                        "published": a.published.isoformat() if a.published else None,
+                        "url": a.url,
+                    }
+                    for a in articles
+                ],
+                ensure_ascii=False,
+            )
+        )
+        return
+    for a in articles:
+        click.echo(f"{a.id}\n    {a.title} — {a.publisher or 'publisher unknown'}, {a.published or 'date unknown'}")
+    click.echo(f"{len(articles)} article(s).")
+
+
+@kb.command("show")
+@common_options
+@click.argument("article_id")
+@click.pass_context
+def kb_show(ctx: click.Context, article_id: str) -> None:
+    """Metadata, size and history of one article."""
+    base = _kb(ctx)
+    a = base.get(article_id)
+    for label, value in (
+        ("Id", a.id),
+        ("Title", a.title),
+        ("Publisher", a.publisher),
+        ("Author", a.author),
+        ("Published", a.published),
+        ("Added", a.added),
+        ("URL", a.url),
+        ("Notes", a.notes),
+    ):
+        click.echo(f"{label + ':':11}{value if value is not None else 'unknown'}")
+    click.echo(f"{'Words:':11}{len(a.body.split())}")
+    click.echo(f"{'Hash:':11}{a.content_hash[:16]}")
+    history = [e for e in base.db.audit_log(1000) if e.article_id == a.id]
+    for e in history:
+        click.echo(f"  {e.at:%Y-%m-%d %H:%M} {e.action} by {e.actor}: {e.detail}")
+
+
+@kb.command("log")
+@common_options
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50)
+@click.pass_context
+def kb_log(ctx: click.Context, limit: int) -> None:
+    """The audit log of knowledge-base changes, newest first."""
+    entries = _kb(ctx).db.audit_log(limit)
+    if not entries:
+        click.echo("No changes recorded yet.")
+    for e in entries:
+        before = (e.hash_before or "-")[:10]
+        after = (e.hash_after or "-")[:10]
+        click.echo(
+            f"{e.at:%Y-%m-%d %H:%M:%S} {e.actor:<20} {e.action:<7} {e.article_id or '-'} {before}→{after} {e.detail}"
+        )
+
+
+@kb.command("gaps")
+@common_options
+@click.option("--limit", type=click.IntRange(1, 500), default=20)
+@click.option("--days", type=click.IntRange(1, 3650), default=30)
+@click.pass_context
+def kb_gaps(ctx: click.Context, limit: int, days: int) -> None:
+    """Questions the bot declined recently, grouped and counted: what the knowledge base lacks."""
+    gaps = _kb(ctx).db.recent_gaps(limit=limit, days=days)
+    if not gaps:
+        click.echo(f"No declined questions in the last {days} days.")
+    for g in gaps:
+        click.echo(f"{g.count:>4}× {g.example}   (last {g.last_asked:%Y-%m-%d %H:%M})")
+
+
+# --- evaluation, feedback, run, config ------------------------------------------------------
+
+
+@cli.command("eval")
+@common_options
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--show-misses", is_flag=True, help="List the questions missed by the full pipeline.")
+@click.pass_context
+def eval_cmd(ctx: click.Context, file: Path, as_json: bool, show_misses: bool) -> None:
+    """Score a question file: hit@1, hit@3, MRR and decline rates, full pipeline vs BM25-only vs dense-only."""
+    from bot.evaluation import MODES, evaluate, load_eval_set
+
+    eval_set = load_eval_set(file)
+    service = open_service(ctx)
+    results = [
+        evaluate(service, eval_set, label=label, mode=mode, rerank=rerank) for label, (mode, rerank) in MODES.items()
+    ]
+    rows = [r.row() for r in results]
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    columns = list(rows[0])
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    click.echo("  ".join(c.ljust(widths[c]) for c in columns))
+    for r in rows:
+        click.echo("  ".join(str(r[c]).ljust(widths[c]) for c in columns))
+    if show_misses and results[0].misses:
+        click.echo("\nMissed by the full pipeline:")
+        for q in results[0].misses:
+            click.echo(f"  - {q}")
+
+
+@cli.group(cls=Group)
+def feedback() -> None:
+    """Votes members gave answers in Discord."""
+
+
+@feedback.command("export")
+@common_options
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def feedback_export(ctx: click.Context, output: Path) -> None:
+    """Write every vote (question, index version, excerpt ids, vote) as CSV to OUTPUT ('-' for stdout)."""
+    from bot.db import Database
+
+    with Database.open(settings_from(ctx)) as db:
+        if str(output) == "-":
+            n = db.export_feedback_csv(sys.stdout)
+        else:
+            n = db.export_feedback_csv(output)
+    say(f"{n} vote(s) exported.")
+
+
+@cli.command()
+@common_options
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """Connect to Discord (token from the DISCORD_TOKEN environment variable)."""
+    import asyncio
+
+    from bot.discord.client import run_bot
+
+    settings = settings_from(ctx)
+    logging.getLogger().setLevel(logging.INFO)
+    asyncio.run(run_bot(settings))
+
+
+@cli.group(cls=Group)
+def config() -> None:
+    """Inspect settings."""
+
+
+@config.command("show")
+@common_options
+@click.pass_context
+def config_show(ctx: click.Context) -> None:
+    """Print the effective settings as YAML (secrets are never part of them)."""
+    import yaml
+
+    click.echo(yaml.safe_dump(settings_to_dict(settings_from(ctx)), sort_keys=False))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    cli.main(args=argv, prog_name="directive-bot")

@@ -1,0 +1,507 @@
+"""What moderators see for ``/kb``: previews, rebuild reports, status cards, and the metadata modals.
+
+Embeds are built by pure functions (no I/O) so they can be tested alone. The modals check the
+moderator rule again on submit: a role can be taken away while a modal is open.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import discord
+
+from bot.discord.checks import NOT_MODERATOR_MESSAGE, is_moderator
+from bot.discord.render import (
+    DESCRIPTION_LIMIT,
+    FIELD_VALUE_LIMIT,
+    TITLE_LIMIT,
+    escape_text,
+    format_date,
+    linked_title,
+    page_count,
+)
+from bot.discord.replies import report_error, send_private
+from bot.discord.views import SourcesPaginator
+from bot.errors import KnowledgeError
+from bot.models import Article
+
+if TYPE_CHECKING:
+    from bot.db import AuditEntry, Gap, RebuildEntry
+    from bot.kb import Preview
+    from bot.service import IndexInfo
+    from bot.store import BuildReport, IndexStatus
+
+log = logging.getLogger(__name__)
+
+COLOUR_KB = discord.Colour.blurple()
+COLOUR_WARN = discord.Colour.orange()
+COLOUR_OK = discord.Colour.green()
+COLOUR_FAIL = discord.Colour.red()
+
+FIRST_PARAGRAPH_CHARS = 700
+MAX_IDS_LISTED = 8
+MAX_URL_CHARS = 2048
+# Discord's limits for modal text inputs.
+MODAL_INPUT_LIMIT = 4000
+
+
+# -- small helpers ----------------------------------------------------------------------------
+
+
+def clip(text: str | None, limit: int) -> str:
+    """``text`` on one line, escaped so it shows literally, within ``limit`` characters."""
+    raw = " ".join((text or "").split())
+    escaped = escape_text(raw)
+    if len(escaped) <= limit:
+        return escaped
+    keep = min(len(raw), limit)
+    while keep > 0:
+        candidate = escape_text(raw[:keep].rstrip()) + "…"
+        if len(candidate) <= limit:
+            return candidate
+        keep -= max(1, len(candidate) - limit)
+    return "…"[:limit]
+
+
+def when(moment: dt.datetime, style: str = "f") -> str:
+    """A Discord timestamp (shown in the reader's own time zone) plus "(3 minutes ago)"."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return f"{discord.utils.format_dt(moment, style)} ({discord.utils.format_dt(moment, 'R')})"  # type: ignore[arg-type]
+
+
+def _ids(ids: Sequence[str]) -> str:
+    shown = ", ".join(f"`{i}`" for i in ids[:MAX_IDS_LISTED])
+    if len(ids) > MAX_IDS_LISTED:
+        shown += f" and {len(ids) - MAX_IDS_LISTED} more"
+    return shown
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+# -- validating modal input -------------------------------------------------------------------
+
+
+def parse_date_input(text: str | None) -> dt.date | None:
+    """``YYYY-MM-DD`` (or blank for unknown); anything else is refused with what to type."""
+    value = (text or "").strip()
+    if not value:
+        return None
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        day = None
+    if day is None or len(value) != 10:
+        raise KnowledgeError(f"The date {clip(value, 40)!s} is not valid; write it as YYYY-MM-DD, e.g. 2026-11-03.")
+    return day
+
+
+def parse_url_input(text: str | None) -> str | None:
+    """A full ``http(s)://host/...`` link (or blank for none); anything else is refused."""
+    value = (text or "").strip()
+    if not value:
+        return None
+    hint = "the URL must be a full http(s) link such as https://example.com/story, or left empty."
+    if len(value) > MAX_URL_CHARS or any(ch.isspace() or not ch.isprintable() for ch in value):
+        raise KnowledgeError(f"That URL is not valid: {hint}")
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        raise KnowledgeError(f"That URL is not valid: {hint}") from None
+    if parts.scheme.lower() not in ("http", "https") or not host or "." not in host.strip("."):
+        raise KnowledgeError(f"That URL is not valid: {hint}")
+    return value
+
+
+def _optional(text: str | None) -> str | None:
+    value = " ".join((text or "").split())
+    return value or None
+
+
+# -- previews and reports ---------------------------------------------------------------------
+
+
+def render_preview(preview: Preview, *, timeout_seconds: float) -> discord.Embed:
+    """What would be added: facts, the opening paragraph, the size, and any look-alike articles."""
+    article = preview.article
+    duplicates = preview.duplicates
+    embed = discord.Embed(
+        title=clip(f"Add “{article.title}”?", TITLE_LIMIT),
+        colour=COLOUR_WARN if duplicates else COLOUR_KB,
+    )
+    opening = clip(preview.first_paragraph, FIRST_PARAGRAPH_CHARS)
+    embed.description = f"**{linked_title(article, limit=300)}**\n\n> {opening}"[:DESCRIPTION_LIMIT]
+    embed.add_field(name="Publisher", value=clip(article.publisher, 200) or "unknown", inline=True)
+    published = format_date(article.published.isoformat()) if article.published else None
+    embed.add_field(name="Published", value=published or "unknown", inline=True)
+    embed.add_field(name="Length", value=f"{preview.words:,} words", inline=True)
+    embed.add_field(name="Will be saved as", value=f"`knowledge/{article.id}.md`", inline=True)
+    embed.add_field(name="From", value=clip(preview.origin, 300) or "pasted text", inline=True)
+    if duplicates:
+        lines = []
+        for dup in duplicates[:5]:
+            prefix = "⚠️ Same article as" if dup.exact else "Looks like"
+            lines.append(f"{prefix} `{dup.article_id}` “{clip(dup.title, 120)}” ({clip(dup.reason, 80)})")
+        embed.add_field(name="Already in the knowledge base?", value="\n".join(lines)[:FIELD_VALUE_LIMIT], inline=False)
+    minutes = max(1, round(timeout_seconds / 60))
+    embed.set_footer(
+        text=f"Confirm writes the file and rebuilds the index; Cancel changes nothing. "
+        f"These buttons expire in {_count(minutes, 'minute')}."
+    )
+    return embed
+
+
+def render_remove_prompt(article: Article, chunks: int | None) -> discord.Embed:
+    embed = discord.Embed(title=clip(f"Remove “{article.title}”?", TITLE_LIMIT), colour=COLOUR_WARN)
+    lines = [f"**{linked_title(article, limit=300)}**", f"`knowledge/{article.id}.md`"]
+    if chunks is not None:
+        lines.append(f"I quote it from {_count(chunks, 'passage')} in the live index.")
+    embed.description = "\n".join(lines)
+    embed.set_footer(text="Confirm deletes the file and rebuilds the index; Cancel changes nothing.")
+    return embed
+
+
+@dataclass(frozen=True)
+class RebuildOutcome:
+    """A finished rebuild: the report, or why it failed and which index is still serving."""
+
+    report: BuildReport | None
+    error: str | None = None
+    serving_version: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.report is not None
+
+
+def build_summary(report: BuildReport) -> list[tuple[str, str]]:
+    """(name, value) pairs describing what a build changed."""
+    if report.unchanged:
+        return [
+            ("Index", f"`{report.index_version}` was already up to date; nothing to embed."),
+            ("Articles", str(report.articles)),
+            ("Chunks", str(report.chunks)),
+        ]
+    before = f"`{report.previous_version}` → " if report.previous_version else ""
+    rows = [("Index version", f"{before}`{report.index_version}`")]
+    for label, ids in (("Added", report.added), ("Changed", report.changed), ("Removed", report.removed)):
+        rows.append((label, f"{len(ids)}" + (f": {_ids(ids)}" if ids else "")))
+    rows.append(("Chunks embedded", str(report.embedded)))
+    rows.append(("Now serving", f"{_count(report.articles, 'article')}, {_count(report.chunks, 'chunk')}"))
+    rows.append(("Took", f"{report.seconds:.1f} s"))
+    return rows
+
+
+def render_rebuild(outcome: RebuildOutcome, *, title: str | None = None, lead: str | None = None) -> discord.Embed:
+    """The result of a rebuild (alone or after an add, edit or remove)."""
+    if outcome.report is None:
+        serving = f"`{outcome.serving_version}`" if outcome.serving_version else "the previous index"
+        embed = discord.Embed(title=title or "Rebuild failed", colour=COLOUR_FAIL)
+        text = (lead + "\n\n" if lead else "") + (
+            f"The rebuild failed: {clip(outcome.error, 1500)}\n\n"
+            f"Questions are still answered from {serving}. Fix the problem, then run `/kb rebuild`."
+        )
+        embed.description = text[:DESCRIPTION_LIMIT]
+        return embed
+    report = outcome.report
+    embed = discord.Embed(
+        title=title or ("Index already up to date" if report.unchanged else "Index rebuilt"),
+        colour=COLOUR_OK,
+    )
+    if lead:
+        embed.description = lead[:DESCRIPTION_LIMIT]
+    for name, value in build_summary(report):
+        embed.add_field(name=name, value=value[:FIELD_VALUE_LIMIT], inline=name not in ("Index version", "Index"))
+    if not report.unchanged:
+        embed.set_footer(text="Questions switched to the new index as soon as it was loaded.")
+    return embed
+
+
+def render_not_rebuilt(lead: str, reason: str) -> discord.Embed:
+    """A change was saved but no rebuild could start (one is already running)."""
+    embed = discord.Embed(title="Saved; index not rebuilt yet", colour=COLOUR_WARN)
+    embed.description = f"{lead}\n\n{reason}\nRun `/kb rebuild` afterwards to include this change."[:DESCRIPTION_LIMIT]
+    return embed
+
+
+# -- status, article detail, gaps, list -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunningRebuild:
+    """A rebuild this process is running: who started it and when."""
+
+    user_id: int
+    user_name: str
+    started_at: dt.datetime
+
+    def refusal(self) -> str:
+        return (
+            f"A rebuild is already running: started by {clip(self.user_name, 80)} {when(self.started_at, 'T')}. "
+            "Wait for it to finish, then try again."
+        )
+
+
+def render_status(
+    info: IndexInfo,
+    *,
+    status: IndexStatus | None,
+    status_error: str | None = None,
+    last_rebuild: RebuildEntry | None,
+    running: RunningRebuild | None,
+) -> discord.Embed:
+    """Index version, built at, fresh or stale, counts, last rebuild, model."""
+    embed = discord.Embed(title="Knowledge base status", colour=COLOUR_KB)
+    embed.add_field(name="Index version", value=f"`{clip(info.index_version, 100)}`", inline=True)
+    embed.add_field(name="Articles", value=str(info.articles), inline=True)
+    embed.add_field(name="Chunks", value=str(info.chunks), inline=True)
+    if info.built_at is not None:
+        embed.add_field(name="Built", value=when(info.built_at), inline=False)
+    if status_error is not None:
+        freshness = f"⚠️ Unknown: {clip(status_error, 600)}"
+    elif status is not None and not status.fresh:
+        pending = [f"{len(ids)} {label}" for label, ids in (("added", status.added), ("changed", status.changed), ("removed", status.removed)) if ids]
+        pending += [f"{s} changed" for s in status.settings_changed]
+        freshness = "Stale: " + (", ".join(pending) or "changes pending") + " since this build. Run `/kb rebuild`."
+    elif info.stale:
+        freshness = "Stale: articles changed since this build. Run `/kb rebuild`."
+    else:
+        freshness = "Fresh: matches the articles on disk."
+    embed.add_field(name="Freshness", value=freshness[:FIELD_VALUE_LIMIT], inline=False)
+    if running is not None:
+        embed.add_field(
+            name="Rebuilding now",
+            value=f"started by {clip(running.user_name, 80)} {when(running.started_at, 'T')}",
+            inline=False,
+        )
+    if last_rebuild is not None:
+        outcome = "succeeded" if last_rebuild.ok else "failed"
+        value = (
+            f"{outcome} in {last_rebuild.seconds:.1f} s, {when(last_rebuild.started_at)}, "
+            f"started by {clip(last_rebuild.started_by, 80)}"
+        )
+        if not last_rebuild.ok and last_rebuild.detail:
+            value += f"\n{clip(last_rebuild.detail, 400)}"
+        embed.add_field(name="Last rebuild", value=value[:FIELD_VALUE_LIMIT], inline=False)
+    elif info.last_build_seconds is not None:
+        embed.add_field(name="Last build took", value=f"{info.last_build_seconds:.1f} s", inline=False)
+    embed.add_field(name="Model", value=f"`{clip(info.model, 200)}` ({info.dimension} dimensions)", inline=False)
+    return embed
+
+
+def render_article(article: Article, *, chunks: int | None, history: Sequence[AuditEntry]) -> discord.Embed:
+    """``/kb show``: front matter, passages in the live index, and the audit trail (newest first)."""
+    embed = discord.Embed(title=clip(article.title, TITLE_LIMIT), colour=COLOUR_KB)
+    embed.description = f"`knowledge/{article.id}.md`"
+    embed.add_field(name="Publisher", value=clip(article.publisher, 200) or "unknown", inline=True)
+    published = format_date(article.published.isoformat()) if article.published else None
+    embed.add_field(name="Published", value=published or "unknown", inline=True)
+    embed.add_field(name="Author", value=clip(article.author, 200) or "unknown", inline=True)
+    embed.add_field(name="URL", value=clip(article.url, 500) or "none", inline=False)
+    indexed = "not in the live index yet; run `/kb rebuild`" if not chunks else _count(chunks, "chunk")
+    embed.add_field(name="In the index", value=indexed, inline=True)
+    words = len(article.body.split())
+    embed.add_field(name="Length", value=f"{words:,} words", inline=True)
+    adds = [e for e in history if e.action == "add"]
+    if adds:
+        first = adds[-1]
+        embed.add_field(name="Added", value=f"{when(first.at)} by {clip(first.actor, 100)}", inline=False)
+    else:
+        day = article.added.isoformat() if article.added else "an unknown date"
+        embed.add_field(name="Added", value=f"{day}, before the audit log began (no record of who)", inline=False)
+    if history:
+        lines = [
+            f"{when(e.at, 'd')} **{e.action}** by {clip(e.actor, 80)}: {clip(e.detail, 120)}"
+            + (f" (`{(e.hash_before or '∅')[:8]}` → `{(e.hash_after or '∅')[:8]}`)" if e.action != "add" else "")
+            for e in history[:6]
+        ]
+        embed.add_field(name="History", value="\n".join(lines)[:FIELD_VALUE_LIMIT], inline=False)
+    if article.notes:
+        embed.add_field(name="Notes", value=clip(article.notes, 500), inline=False)
+    return embed
+
+
+def render_gaps(gaps: Sequence[Gap], *, days: int) -> discord.Embed:
+    """Declined questions, grouped and counted, newest first."""
+    embed = discord.Embed(title=f"Questions I declined (last {days} days)", colour=COLOUR_KB)
+    if not gaps:
+        embed.description = "No declined questions; every question found something to quote."
+        return embed
+    lines: list[str] = []
+    used = 0
+    for gap in gaps:
+        line = f"**{gap.count}×** {clip(gap.example, 200)} · last asked {discord.utils.format_dt(_aware(gap.last_asked), 'R')}"
+        if used + len(line) + 1 > DESCRIPTION_LIMIT - 100:
+            break
+        lines.append(line)
+        used += len(line) + 1
+    embed.description = "\n".join(lines)
+    embed.set_footer(text="Add articles that answer these with /kb add; the next rebuild makes them quotable.")
+    return embed
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
+def render_kb_page(articles: Sequence[Article], page: int, per_page: int) -> discord.Embed:
+    """One page of ``/kb list``: id, title, publisher, date."""
+    pages = page_count(len(articles), per_page)
+    page = min(max(page, 0), pages - 1)
+    embed = discord.Embed(title="Knowledge base articles", colour=COLOUR_KB)
+    if not articles:
+        embed.description = "No articles yet; add one with `/kb add`."
+        return embed
+    lines: list[str] = []
+    used = 0
+    first = page * per_page
+    for article in articles[first : first + per_page]:
+        parts = [f"`{article.id}`", clip(article.title, 150)]
+        if article.publisher:
+            parts.append(clip(article.publisher, 60))
+        if article.published:
+            parts.append(article.published.isoformat())
+        line = " · ".join(parts)
+        if used + len(line) + 1 > DESCRIPTION_LIMIT:
+            break
+        lines.append(line)
+        used += len(line) + 1
+    embed.description = "\n".join(lines)
+    embed.set_footer(text=f"Page {page + 1} of {pages} · {_count(len(articles), 'article')}")
+    return embed
+
+
+class KbListPaginator(SourcesPaginator):
+    """``/kb list``: the source list paginator, showing ids for moderators."""
+
+    def current_embed(self) -> discord.Embed:
+        return render_kb_page(self.articles, self.page, self.per_page)
+
+
+# -- modals -----------------------------------------------------------------------------------
+
+
+class ModeratorModal(discord.ui.Modal):
+    """A modal whose submit is checked against the moderator rule again; errors become one line."""
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        if is_moderator(interaction):
+            return True
+        await send_private(interaction, f"{NOT_MODERATOR_MESSAGE} Nothing was changed.")
+        return False
+
+    async def on_error(self, interaction: discord.Interaction[Any], error: Exception, /) -> None:
+        await report_error(interaction, error, where=type(self).__name__)
+
+
+@dataclass(frozen=True)
+class TextArticle:
+    """Validated fields of the "add as text" modal."""
+
+    title: str
+    body: str
+    publisher: str | None
+    url: str | None
+    published: dt.date | None
+
+
+TextSubmitted = Callable[[discord.Interaction[Any], TextArticle], Awaitable[None]]
+EditSubmitted = Callable[[discord.Interaction[Any], str, dict[str, Any]], Awaitable[None]]
+
+
+class AddTextModal(ModeratorModal, title="Add an article as text"):
+    """``/kb add`` with neither a link nor a file: paste the article."""
+
+    article_title: discord.ui.TextInput[Any] = discord.ui.TextInput(label="Headline", max_length=300)
+    publisher: discord.ui.TextInput[Any] = discord.ui.TextInput(
+        label="Publisher", required=False, max_length=200, placeholder="e.g. Reuters"
+    )
+    url: discord.ui.TextInput[Any] = discord.ui.TextInput(
+        label="Link to the original", required=False, max_length=MAX_URL_CHARS, placeholder="https://…"
+    )
+    published: discord.ui.TextInput[Any] = discord.ui.TextInput(
+        label="Published on (YYYY-MM-DD)", required=False, min_length=10, max_length=10, placeholder="2026-11-03"
+    )
+    body: discord.ui.TextInput[Any] = discord.ui.TextInput(
+        label="Article text",
+        style=discord.TextStyle.paragraph,
+        max_length=MODAL_INPUT_LIMIT,
+        placeholder="Paste the article's paragraphs; for longer articles attach a file with /kb add file:",
+    )
+
+    def __init__(self, on_done: TextSubmitted, *, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self.on_done = on_done
+
+    def values(self) -> TextArticle:
+        """The inputs, validated; raises ``KnowledgeError`` saying what to fix."""
+        title = _optional(self.article_title.value)
+        if not title:
+            raise KnowledgeError("The headline is empty; give the article's headline.")
+        body = (self.body.value or "").strip()
+        if not body:
+            raise KnowledgeError("The article text is empty; paste the article's paragraphs.")
+        return TextArticle(
+            title=title,
+            body=body,
+            publisher=_optional(self.publisher.value),
+            url=parse_url_input(self.url.value),
+            published=parse_date_input(self.published.value),
+        )
+
+    async def on_submit(self, interaction: discord.Interaction[Any], /) -> None:
+        await self.on_done(interaction, self.values())
+
+
+class EditArticleModal(ModeratorModal, title="Edit article details"):
+    """``/kb edit``: the article's front matter, pre-filled; the body is never edited here."""
+
+    def __init__(self, article: Article, on_done: EditSubmitted, *, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self.article_id = article.id
+        self.on_done = on_done
+        self.article_title: discord.ui.TextInput[Any] = discord.ui.TextInput(
+            label="Headline", default=article.title, max_length=max(300, min(len(article.title), MODAL_INPUT_LIMIT))
+        )
+        self.publisher: discord.ui.TextInput[Any] = discord.ui.TextInput(
+            label="Publisher", default=article.publisher or "", required=False, max_length=200
+        )
+        self.url: discord.ui.TextInput[Any] = discord.ui.TextInput(
+            label="Link to the original", default=article.url or "", required=False, max_length=MAX_URL_CHARS
+        )
+        self.published: discord.ui.TextInput[Any] = discord.ui.TextInput(
+            label="Published on (YYYY-MM-DD)",
+            default=article.published.isoformat() if article.published else "",
+            required=False,
+            max_length=10,
+            placeholder="2026-11-03",
+        )
+        self.author: discord.ui.TextInput[Any] = discord.ui.TextInput(
+            label="Author", default=article.author or "", required=False, max_length=200
+        )
+        for item in (self.article_title, self.publisher, self.url, self.published, self.author):
+            self.add_item(item)
+
+    def values(self) -> dict[str, Any]:
+        """Changed front matter fields, validated; raises ``KnowledgeError`` saying what to fix."""
+        title = _optional(self.article_title.value)
+        if not title:
+            raise KnowledgeError("The headline cannot be empty.")
+        return {
+            "title": title,
+            "publisher": _optional(self.publisher.value),
+            "url": parse_url_input(self.url.value),
+            "published": parse_date_input(self.published.value),
+            "author": _optional(self.author.value),
+        }
+
+    async def on_submit(self, interaction: discord.Interaction[Any], /) -> None:
+        await self.on_done(interaction, self.article_id, self.values())

@@ -1,0 +1,85 @@
+"""Shared fixtures: a deterministic fake embedder for fast tests, and the real models built once."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.config import Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+KNOWLEDGE = REPO / "knowledge"
+SEEDS = REPO.parent / "shared" / "seeds"
+
+
+class FakeEmbedder:
+    """Bag-of-words hashed into 64 dimensions: deterministic, instant, good enough for plumbing tests."""
+
+    name = "fake-embedder"
+    dimension = 64
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.texts_encoded = 0
+
+    def encode(self, texts, *, progress=None):
+        self.calls += 1
+        self.texts_encoded += len(texts)
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                h = int(hashlib.md5(word.encode()).hexdigest(), 16)
+                out[row, h % self.dimension] += 1.0 if (h >> 8) & 1 else -1.0
+            norm = np.linalg.norm(out[row])
+            out[row] = out[row] / norm if norm else np.eye(self.dimension, dtype=np.float32)[0]
+        if progress:
+            progress(len(texts))
+        return out
+
+
+def word_count(text: str) -> int:
+    return len(text.split())
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def knowledge_copy(tmp_path: Path) -> Path:
+    """A private copy of the bundled articles that a test may change."""
+    target = tmp_path / "knowledge"
+    shutil.copytree(KNOWLEDGE, target)
+    return target
+
+
+@pytest.fixture
+def tmp_settings(tmp_path: Path, knowledge_copy: Path) -> Settings:
+    settings = load_settings(environ={}).with_paths(knowledge_copy, tmp_path / "index")
+    from dataclasses import replace
+
+    return replace(settings, paths=replace(settings.paths, data_dir=tmp_path / "data"))
+
+
+@pytest.fixture(scope="session")
+def real_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled knowledge base indexed once with the real models; copy it before changing it."""
+    from bot.service import KnowledgeService
+
+    index_dir = tmp_path_factory.mktemp("real-index")
+    KnowledgeService.open(load_settings(environ={}).with_paths(KNOWLEDGE, index_dir), build_if_needed=True)
+    return index_dir
+
+
+@pytest.fixture(scope="session")
+def real_service(real_index_dir: Path):
+    """One real KnowledgeService (MiniLM, late interaction, cross-encoder) for the whole session."""
+    from bot.service import KnowledgeService
+
+    return KnowledgeService.open(load_settings(environ={}).with_paths(KNOWLEDGE, real_index_dir), build_if_needed=False)

@@ -1,0 +1,83 @@
+from pathlib import Path
+
+import pytest
+
+from bot.config import REPO_ROOT, Settings, load_settings
+from bot.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_no_file_and_no_environment_gives_the_defaults() -> None:
+    assert load_settings(environ={}) == Settings()
+
+
+def test_defaults_point_at_the_project_directories() -> None:
+    paths = load_settings(environ={}).paths
+    assert paths.knowledge_dir == REPO_ROOT / "knowledge"
+    assert paths.index_dir == REPO_ROOT / "index"
+
+
+def test_example_config_documents_exactly_the_defaults() -> None:
+    example = load_settings(REPO_ROOT / "config.example.yaml", environ={})
+    assert example == Settings()
+
+
+def test_yaml_values_override_defaults(tmp_path: Path) -> None:
+    settings = load_settings(
+        write(tmp_path, "discord:\n  cooldown_seconds: 2.5\n  allowed_channels: [1, 2]\n"), environ={}
+    )
+    assert settings.discord.cooldown_seconds == 2.5
+    assert settings.discord.allowed_channels == (1, 2)
+
+
+def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, "paths:\n  index_dir: built\n"), environ={})
+    assert settings.paths.index_dir == (tmp_path / "built").resolve()
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "discord:\n  mention_replies: true\n")
+    settings = load_settings(path, environ={"DIRECTIVE_BOT__DISCORD__MENTION_REPLIES": "off"})
+    assert settings.discord.mention_replies is False
+
+
+def test_command_line_paths_override_everything(tmp_path: Path) -> None:
+    settings = load_settings(environ={}, knowledge=tmp_path / "k", index=tmp_path / "i")
+    assert (settings.paths.knowledge_dir, settings.paths.index_dir) == (tmp_path / "k", tmp_path / "i")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("discord:\n  token: abc.def\n", "DISCORD_TOKEN"),
+        ("discord_token: abc\n", "DISCORD_TOKEN"),
+        ("discord:\n  colour: blue\n", "Unknown setting discord.colour"),
+        ("nonsense:\n  a: 1\n", "Unknown config section"),
+        ("discord:\n  cooldown_seconds: soon\n", "not a valid float"),
+        ("discord: [1, 2\n", "not valid YAML"),
+        ("- a list\n", "mapping"),
+    ],
+)
+def test_bad_config_files_are_refused_with_a_clear_message(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(write(tmp_path, text), environ={})
+
+
+def test_a_missing_config_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "absent.yaml", environ={})
+
+
+def test_token_comes_from_the_environment_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "from-env")
+    assert load_settings(environ={}).discord_token == "from-env"
+
+
+def test_malformed_environment_key_is_explained() -> None:
+    with pytest.raises(ConfigError, match="SECTION__KEY"):
+        load_settings(environ={"DIRECTIVE_BOT__COOLDOWN": "1"})
