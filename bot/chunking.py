@@ -51,7 +51,13 @@ def _segmenter():  # pysbd builds regexes on construction; do it once
 
 def split_sentences(text: str, offset: int = 0) -> list[Sentence]:
     """Sentences of one paragraph, located exactly in ``text`` (whitespace trimmed)."""
-    out: list[Sentence] = []
+    return [Sentence(offset + start, offset + end, text[start:end]) for start, end in _sentence_bounds(text)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _sentence_bounds(text: str) -> tuple[tuple[int, int], ...]:
+    """The segmenter is slow; chunking and the sentence store ask for the same paragraphs."""
+    out: list[tuple[int, int]] = []
     cursor = 0
     for piece in _segmenter().segment(text):
         piece = piece.strip()
@@ -62,11 +68,11 @@ def split_sentences(text: str, offset: int = 0) -> list[Sentence]:
             rest = text[cursor:].strip()
             if rest:
                 start = text.index(rest, cursor)
-                out.append(Sentence(offset + start, offset + start + len(rest), rest))
+                out.append((start, start + len(rest)))
             break
-        out.append(Sentence(offset + found, offset + found + len(piece), piece))
+        out.append((found, found + len(piece)))
         cursor = found + len(piece)
-    return out
+    return tuple(out)
 
 
 @dataclass(frozen=True)

@@ -100,10 +100,7 @@ class KnowledgeService:
                     raise IndexMissing(f"No index in {settings.paths.index_dir}; run `directive-bot index build`.")
             else:
                 say(f"Index {status.summary}; building it now.")
-                report = service.rebuild(started_by="startup")
-                say(
-                    f"Index {report.index_version} built: {report.chunks} chunks, {report.embedded} embedded in {report.seconds:.1f}s."
-                )
+                service.rebuild(started_by="startup")
                 return service
         service._load()
         return service

@@ -99,7 +99,7 @@ def parse_date_input(text: str | None) -> dt.date | None:
     except ValueError:
         day = None
     if day is None or len(value) != 10:
-        raise KnowledgeError(f"The date {clip(value, 40)!s} is not valid; write it as YYYY-MM-DD, e.g. 2026-11-03.")
+        raise KnowledgeError(f"The date “{clip(value, 40)}” is not valid; write it as YYYY-MM-DD, e.g. 2026-11-03.")
     return day
 
 
@@ -268,7 +268,11 @@ def render_status(
     if status_error is not None:
         freshness = f"⚠️ Unknown: {clip(status_error, 600)}"
     elif status is not None and not status.fresh:
-        pending = [f"{len(ids)} {label}" for label, ids in (("added", status.added), ("changed", status.changed), ("removed", status.removed)) if ids]
+        pending = [
+            f"{len(ids)} {label}"
+            for label, ids in (("added", status.added), ("changed", status.changed), ("removed", status.removed))
+            if ids
+        ]
         pending += [f"{s} changed" for s in status.settings_changed]
         freshness = "Stale: " + (", ".join(pending) or "changes pending") + " since this build. Run `/kb rebuild`."
     elif info.stale:
@@ -338,7 +342,8 @@ def render_gaps(gaps: Sequence[Gap], *, days: int) -> discord.Embed:
     lines: list[str] = []
     used = 0
     for gap in gaps:
-        line = f"**{gap.count}×** {clip(gap.example, 200)} · last asked {discord.utils.format_dt(_aware(gap.last_asked), 'R')}"
+        last = discord.utils.format_dt(_aware(gap.last_asked), "R")
+        line = f"**{gap.count}×** {clip(gap.example, 200)} · last asked {last}"
         if used + len(line) + 1 > DESCRIPTION_LIMIT - 100:
             break
         lines.append(line)
@@ -420,19 +425,30 @@ EditSubmitted = Callable[[discord.Interaction[Any], str, dict[str, Any]], Awaita
 class AddTextModal(ModeratorModal, title="Add an article as text"):
     """``/kb add`` with neither a link nor a file: paste the article."""
 
-    article_title: discord.ui.TextInput[Any] = discord.ui.TextInput(label="Headline", max_length=300)
+    article_title: discord.ui.TextInput[Any] = discord.ui.TextInput(
+        label="Headline", max_length=300, custom_id="kb:title"
+    )
     publisher: discord.ui.TextInput[Any] = discord.ui.TextInput(
-        label="Publisher", required=False, max_length=200, placeholder="e.g. Reuters"
+        label="Publisher", required=False, max_length=200, placeholder="e.g. Reuters", custom_id="kb:publisher"
     )
     url: discord.ui.TextInput[Any] = discord.ui.TextInput(
-        label="Link to the original", required=False, max_length=MAX_URL_CHARS, placeholder="https://…"
+        label="Link to the original",
+        required=False,
+        max_length=MAX_URL_CHARS,
+        placeholder="https://…",
+        custom_id="kb:url",
     )
     published: discord.ui.TextInput[Any] = discord.ui.TextInput(
-        label="Published on (YYYY-MM-DD)", required=False, min_length=10, max_length=10, placeholder="2026-11-03"
+        label="Published on (YYYY-MM-DD)",
+        required=False,
+        max_length=10,
+        placeholder="2026-11-03",
+        custom_id="kb:published",
     )
     body: discord.ui.TextInput[Any] = discord.ui.TextInput(
         label="Article text",
         style=discord.TextStyle.paragraph,
+        custom_id="kb:body",
         max_length=MODAL_INPUT_LIMIT,
         placeholder="Paste the article's paragraphs; for longer articles attach a file with /kb add file:",
     )
@@ -469,13 +485,20 @@ class EditArticleModal(ModeratorModal, title="Edit article details"):
         self.article_id = article.id
         self.on_done = on_done
         self.article_title: discord.ui.TextInput[Any] = discord.ui.TextInput(
-            label="Headline", default=article.title, max_length=max(300, min(len(article.title), MODAL_INPUT_LIMIT))
+            label="Headline",
+            default=article.title,
+            max_length=max(300, min(len(article.title), MODAL_INPUT_LIMIT)),
+            custom_id="kb:title",
         )
         self.publisher: discord.ui.TextInput[Any] = discord.ui.TextInput(
-            label="Publisher", default=article.publisher or "", required=False, max_length=200
+            label="Publisher", default=article.publisher or "", required=False, max_length=200, custom_id="kb:publisher"
         )
         self.url: discord.ui.TextInput[Any] = discord.ui.TextInput(
-            label="Link to the original", default=article.url or "", required=False, max_length=MAX_URL_CHARS
+            label="Link to the original",
+            default=article.url or "",
+            required=False,
+            max_length=MAX_URL_CHARS,
+            custom_id="kb:url",
         )
         self.published: discord.ui.TextInput[Any] = discord.ui.TextInput(
             label="Published on (YYYY-MM-DD)",
@@ -483,9 +506,10 @@ class EditArticleModal(ModeratorModal, title="Edit article details"):
             required=False,
             max_length=10,
             placeholder="2026-11-03",
+            custom_id="kb:published",
         )
         self.author: discord.ui.TextInput[Any] = discord.ui.TextInput(
-            label="Author", default=article.author or "", required=False, max_length=200
+            label="Author", default=article.author or "", required=False, max_length=200, custom_id="kb:author"
         )
         for item in (self.article_title, self.publisher, self.url, self.published, self.author):
             self.add_item(item)

@@ -7,7 +7,7 @@ bases (long articles, many articles) reuse the same loaded models and build in a
 
 Use from a test module::
 
-    from .e2e_support import knowledge_service, start_bot  # noqa: F401  (the fixture)
+    from .e2e_support import knowledge_service_fixture, start_bot  # noqa: F401  (the fixture)
 
     async def test_something(discord_harness, knowledge_service, tmp_path):
         fake = discord_harness.fake
@@ -29,11 +29,12 @@ from typing import Any
 import pytest
 
 from bot.config import REPO_ROOT, Settings, load_settings
+from bot.db import DB_FILENAME, Database
 from bot.discord.client import DirectiveBot
-from bot.models import Article
+from bot.models import Answer, Article
 from bot.service import KnowledgeService
 
-from .fake_discord import FakeMessage
+from .fake_discord import FakeChannel, FakeDiscord, FakeMessage, FakeUser, InteractionRecord, StandardGuild
 from .harness import DiscordHarness
 
 KNOWLEDGE_DIR = REPO_ROOT / "knowledge"
@@ -61,13 +62,11 @@ def build_service(knowledge_dir: Path, index_dir: Path, *, models_from: Knowledg
     return service
 
 
-@pytest.fixture(scope="session")
-def knowledge_service(request: pytest.FixtureRequest) -> KnowledgeService:
+def shared_service(request: pytest.FixtureRequest) -> KnowledgeService:
     """The repo's ``knowledge/`` served by the real models, built once per test session.
 
     ``tests/conftest.py`` already builds exactly this (``real_service``) for the core's tests, so
     the whole suite loads the models and indexes once; without it, build our own in a temp dir.
-    Cached per process, so importing this fixture into several modules costs nothing.
     """
     global _shared
     with _lock:
@@ -80,6 +79,16 @@ def knowledge_service(request: pytest.FixtureRequest) -> KnowledgeService:
                     base_settings().with_paths(knowledge=KNOWLEDGE_DIR, index=index_dir), build_if_needed=True
                 )
         return _shared
+
+
+@pytest.fixture(scope="session", name="knowledge_service")
+def knowledge_service_fixture(request: pytest.FixtureRequest) -> KnowledgeService:
+    """The shared real service. Import ``knowledge_service_fixture``; tests take ``knowledge_service``."""
+    return shared_service(request)
+
+
+# The fixture under its own name too, for modules that import it as ``knowledge_service``.
+knowledge_service = knowledge_service_fixture
 
 
 # -- a second knowledge base: many articles, and one full of mention and markdown bait -------------
@@ -153,17 +162,16 @@ def write_extra_knowledge(knowledge_dir: Path) -> list[Article]:
     return articles
 
 
-@pytest.fixture(scope="session")
-def extra_service(
-    knowledge_service: KnowledgeService, tmp_path_factory: pytest.TempPathFactory
-) -> KnowledgeService:
+@pytest.fixture(scope="session", name="extra_service")
+def extra_service_fixture(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> KnowledgeService:
     """A real service over the second knowledge base (21 articles), sharing the loaded models."""
     global _extra
+    models = shared_service(request)
     with _lock:
         if _extra is None:
             root = tmp_path_factory.mktemp("e2e-extra")
             write_extra_knowledge(root / "knowledge")
-            _extra = build_service(root / "knowledge", root / "index", models_from=knowledge_service)
+            _extra = build_service(root / "knowledge", root / "index", models_from=models)
         return _extra
 
 
@@ -214,6 +222,92 @@ async def start_bot(
     return bot
 
 
+@dataclasses.dataclass
+class Env:
+    """One running bot in a standard guild (#general, a moderator, a member)."""
+
+    harness: DiscordHarness
+    fake: FakeDiscord
+    sg: StandardGuild
+    bot: DirectiveBot
+    service: Any
+    data_dir: Path
+
+    @property
+    def channel(self) -> FakeChannel:
+        return self.sg.channel
+
+    @property
+    def member(self) -> FakeUser:
+        return self.sg.member
+
+    @property
+    def bot_mention(self) -> str:
+        return f"<@{self.fake.bot_user.id}>"
+
+    def database(self) -> Database:
+        """A second connection to the bot's SQLite file (WAL: reads see every committed write)."""
+        return Database(self.data_dir / DB_FILENAME)
+
+    async def ask(self, question: str, *, user: Any = None, **options: Any) -> InteractionRecord:
+        return await self.fake.invoke_slash("ask", {"question": question, **options}, user=user or self.member)
+
+    async def mention(self, text: str, *, user: Any = None, channel: FakeChannel | None = None) -> FakeMessage:
+        """A member posts ``@bot text``."""
+        return await self.fake.send_message(channel or self.channel, user or self.member, f"{self.bot_mention} {text}")
+
+    async def reply_to(self, message: FakeMessage, *, timeout: float = ANSWER_TIMEOUT) -> FakeMessage:
+        """The bot's message replying to ``message`` (in the same channel)."""
+        return await self.fake.wait_for_message(
+            message.channel_id, lambda m: m.reference_id == message.id, timeout=timeout
+        )
+
+    async def restart(self, data_dir: Path | None = None, **discord: Any) -> DirectiveBot:
+        """Stop this bot and start a new process-equivalent one (same SQLite unless ``data_dir``)."""
+        await self.harness.stop_client(self.bot)
+        if data_dir is not None:
+            self.data_dir = data_dir
+        self.bot = await start_bot(self.harness, self.service, self.data_dir, **discord)
+        return self.bot
+
+
+async def start_env(harness: DiscordHarness, service: Any, data_dir: Path, **discord: Any) -> Env:
+    fake = harness.fake
+    sg = await fake.create_standard_guild()
+    bot = await start_bot(harness, service, data_dir, **discord)
+    return Env(harness, fake, sg, bot, service, data_dir)
+
+
+async def final_message(rec: InteractionRecord, *, timeout: float = ANSWER_TIMEOUT) -> FakeMessage:
+    """The interaction's reply once it is no longer a "thinking…" placeholder (direct or deferred)."""
+    return await rec.wait_original(lambda m: not m.loading, timeout=timeout)
+
+
+class ScriptedService:
+    """The real service, except that listed questions get a hand-made ``Answer`` (to reach edge cases)."""
+
+    def __init__(self, real: Any, answers: dict[str, Answer]) -> None:
+        self.real = real
+        self.answers = answers
+        self.settings = real.settings
+
+    def ask(self, question: str, *, max_excerpts: int | None = None) -> Answer:
+        scripted = self.answers.get(question)
+        return scripted if scripted is not None else self.real.ask(question, max_excerpts=max_excerpts)
+
+    def info(self) -> Any:
+        return self.real.info()
+
+    def articles(self) -> list[Article]:
+        return self.real.articles()
+
+    def covered_topics(self) -> tuple[str, ...]:
+        return self.real.covered_topics()
+
+    def reload_if_changed(self) -> tuple[str, str] | None:
+        return None
+
+
 # -- reading what the bot sent --------------------------------------------------------------------
 
 _ESCAPE = re.compile(r"\\([^\w\s])")
@@ -238,6 +332,22 @@ def quotes_in(description: str) -> list[str]:
     if current:
         quotes.append(unescape("\n".join(current)))
     return quotes
+
+
+def excerpt_blocks(description: str) -> list[tuple[str, str]]:
+    """(quote, attribution line) pairs of an answer embed, both as Discord displays them."""
+    blocks: list[tuple[str, str]] = []
+    quote: list[str] = []
+    for line in description.split("\n"):
+        if line.startswith("> "):
+            quote.append(line[2:])
+        elif line.startswith("— ") and quote:
+            blocks.append((unescape("\n".join(quote)), unescape(line[2:])))
+            quote = []
+        elif line.strip():
+            raise AssertionError(f"unexpected line in an answer embed: {line!r}")
+    assert not quote, "a quote without attribution"
+    return blocks
 
 
 def without_ellipsis(quote: str) -> str:
@@ -287,3 +397,25 @@ def assert_no_pings(messages: Iterable[FakeMessage]) -> None:
         assert m.allowed_mentions.get("parse") == [], f"{m!r} allowed_mentions={m.allowed_mentions}"
         assert not m.allowed_mentions.get("users") and not m.allowed_mentions.get("roles")
         assert m.mentions == [] and m.mention_roles == [] and m.mention_everyone is False, m
+
+
+def source_article(attribution: str, articles: Iterable[Article]) -> Article:
+    """The article an attribution line names (its title is shown first, linked or not)."""
+    named = [a for a in articles if attribution.startswith(a.title) or attribution.startswith(f"[{a.title}](")]
+    assert named, f"no article is named by the attribution {attribution!r}"
+    return max(named, key=lambda a: len(a.title))
+
+
+def assert_quotes_verbatim(description: str, articles: Iterable[Article]) -> list[tuple[str, Article]]:
+    """Every block quote in an answer embed is a slice of the article its attribution names."""
+    articles = list(articles)
+    blocks = excerpt_blocks(description)
+    assert blocks, f"no quotes in {description!r}"
+    found = []
+    for quote, attribution in blocks:
+        article = source_article(attribution, articles)
+        text = without_ellipsis(quote)
+        assert len(text) >= 20, f"quote too short to mean anything: {quote!r}"
+        assert text in article.body, f"not verbatim from {article.id}: {text!r}"
+        found.append((text, article))
+    return found

@@ -2420,12 +2420,16 @@ class FakeDiscord:
                                                enforce_permissions=enforce_permissions)
 
     async def autocomplete(self, name: str, options: Dict[str, Any], focused: str, *, user: Any = None,
-                           channel: Optional[FakeChannel] = None) -> InteractionRecord:
-        """The user is typing into option ``focused`` (its current text is ``options[focused]``)."""
+                           channel: Optional[FakeChannel] = None,
+                           enforce_permissions: bool = True) -> InteractionRecord:
+        """The user is typing into option ``focused`` (its current text is ``options[focused]``).
+
+        ``enforce_permissions=False`` is a member a server admin let see the command anyway."""
         if focused not in options:
             raise FakeDiscordUsageError("options must contain the focused option's partial value")
         return await self._command_interaction(name, options, user=user, channel=channel,
-                                               itype=InteractionType.AUTOCOMPLETE, focused=focused)
+                                               itype=InteractionType.AUTOCOMPLETE, focused=focused,
+                                               enforce_permissions=enforce_permissions)
 
     async def invoke_message_command(self, name: str, target_message: FakeMessage, *, user: Any = None,
                                      channel: Optional[FakeChannel] = None,
@@ -2481,9 +2485,16 @@ class FakeDiscord:
             raise FakeDiscordUsageError(f"component {custom_id!r} is disabled")
         return msg, comp
 
+    def _check_can_see(self, msg: FakeMessage, user: FakeUser) -> None:
+        """An ephemeral message exists only for the user whose interaction produced it."""
+        if msg.ephemeral and msg.interaction is not None and msg.interaction.user.id != user.id:
+            raise FakeDiscordUsageError(f"{user.username} cannot see ephemeral message {msg.id} "
+                                        f"(only {msg.interaction.user.username} can)")
+
     async def click_button(self, message: Any, custom_id: str, *, user: Any = None) -> InteractionRecord:
         msg, _ = self._component_target(message, custom_id, (2,))
         user_obj, channel = self._resolve_actor(user, self.channels[msg.channel_id])
+        self._check_can_see(msg, user_obj)
         data = {"custom_id": custom_id, "component_type": 2}
         return await self._new_interaction(InteractionType.MESSAGE_COMPONENT, data, user_obj, channel,
                                            name=custom_id, message=msg)
@@ -2492,6 +2503,7 @@ class FakeDiscord:
                           user: Any = None) -> InteractionRecord:
         msg, comp = self._component_target(message, custom_id, (3, 5, 6, 7, 8))
         user_obj, channel = self._resolve_actor(user, self.channels[msg.channel_id])
+        self._check_can_see(msg, user_obj)
         ctype = comp["type"]
         lo, hi = comp.get("min_values", 1), comp.get("max_values", 1)
         if not lo <= len(values) <= hi:

@@ -8,7 +8,6 @@ structured log line per question.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
@@ -70,6 +69,20 @@ def strip_mentions_of(content: str, user_id: int) -> str:
     return " ".join(re.sub(rf"<@!?{user_id}>", " ", content).split())
 
 
+# Discord markup naming a user, role, channel or moment by id: the articles know nothing of these
+# ids, and a question full of them reads to the retriever as noise and is declined. Commands and
+# custom emoji keep their names.
+_ID_MARKUP = re.compile(r"<(?:@[!&]?\d+|#\d+|t:-?\d+(?::[tTdDfFsSR])?)>")
+_COMMAND_MARKUP = re.compile(r"</([^<>\n:]+):\d+>")
+_EMOJI_MARKUP = re.compile(r"<a?:(\w+):\d+>")
+
+
+def without_discord_markup(content: str) -> str:
+    """The words of a question: mentions and timestamps removed, ``</ask:1>`` -> ``/ask``, whitespace collapsed."""
+    text = _EMOJI_MARKUP.sub(r":\1:", _COMMAND_MARKUP.sub(r"/\1", content))
+    return " ".join(_ID_MARKUP.sub(" ", text).split())
+
+
 def mentions_user(content: str, user_id: int) -> bool:
     """An explicit mention in the text (a reply ping alone does not count as asking)."""
     return re.search(rf"<@!?{user_id}>", content) is not None
@@ -110,9 +123,12 @@ class Ask(commands.Cog):
         self.bot = bot
         self.find_sources_menu = app_commands.ContextMenu(name="Find sources", callback=self.find_sources)
         self.bot.tree.add_command(self.find_sources_menu)
+        self._typing: set[asyncio.Task[None]] = set()
 
     async def cog_unload(self) -> None:
         self.bot.tree.remove_command(self.find_sources_menu.name, type=self.find_sources_menu.type)
+        for task in self._typing:
+            task.cancel()
 
     # -- the shared path -----------------------------------------------------------------------
 
@@ -224,6 +240,7 @@ class Ask(commands.Cog):
         question: str,
         private: bool = False,
     ) -> None:
+        question = without_discord_markup(question)
         problem = precheck_question(question, self.bot.settings.question)
         if problem is not None:
             await send_private(interaction, problem)
@@ -238,7 +255,9 @@ class Ask(commands.Cog):
 
     async def find_sources(self, interaction: discord.Interaction[DirectiveBot], message: discord.Message) -> None:
         """Quote what the knowledge base says about a message's claim (only the invoker sees it)."""
-        question = question_from_message(message.clean_content, self.bot.settings.question.max_chars)
+        question = question_from_message(
+            without_discord_markup(message.clean_content), self.bot.settings.question.max_chars
+        )
         if not question:
             await send_private(interaction, "That message has no text I can look up.")
             return
@@ -335,9 +354,9 @@ class Ask(commands.Cog):
         in_bot_thread = message.channel.id in self.bot.bot_threads
         mentioned = mentions_user(message.content, me.id)
         if in_bot_thread:
-            return ("thread", strip_mentions_of(message.content, me.id))
+            return ("thread", without_discord_markup(strip_mentions_of(message.content, me.id)))
         if mentioned and channel_allowed(message.channel, settings.allowed_channels):
-            return ("mention", strip_mentions_of(message.content, me.id))
+            return ("mention", without_discord_markup(strip_mentions_of(message.content, me.id)))
         return None
 
     @commands.Cog.listener()
@@ -355,8 +374,7 @@ class Ask(commands.Cog):
             await self._reply_notice(message, admitted.message)
             return
         with admitted:
-            with contextlib.suppress(discord.HTTPException):
-                await message.channel.typing()
+            self._show_typing(message.channel)
             try:
                 reply = await self.answer(
                     question,
@@ -377,6 +395,25 @@ class Ask(commands.Cog):
         if view is not None:
             kwargs["view"] = view
         await self._send_reply(message, embed=reply.rendered.embed, **kwargs)
+
+    def _show_typing(self, channel: Any) -> None:
+        """Start the typing indicator without waiting for it.
+
+        It is cosmetic, and Discord rate-limits it hard in busy channels: awaiting it would hold
+        the answer behind a 429's retry-after, and a network error would drop the question.
+        """
+        task = asyncio.create_task(self._type_in(channel), name=f"directive-typing-{channel.id}")
+        self._typing.add(task)
+        task.add_done_callback(self._typing.discard)
+
+    @staticmethod
+    async def _type_in(channel: Any) -> None:
+        try:
+            await channel.typing()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # cosmetic: never worth more than a debug line
+            log.debug("typing indicator failed in channel %s: %s", channel.id, exc)
 
     async def _send_reply(self, message: discord.Message, **kwargs: Any) -> None:
         """Reply referencing the asking message (still sent if it was deleted meanwhile), pinging nobody."""

@@ -1,0 +1,434 @@
+"""``/kb``: moderators curate the knowledge base from Discord and rebuild the index without downtime.
+
+Every subcommand, button and modal is gated by the one moderator rule in ``bot.discord.checks``.
+Changes follow python-discord's ``refreshdoc``: check, lock, confirm, then report the difference.
+Knowledge-base work (fetching, extraction, file writes with their audit rows) runs off the event
+loop in this cog's small pool; rebuilds run on their own thread, one at a time, while questions are
+still answered from the old index until the new one is swapped in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.discord.checks import ModeratorGroup, is_moderator
+from bot.discord.kb_views import (
+    AddTextModal,
+    EditArticleModal,
+    KbListPaginator,
+    RebuildOutcome,
+    RunningRebuild,
+    TextArticle,
+    clip,
+    render_article,
+    render_gaps,
+    render_not_rebuilt,
+    render_preview,
+    render_rebuild,
+    render_remove_prompt,
+    render_status,
+)
+from bot.discord.replies import NO_MENTIONS, send_private
+from bot.discord.views import ConfirmView
+from bot.errors import DirectiveError, KnowledgeError, NotFound, RebuildInProgress
+from bot.kb import ALLOWED_SUFFIXES, MAX_UPLOAD_BYTES, KnowledgeBase
+from bot.models import Article
+
+if TYPE_CHECKING:
+    from aiohttp.abc import AbstractResolver
+
+    from bot.db import AuditEntry
+    from bot.discord.client import DirectiveBot
+    from bot.kb import Change, Preview
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+LIST_PER_PAGE = 10
+GAP_DAYS = 30
+GAP_LIMIT = 25
+HISTORY_SCAN = 5000
+
+
+def actor_of(user: discord.abc.User) -> str:
+    """How a Discord user is named in the audit and rebuild logs (the CLI uses ``cli:<login>``)."""
+    return f"discord:{user.name} ({user.id})"
+
+
+class KnowledgeAdmin(commands.Cog, name="KnowledgeBase"):
+    """Moderators: add, edit and remove articles; rebuild and inspect the index."""
+
+    kb = ModeratorGroup(name="kb", description="Moderators: manage the articles I quote and the search index.")
+
+    # Test-only switches. They are never read from settings, a file or the environment: only a
+    # test sets them on a cog instance, to fetch pages from a local server or fake DNS answers.
+    allow_loopback_for_tests: bool = False
+    fetch_resolver: AbstractResolver | None = None
+
+    def __init__(self, bot: DirectiveBot) -> None:
+        self.bot = bot
+        self.base = KnowledgeBase(bot.settings, bot.db)
+        self._work = ThreadPoolExecutor(2, thread_name_prefix="directive-kb")
+        self._builder = ThreadPoolExecutor(1, thread_name_prefix="directive-rebuild")
+        self.rebuilding: RunningRebuild | None = None
+
+    async def cog_unload(self) -> None:
+        self._work.shutdown(wait=False, cancel_futures=True)
+        self._builder.shutdown(wait=False)
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    @property
+    def timeout(self) -> float:
+        return self.bot.settings.discord.view_timeout_seconds
+
+    async def _off_loop(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
+        """File reads, extraction and writes (with their audit rows), in this cog's pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._work, functools.partial(fn, *args, **kwargs))
+
+    async def _get(self, article_id: str) -> Article:
+        """The article on disk; a bad or unknown id is refused with what to do instead."""
+        try:
+            return await self._off_loop(self.base.get, article_id.strip())
+        except NotFound:
+            raise NotFound(
+                f"No article with id {clip(article_id, 80)!r}; pick one of the suggestions, or see `/kb list`."
+            ) from None
+
+    def _indexed_chunks(self, article_id: str) -> int | None:
+        """Chunks of this article in the live index, or None when the service cannot say."""
+        try:
+            chunks = self.bot.service.live.index.chunks  # type: ignore[attr-defined]
+        except Exception:
+            return None
+        return sum(1 for chunk in chunks if chunk.article_id == article_id)
+
+    def _serving_version(self) -> str | None:
+        try:
+            return self.bot.service.live.index.version  # type: ignore[attr-defined]
+        except Exception:
+            return None
+
+    # -- rebuilding: one at a time, off the loop, reported --------------------------------------
+
+    async def rebuild_index(self, user: discord.abc.User) -> RebuildOutcome:
+        """Incremental rebuild and atomic swap; raises ``RebuildInProgress`` (with who and when).
+
+        A failure is returned, not raised: the old index keeps serving and the moderator is told why.
+        """
+        running = self.rebuilding
+        if running is not None:
+            raise RebuildInProgress(running.refusal())
+        started = dt.datetime.now(dt.UTC)
+        self.rebuilding = RunningRebuild(user.id, user.name, started)
+        actor = actor_of(user)
+        t0 = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        log.info("rebuild started by=%s serving=%s", actor, self._serving_version())
+        try:
+            report = await loop.run_in_executor(
+                self._builder,
+                functools.partial(self.bot.service.rebuild, started_by=actor),  # type: ignore[attr-defined]
+            )
+        except RebuildInProgress:
+            raise  # another process (an operator's `index build`) holds the build lock
+        except DirectiveError as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return await self._rebuild_failed(actor, started, t0, reason)
+        except Exception:
+            log.exception("rebuild started by %s failed", actor)
+            return await self._rebuild_failed(actor, started, t0, "an unexpected error (it was logged)")
+        finally:
+            self.rebuilding = None
+        detail = (
+            f"{report.previous_version or 'none'} -> {report.index_version}: +{len(report.added)} "
+            f"~{len(report.changed)} -{len(report.removed)}, {report.embedded} embedded"
+        )
+        await self._record_rebuild(actor, started, report.seconds, True, detail)
+        log.info("rebuild done by=%s %s in %.1fs", actor, detail, report.seconds)
+        return RebuildOutcome(report)
+
+    async def _rebuild_failed(self, actor: str, started: dt.datetime, t0: float, reason: str) -> RebuildOutcome:
+        serving = self._serving_version()
+        log.warning("rebuild by=%s failed; still serving %s: %s", actor, serving, reason)
+        await self._record_rebuild(actor, started, time.perf_counter() - t0, False, reason)
+        return RebuildOutcome(None, error=reason, serving_version=serving)
+
+    async def _record_rebuild(self, actor: str, started: dt.datetime, seconds: float, ok: bool, detail: str) -> None:
+        try:
+            await self.bot.run_db(self.bot.db.record_rebuild, actor, started, seconds, ok, detail)
+        except Exception:
+            log.exception("recording the rebuild failed")
+
+    async def _rebuild_and_report(self, interaction: discord.Interaction[Any], *, title: str, lead: str) -> None:
+        """After a saved change: rebuild, then tell the moderator what changed (or why not)."""
+        try:
+            outcome = await self.rebuild_index(interaction.user)
+        except RebuildInProgress as exc:
+            await self._send(interaction, embed=render_not_rebuilt(lead, str(exc)))
+            return
+        if not outcome.ok:
+            await self._send(interaction, embed=render_rebuild(outcome, title=f"{title}; rebuild failed", lead=lead))
+            return
+        await self._send(interaction, embed=render_rebuild(outcome, title=title, lead=lead))
+
+    @staticmethod
+    async def _send(interaction: discord.Interaction[Any], content: str | None = None, **kwargs: Any) -> None:
+        await send_private(interaction, content, **kwargs)
+
+    # -- confirmations -------------------------------------------------------------------------
+
+    async def _confirm(
+        self,
+        interaction: discord.Interaction[Any],
+        embed: discord.Embed,
+        *,
+        label: str,
+        nothing_done: str,
+    ) -> discord.Interaction[Any] | None:
+        """Show ``embed`` with Confirm / Cancel for this moderator; the press that confirmed, or None."""
+        view = ConfirmView(interaction.user.id, timeout=self.timeout, confirm_label=label)
+        if interaction.response.is_done():
+            await interaction.followup.send(embed=embed, view=view, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        else:
+            await interaction.response.send_message(
+                embed=embed, view=view, ephemeral=True, allowed_mentions=NO_MENTIONS
+            )
+        view.origin = interaction
+        await view.wait()
+        if view.value:
+            return view.decision
+        note = f"Cancelled; {nothing_done}" if view.value is False else f"Timed out; {nothing_done}"
+        target = view.decision or interaction
+        view.disable_all()  # on timeout, wait() returns before on_timeout has disabled them
+        try:
+            await target.edit_original_response(content=note, view=view)
+        except discord.HTTPException:
+            log.debug("could not mark a prompt as %s", note)
+        return None
+
+    # -- /kb add -------------------------------------------------------------------------------
+
+    @kb.command(name="add", description="Add an article from a link or a file; with neither, paste its text.")
+    @app_commands.describe(
+        url="A public link to the article (http or https)",
+        file="An .md file with front matter, or a .txt or .html file",
+    )
+    async def add(
+        self,
+        interaction: discord.Interaction[DirectiveBot],
+        url: str | None = None,
+        file: discord.Attachment | None = None,
+    ) -> None:
+        if url is not None and file is not None:
+            await self._send(interaction, "Give a link or a file, not both; run `/kb add` once for each.")
+            return
+        if url is None and file is None:
+            await interaction.response.send_modal(AddTextModal(self._text_submitted, timeout=self.timeout))
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        preview = await (self._prepare_url(url) if url is not None else self._prepare_attachment(file))  # type: ignore[arg-type]
+        await self._confirm_add(interaction, preview)
+
+    async def _prepare_url(self, url: str) -> Preview:
+        from bot.fetch import fetch_url
+
+        policy = self.base.fetch_policy(self.allow_loopback_for_tests)
+        page = await fetch_url(url, policy, resolver=self.fetch_resolver)
+        return await self._off_loop(self.base.prepare_page, page)
+
+    async def _prepare_attachment(self, file: discord.Attachment) -> Preview:
+        name = file.filename
+        if Path(name).suffix.lower() not in ALLOWED_SUFFIXES:
+            raise KnowledgeError(f"{name}: only {', '.join(ALLOWED_SUFFIXES)} files can be added; convert it first.")
+        if file.size > MAX_UPLOAD_BYTES:
+            raise KnowledgeError(
+                f"{name} is {file.size / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB. "
+                "Trim it and try again."
+            )
+        if file.size == 0:
+            raise KnowledgeError(f"{name} is empty; attach the file with the article in it.")
+        try:
+            data = await file.read()
+        except discord.HTTPException as exc:
+            raise KnowledgeError(f"Could not download {name} from Discord ({exc.status}); attach it again.") from None
+        return await self._off_loop(self.base.prepare_file, name, data)
+
+    async def _text_submitted(self, interaction: discord.Interaction[Any], text: TextArticle) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        preview = await self._off_loop(
+            self.base.prepare_text,
+            text.body,
+            origin="pasted text",
+            title=text.title,
+            publisher=text.publisher,
+            url=text.url,
+            published=text.published,
+        )
+        await self._confirm_add(interaction, preview)
+
+    async def _confirm_add(self, interaction: discord.Interaction[Any], preview: Preview) -> None:
+        pressed = await self._confirm(
+            interaction,
+            render_preview(preview, timeout_seconds=self.timeout),
+            label="Add",
+            nothing_done="nothing was added.",
+        )
+        if pressed is None:
+            return
+        try:
+            change: Change = await self._off_loop(self.base.add, preview, actor=actor_of(pressed.user))
+        except DirectiveError as exc:
+            await self._send(pressed, f"{exc} Nothing was added.")
+            return
+        log.info("kb add id=%s by=%s from=%s", change.article.id, actor_of(pressed.user), preview.origin)
+        await self._rebuild_and_report(
+            pressed,
+            title=clip(f"Added “{change.article.title}”", 250),
+            lead=f"Saved `knowledge/{change.article.id}.md` ({preview.words:,} words).",
+        )
+
+    # -- /kb remove, show, edit ----------------------------------------------------------------
+
+    async def article_choices(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        """Ids and titles containing what was typed (moderators only; nobody else sees titles here)."""
+        if not is_moderator(interaction):
+            return []
+        try:
+            found = await self._off_loop(self.base.search_ids, current, 25)
+        except DirectiveError as exc:
+            log.warning("article autocomplete failed: %s", exc)
+            return []
+        return [app_commands.Choice(name=" ".join(f"{a.title} ({a.id})".split())[:100], value=a.id) for a in found]
+
+    @kb.command(name="remove", description="Remove an article and rebuild the index.")
+    @app_commands.describe(article="The article (type part of its title or id)")
+    @app_commands.autocomplete(article=article_choices)
+    async def remove(self, interaction: discord.Interaction[DirectiveBot], article: str) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        found = await self._get(article)
+        pressed = await self._confirm(
+            interaction,
+            render_remove_prompt(found, self._indexed_chunks(found.id)),
+            label="Remove",
+            nothing_done="nothing was removed.",
+        )
+        if pressed is None:
+            return
+        try:
+            change = await self._off_loop(self.base.remove, found.id, actor=actor_of(pressed.user))
+        except DirectiveError as exc:
+            await self._send(pressed, f"{exc} Nothing was removed.")
+            return
+        log.info("kb remove id=%s by=%s", change.article.id, actor_of(pressed.user))
+        await self._rebuild_and_report(
+            pressed,
+            title=clip(f"Removed “{change.article.title}”", 250),
+            lead=f"Deleted `knowledge/{change.article.id}.md`.",
+        )
+
+    @kb.command(name="show", description="An article's details, its passages in the index, and who changed it.")
+    @app_commands.describe(article="The article (type part of its title or id)")
+    @app_commands.autocomplete(article=article_choices)
+    async def show(self, interaction: discord.Interaction[DirectiveBot], article: str) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        found = await self._get(article)
+        history = await self.bot.run_db(self._history, found.id)
+        embed = render_article(found, chunks=self._indexed_chunks(found.id), history=history)
+        await self._send(interaction, embed=embed)
+
+    def _history(self, article_id: str) -> list[AuditEntry]:
+        return [e for e in self.bot.db.audit_log(limit=HISTORY_SCAN) if e.article_id == article_id]
+
+    @kb.command(name="edit", description="Edit an article's headline, publisher, link, date or author.")
+    @app_commands.describe(article="The article (type part of its title or id)")
+    @app_commands.autocomplete(article=article_choices)
+    async def edit(self, interaction: discord.Interaction[DirectiveBot], article: str) -> None:
+        # The modal must be the first response (no deferring), so this read is small and quick.
+        found = await self._get(article)
+        await interaction.response.send_modal(EditArticleModal(found, self._edit_submitted, timeout=self.timeout))
+
+    async def _edit_submitted(
+        self, interaction: discord.Interaction[Any], article_id: str, fields: dict[str, Any]
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        change = await self._off_loop(self.base.edit, article_id, actor=actor_of(interaction.user), **fields)
+        if change.hash_before == change.hash_after:
+            await self._send(interaction, f"Nothing changed in `{article_id}`; the index is left as it is.")
+            return
+        log.info("kb edit id=%s by=%s", article_id, actor_of(interaction.user))
+        await self._rebuild_and_report(
+            interaction,
+            title=clip(f"Edited “{change.article.title}”", 250),
+            lead=f"Saved the new details of `knowledge/{article_id}.md`.",
+        )
+
+    # -- /kb list ------------------------------------------------------------------------------
+
+    @kb.command(name="list", description="Every article in the knowledge base, with its id.")
+    async def list_articles(self, interaction: discord.Interaction[DirectiveBot]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        articles = await self._off_loop(self.base.list)
+        view = KbListPaginator(articles, interaction.user.id, per_page=LIST_PER_PAGE, timeout=self.timeout)
+        if view.pages <= 1:
+            await self._send(interaction, embed=view.current_embed())
+            return
+        await interaction.followup.send(embed=view.current_embed(), view=view, ephemeral=True)
+        view.origin = interaction
+
+    # -- /kb rebuild, status, gaps -------------------------------------------------------------
+
+    @kb.command(name="rebuild", description="Rebuild the index from the articles on disk (only what changed).")
+    async def rebuild(self, interaction: discord.Interaction[DirectiveBot]) -> None:
+        running = self.rebuilding
+        if running is not None:  # check before deferring: the refusal is instant
+            await self._send(interaction, running.refusal())
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        outcome = await self.rebuild_index(interaction.user)
+        await self._send(interaction, embed=render_rebuild(outcome))
+
+    @kb.command(name="status", description="Index version, freshness, counts, the last rebuild and the model.")
+    async def status(self, interaction: discord.Interaction[DirectiveBot]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        service = self.bot.service
+        info = await self._off_loop(service.info)
+        status = None
+        status_error = None
+        try:
+            status = await self._off_loop(service.status)  # type: ignore[attr-defined]
+        except DirectiveError as exc:
+            status_error = str(exc)
+        except AttributeError:
+            pass
+        last = await self.bot.run_db(self.bot.db.last_rebuild)
+        embed = render_status(
+            info, status=status, status_error=status_error, last_rebuild=last, running=self.rebuilding
+        )
+        await self._send(interaction, embed=embed)
+
+    @kb.command(name="gaps", description="Questions I declined recently, grouped and counted, newest first.")
+    async def gaps(self, interaction: discord.Interaction[DirectiveBot]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        found = await self.bot.run_db(self.bot.db.recent_gaps, GAP_LIMIT, GAP_DAYS)
+        await self._send(interaction, embed=render_gaps(found, days=GAP_DAYS))
+
+
+async def setup(bot: DirectiveBot) -> None:
+    await bot.add_cog(KnowledgeAdmin(bot))

@@ -1,0 +1,123 @@
+import threading
+from dataclasses import replace
+
+import pytest
+
+from bot.errors import IndexMissing, InvalidQuestion, RebuildInProgress
+from bot.knowledge import write_article
+from bot.models import Article
+from bot.service import KnowledgeService
+from bot.store import build_index
+from tests.conftest import FakeEmbedder, word_count
+
+
+@pytest.fixture
+def settings(tmp_settings):
+    retrieval = replace(tmp_settings.retrieval, late_interaction=False, rerank=False, dense_floor=-1.0, decline_threshold=-100.0)
+    return replace(tmp_settings, retrieval=retrieval)
+
+
+@pytest.fixture
+def service(settings) -> KnowledgeService:
+    return KnowledgeService.open(settings, embedder=FakeEmbedder())
+
+
+def test_open_builds_a_missing_index_and_says_so_once(settings) -> None:
+    lines: list[str] = []
+    KnowledgeService.open(settings, embedder=FakeEmbedder(), log=lines.append)
+    assert len(lines) == 1
+    assert "no index built yet; building it now" in lines[0]
+
+
+def test_open_without_building_refuses_a_missing_index(settings) -> None:
+    with pytest.raises(IndexMissing):
+        KnowledgeService.open(settings, embedder=FakeEmbedder(), build_if_needed=False)
+
+
+def test_answers_quote_the_article_body_exactly(service) -> None:
+    answer = service.ask("Which models did the Commerce Department order restrict?")
+    assert answer.excerpts
+    articles = {a.id: a for a in service.articles()}
+    for excerpt in answer.excerpts:
+        assert articles[excerpt.source.article_id].body[excerpt.start : excerpt.end] == excerpt.quote
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\x00\x01", "x" * 501])
+def test_bad_questions_raise_invalid_question(service, question: str) -> None:
+    with pytest.raises(InvalidQuestion):
+        service.ask(question)
+
+
+def test_rebuild_swaps_in_the_new_index(service, settings) -> None:
+    before = service.info().index_version
+    write_article(settings.paths.knowledge_dir, Article(id="late-news", title="Late news", body="Zebras now use Mythos."))
+    report = service.rebuild(started_by="test")
+    assert report.added == ("late-news",)
+    assert service.info().index_version == report.index_version != before
+    assert any(e.source.article_id == "late-news" for e in service.ask("zebras mythos").excerpts)
+
+
+def test_info_reports_stale_when_knowledge_changes(service, settings) -> None:
+    assert not service.info().stale
+    write_article(settings.paths.knowledge_dir, Article(id="late-news", title="Late news", body="Something new."))
+    assert service.info().stale
+
+
+def test_a_second_rebuild_in_the_same_process_is_refused(service) -> None:
+    started = threading.Event()
+    release = threading.Event()
+    original = service.embedder.encode
+
+    def slow_encode(texts, *, progress=None):
+        started.set()
+        release.wait(10)
+        return original(texts, progress=progress)
+
+    service.embedder.encode = slow_encode
+    write_article(service.settings.paths.knowledge_dir, Article(id="x-news", title="X", body="Brand new text."))
+    worker = threading.Thread(target=service.rebuild, kwargs={"started_by": "alice"})
+    worker.start()
+    try:
+        assert started.wait(10)
+        with pytest.raises(RebuildInProgress, match="alice"):
+            service.rebuild(started_by="bob")
+    finally:
+        release.set()
+        worker.join(10)
+
+
+def test_questions_are_answered_from_the_old_index_during_a_rebuild(service) -> None:
+    started = threading.Event()
+    release = threading.Event()
+    original = service.embedder.encode
+    old_version = service.info().index_version
+
+    def slow_encode(texts, *, progress=None):
+        if threading.current_thread().name == "rebuilder":  # the build, not a question
+            started.set()
+            release.wait(10)
+        return original(texts, progress=progress)
+
+    service.embedder.encode = slow_encode
+    write_article(service.settings.paths.knowledge_dir, Article(id="y-news", title="Y", body="Another new text."))
+    worker = threading.Thread(target=service.rebuild, name="rebuilder")
+    worker.start()
+    try:
+        assert started.wait(10)
+        answer = service.ask("Who issued the order?")
+        assert answer.index_version == old_version
+    finally:
+        release.set()
+        worker.join(10)
+    assert service.info().index_version != old_version
+
+
+def test_reload_if_changed_takes_up_a_build_made_elsewhere(service, settings) -> None:
+    assert service.reload_if_changed() is None
+    old = service.info().index_version
+    write_article(settings.paths.knowledge_dir, Article(id="offline", title="Offline", body="Built by an operator."))
+    build_index(settings, FakeEmbedder(), count_tokens=word_count)
+    swapped = service.reload_if_changed()
+    assert swapped is not None
+    assert swapped[0] == old
+    assert service.info().index_version == swapped[1] != old
