@@ -63,7 +63,11 @@ def machine() -> list[list[object]]:
         pass
     mem = "unknown"
     try:
-        kb = int(next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")).split()[1])
+        kb = int(
+            next(
+                line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+            ).split()[1]
+        )
         mem = f"{kb / 1024 / 1024:.1f} GiB"
     except (OSError, StopIteration):
         pass
@@ -186,9 +190,21 @@ def main() -> None:
             ["what", "chunks", "seconds", "chunks/s", "vs raw encode"],
             [
                 ["raw SentenceTransformer.encode, same chunk texts", n, f"{raw:.2f}", f"{n / raw:.1f}", "100%"],
-                ["index build, dense + BM25 (late interaction off)", n, f"{dense_only_s:.2f}", f"{n / dense_only_s:.1f}", f"{raw / dense_only_s:.0%}"],
+                [
+                    "index build, dense + BM25 (late interaction off)",
+                    n,
+                    f"{dense_only_s:.2f}",
+                    f"{n / dense_only_s:.1f}",
+                    f"{raw / dense_only_s:.0%}",
+                ],
                 ["raw late-interaction encode, same chunk texts", n, f"{late_s:.2f}", f"{n / late_s:.1f}", ""],
-                ["index build, full (default settings)", n, f"{full_s:.2f}", f"{n / full_s:.1f}", f"{raw / full_s:.0%}"],
+                [
+                    "index build, full (default settings)",
+                    n,
+                    f"{full_s:.2f}",
+                    f"{n / full_s:.1f}",
+                    f"{raw / full_s:.0%}",
+                ],
                 ["rebuild with nothing changed", again.chunks, f"{noop_s:.3f}", "", f"embedded {again.embedded}"],
             ],
             "Medians of 3 runs. The full build also runs the late-interaction model over every chunk; "
@@ -214,8 +230,12 @@ def main() -> None:
                 stages["select"].append(answer.timings.select_ms)
                 stages["compose"].append(answer.timings.compose_ms)
                 stages["total"].append(answer.timings.total_ms)
-        rows = [[k, f"{percentile(v, 0.5):.1f}", f"{percentile(v, 0.95):.1f}", f"{max(v):.1f}"] for k, v in stages.items()]
-        rows.append(["wall clock of ask()", f"{percentile(wall, 0.5):.1f}", f"{percentile(wall, 0.95):.1f}", f"{max(wall):.1f}"])
+        rows = [
+            [k, f"{percentile(v, 0.5):.1f}", f"{percentile(v, 0.95):.1f}", f"{max(v):.1f}"] for k, v in stages.items()
+        ]
+        rows.append(
+            ["wall clock of ask()", f"{percentile(wall, 0.5):.1f}", f"{percentile(wall, 0.95):.1f}", f"{max(wall):.1f}"]
+        )
         emit(
             f"Answer latency in process ({len(wall)} answers: {len(qs)} questions x {args.rounds} rounds, after warm-up)",
             ["stage", "p50 ms", "p95 ms", "max ms"],

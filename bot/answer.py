@@ -137,7 +137,9 @@ def compose(
             confidence=_sigmoid(best) if pool else 0.0,
             covered_topics=covered_topics,
             reason=reason,
-            timings=Timings(retrieval.embed_ms, retrieval.search_ms + retrieval.rerank_ms, 0.0, (time.perf_counter() - t0) * 1000),
+            timings=Timings(
+                retrieval.embed_ms, retrieval.search_ms + retrieval.rerank_ms, 0.0, (time.perf_counter() - t0) * 1000
+            ),
         )
 
     if not pool:
@@ -204,7 +206,10 @@ def compose(
         covered_topics=covered_topics,
         reason="",
         timings=Timings(
-            retrieval.embed_ms, retrieval.search_ms + retrieval.rerank_ms, (t2 - t1) * 1000, (time.perf_counter() - t2) * 1000
+            retrieval.embed_ms,
+            retrieval.search_ms + retrieval.rerank_ms,
+            (t2 - t1) * 1000,
+            (time.perf_counter() - t2) * 1000,
         ),
     )
 
@@ -223,8 +228,6 @@ def covered_topics(index: LoadedIndex, limit: int = 6) -> tuple[str, ...]:
         reverse=True,
     )
     return tuple(a.title for a in arts[:limit])
-
-
 
 
 def source_of(index: LoadedIndex, article_id: str) -> Source:

@@ -9,12 +9,17 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from bot.config import Settings, load_settings, settings_to_dict
 from bot.errors import DirectiveError, InvalidQuestion
+
+if TYPE_CHECKING:
+    from bot.kb import Preview
+    from bot.models import Answer, Source
+    from bot.service import KnowledgeService
 
 EXIT_ERROR = 1
 
@@ -74,7 +79,7 @@ def say(message: str) -> None:
     click.echo(message, err=True)
 
 
-def open_service(ctx: click.Context, *, build_if_needed: bool = True):
+def open_service(ctx: click.Context, *, build_if_needed: bool = True) -> KnowledgeService:
     from bot.service import KnowledgeService
 
     return KnowledgeService.open(settings_from(ctx), build_if_needed=build_if_needed, log=say)
@@ -131,7 +136,7 @@ def cli(verbose: bool) -> None:
 # --- ask ----------------------------------------------------------------------------------------
 
 
-def format_answer(answer) -> str:
+def format_answer(answer: Answer) -> str:
     """Plain text for a terminal: each quote, then where it comes from."""
     lines = [f"Q: {answer.question}", ""]
     if answer.abstained:
@@ -152,7 +157,7 @@ def format_answer(answer) -> str:
     return "\n".join(lines)
 
 
-def attribution(source) -> str:
+def attribution(source: Source) -> str:
     parts = [source.title]
     parts.append(source.publisher or "publisher unknown")
     parts.append(source.published or "date unknown")
@@ -248,7 +253,8 @@ def index_build(ctx: click.Context, as_json: bool, force: bool) -> None:
         return
     if report.unchanged:
         click.echo(
-            f"Index {report.index_version} is up to date: {report.articles} articles, {report.chunks} chunks; embedded 0 chunks."
+            f"Index {report.index_version} is up to date: {report.articles} articles, "
+            f"{report.chunks} chunks; embedded 0 chunks."
         )
         return
     changes = ", ".join(
@@ -350,7 +356,7 @@ def _parse_date(value: str | None) -> dt.date | None:
         raise click.BadParameter(f"{value!r} is not a YYYY-MM-DD date.") from None
 
 
-def _show_preview(preview) -> None:
+def _show_preview(preview: Preview) -> None:
     a = preview.article
     click.echo(f"Title:     {a.title}")
     click.echo(f"Id:        {a.id}")
@@ -577,10 +583,7 @@ def feedback_export(ctx: click.Context, output: Path) -> None:
     from bot.db import Database
 
     with Database.open(settings_from(ctx)) as db:
-        if str(output) == "-":
-            n = db.export_feedback_csv(sys.stdout)
-        else:
-            n = db.export_feedback_csv(output)
+        n = db.export_feedback_csv(sys.stdout if str(output) == "-" else output)
     say(f"{n} vote(s) exported.")
 
 

@@ -220,7 +220,8 @@ def load_settings(
         secret = _find_secrets(loaded)
         if secret:
             raise ConfigError(
-                f"Config file {file} holds a secret at {secret}; remove it and set DISCORD_TOKEN in the environment instead."
+                f"Config file {file} holds a secret at {secret}; "
+                "remove it and set DISCORD_TOKEN in the environment instead."
             )
         raw = loaded
         base_dir = file.resolve().parent

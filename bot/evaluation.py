@@ -102,7 +102,9 @@ class EvalResult:
 MODES = {"hybrid+rerank": ("hybrid", True), "bm25-only": ("lexical", True), "dense-only": ("dense", True)}
 
 
-def evaluate(service, eval_set: EvalSet, *, label: str = "hybrid+rerank", mode: str = "hybrid", rerank: bool = True) -> EvalResult:
+def evaluate(
+    service, eval_set: EvalSet, *, label: str = "hybrid+rerank", mode: str = "hybrid", rerank: bool = True
+) -> EvalResult:
     result = EvalResult(label)
     t0 = time.perf_counter()
     for question, gold in eval_set.on_topic:

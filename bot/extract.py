@@ -59,10 +59,7 @@ _BLANK_LINES = re.compile(r"\n\s*\n+")
 
 def _no_text(url: str | None) -> ExtractionFailed:
     where = f"the page at {url}" if url else "the page"
-    return ExtractionFailed(
-        f"No article text found on {where}; "
-        "link the article itself, or add it as a text file."
-    )
+    return ExtractionFailed(f"No article text found on {where}; link the article itself, or add it as a text file.")
 
 
 def _clean(value: object) -> str | None:
@@ -96,9 +93,7 @@ def _parse_tree(html: str) -> lxml.html.HtmlElement | None:
         return None
 
 
-def _declared_canonical(
-    tree: lxml.html.HtmlElement | None, base: str | None
-) -> str | None:
+def _declared_canonical(tree: lxml.html.HtmlElement | None, base: str | None) -> str | None:
     """The page's own canonical URL (<link rel=canonical>, else og:url), if http(s)."""
     if tree is None:
         return None
@@ -124,9 +119,7 @@ def _og_site_name(tree: lxml.html.HtmlElement | None) -> str | None:
     return None
 
 
-def _publisher(
-    sitename: object, doc_url: object, tree: lxml.html.HtmlElement | None
-) -> str | None:
+def _publisher(sitename: object, doc_url: object, tree: lxml.html.HtmlElement | None) -> str | None:
     """trafilatura's site name unless it just echoes the URL host; else og:site_name."""
     declared = _og_site_name(tree)
     name = _clean(sitename)
@@ -208,9 +201,7 @@ def extract_article(html: str, url: str | None = None) -> ExtractedArticle:
     tree = _parse_tree(html)
     return ExtractedArticle(
         title=title,
-        publisher=_publisher(
-            getattr(doc, "sitename", None), getattr(doc, "url", None), tree
-        ),
+        publisher=_publisher(getattr(doc, "sitename", None), getattr(doc, "url", None), tree),
         author=_clean(getattr(doc, "author", None)),
         published=_parse_date(getattr(doc, "date", None)),
         url=_declared_canonical(tree, url) or _web_url(url, None),
@@ -229,16 +220,11 @@ def extract_text_file(text: str) -> ExtractedArticle:
     while lines and not lines[0].strip():
         lines.pop(0)
     if not lines:
-        raise ExtractionFailed(
-            "The text file is empty; "
-            "put the title on the first line and the article below it."
-        )
+        raise ExtractionFailed("The text file is empty; put the title on the first line and the article below it.")
     title = " ".join(lines[0].split())
     body = _BLANK_LINES.sub("\n\n", "\n".join(lines[1:])).strip()
     if not body:
-        raise ExtractionFailed(
-            "The text file only has a title; put the article text below the first line."
-        )
+        raise ExtractionFailed("The text file only has a title; put the article text below the first line.")
     return ExtractedArticle(
         title=title,
         publisher=None,

@@ -181,18 +181,14 @@ def _address_label(ip: IPAddress, policy: FetchPolicy) -> str | None:
     return None
 
 
-def _refuse_address(
-    ip: IPAddress, policy: FetchPolicy, host: str | None = None
-) -> None:
+def _refuse_address(ip: IPAddress, policy: FetchPolicy, host: str | None = None) -> None:
     """Raise FetchRefused unless ``ip`` is public; ``host`` is the name resolved."""
     label = _address_label(ip, policy)
     if label is None:
         return
     if host is None or host == str(ip):
         raise FetchRefused(f"Refused: {ip} is {label}; {_PUBLIC_ONLY}")
-    raise FetchRefused(
-        f"Refused: {_clip(host)} resolves to {ip}, {label}; {_PUBLIC_ONLY}"
-    )
+    raise FetchRefused(f"Refused: {_clip(host)} resolves to {ip}, {label}; {_PUBLIC_ONLY}")
 
 
 def _parse_ip(text: str) -> IPAddress:
@@ -235,9 +231,7 @@ def _legacy_ipv4(host: str) -> ipaddress.IPv4Address | None:
         parts.pop()
     if not _IPV4_NUMBER_RE.match(parts[-1]):
         return None
-    invalid = FetchRefused(
-        f"Refused: {_clip(host)} is not a valid IP address; check the link."
-    )
+    invalid = FetchRefused(f"Refused: {_clip(host)} is not a valid IP address; check the link.")
     if len(parts) > 4 or any(not _IPV4_NUMBER_RE.match(p) for p in parts):
         raise invalid
     numbers = [_parse_ipv4_part(p) for p in parts]
@@ -266,36 +260,22 @@ def check_url(url: str, policy: FetchPolicy = _DEFAULT_POLICY) -> str:
     if not url:
         raise FetchRefused("Refused: the link is empty; paste a full http(s) address.")
     if len(url) > MAX_URL_LENGTH:
-        raise FetchRefused(
-            f"Refused: the link is {len(url)} characters long; "
-            f"the limit is {MAX_URL_LENGTH}."
-        )
+        raise FetchRefused(f"Refused: the link is {len(url)} characters long; the limit is {MAX_URL_LENGTH}.")
     if any(not ch.isprintable() or ch.isspace() for ch in url):
-        raise FetchRefused(
-            "Refused: the link contains spaces or control characters; paste it exactly."
-        )
+        raise FetchRefused("Refused: the link contains spaces or control characters; paste it exactly.")
     try:
         parsed = URL(url)
     except (ValueError, TypeError) as exc:
-        raise FetchRefused(
-            f"Refused: {_clip(url)} is not a valid link ({_clip(str(exc), 60)})."
-        ) from exc
+        raise FetchRefused(f"Refused: {_clip(url)} is not a valid link ({_clip(str(exc), 60)}).") from exc
     scheme = parsed.scheme.lower()
     if scheme not in ("http", "https"):
         shown = f"{_clip(scheme, 20)}: links" if scheme else "links without http(s)://"
-        raise FetchRefused(
-            f"Refused: only http and https links can be added, not {shown}."
-        )
+        raise FetchRefused(f"Refused: only http and https links can be added, not {shown}.")
     if "@" in (parsed.raw_authority or ""):
-        raise FetchRefused(
-            "Refused: links with a user name or password (user:pass@host) "
-            "are not allowed."
-        )
+        raise FetchRefused("Refused: links with a user name or password (user:pass@host) are not allowed.")
     raw_host = parsed.raw_host
     if not raw_host:
-        raise FetchRefused(
-            f"Refused: {_clip(url)} has no host name; paste a full address."
-        )
+        raise FetchRefused(f"Refused: {_clip(url)} has no host name; paste a full address.")
     try:
         port = parsed.port
     except ValueError as exc:
@@ -309,15 +289,11 @@ def check_url(url: str, policy: FetchPolicy = _DEFAULT_POLICY) -> str:
         try:
             ip = ipaddress.IPv6Address(host.replace("%25", "%"))
         except ValueError as exc:
-            raise FetchRefused(
-                f"Refused: {_clip(host)} is not a valid IPv6 address."
-            ) from exc
+            raise FetchRefused(f"Refused: {_clip(host)} is not a valid IPv6 address.") from exc
     else:
         ip = _legacy_ipv4(host)
         if ip is None and not _HOSTNAME_RE.match(host):
-            raise FetchRefused(
-                f"Refused: {_clip(host)} is not a valid host name; check the link."
-            )
+            raise FetchRefused(f"Refused: {_clip(host)} is not a valid host name; check the link.")
         if ip is None and len(host.rstrip(".")) > 253:
             raise FetchRefused("Refused: the host name is longer than 253 characters.")
 
@@ -339,9 +315,7 @@ class _VettingResolver(AbstractResolver):
     against one address and connected to another (DNS rebinding).
     """
 
-    def __init__(
-        self, policy: FetchPolicy, inner: AbstractResolver | None = None
-    ) -> None:
+    def __init__(self, policy: FetchPolicy, inner: AbstractResolver | None = None) -> None:
         self._policy = policy
         self._inner = inner
         self._owns_inner = inner is None
@@ -353,18 +327,13 @@ class _VettingResolver(AbstractResolver):
             self._inner = aiohttp.ThreadedResolver()
         answers = await self._inner.resolve(host, port, family)
         if not answers:
-            raise FetchRefused(
-                f"Refused: {_clip(host)} did not resolve to any address."
-            )
+            raise FetchRefused(f"Refused: {_clip(host)} did not resolve to any address.")
         vetted: list[ResolveResult] = []
         for answer in answers:
             try:
                 ip = _parse_ip(answer["host"])
             except ValueError as exc:
-                raise FetchRefused(
-                    f"Refused: {_clip(host)} resolved to something "
-                    "that is not an IP address."
-                ) from exc
+                raise FetchRefused(f"Refused: {_clip(host)} resolved to something that is not an IP address.") from exc
             _refuse_address(ip, self._policy, host)
             vetted.append(ResolveResult(**answer))
         return vetted
@@ -377,21 +346,13 @@ class _VettingResolver(AbstractResolver):
 def _refuse_peer(peername: Any, policy: FetchPolicy, host: str) -> None:
     """Refuse unless the socket is connected to a public address."""
     if not peername or not isinstance(peername, tuple):
-        raise FetchRefused(
-            f"Refused: could not confirm which address {_clip(host)} "
-            "connected to; try again."
-        )
+        raise FetchRefused(f"Refused: could not confirm which address {_clip(host)} connected to; try again.")
     try:
         ip = _parse_ip(str(peername[0]))
     except ValueError as exc:
-        raise FetchRefused(
-            f"Refused: {_clip(host)} connected to an unrecognised address."
-        ) from exc
+        raise FetchRefused(f"Refused: {_clip(host)} connected to an unrecognised address.") from exc
     if isinstance(ip, ipaddress.IPv6Address) and len(peername) >= 4 and peername[3]:
-        raise FetchRefused(
-            f"Refused: {_clip(host)} connected to a scoped (interface-bound) address; "
-            f"{_PUBLIC_ONLY}"
-        )
+        raise FetchRefused(f"Refused: {_clip(host)} connected to a scoped (interface-bound) address; {_PUBLIC_ONLY}")
     _refuse_address(ip, policy, host)
 
 
@@ -438,12 +399,8 @@ def _decode(body: bytes, charset: str | None) -> str:
     return body.decode(encoding, errors="replace")
 
 
-async def _read_capped(
-    resp: aiohttp.ClientResponse, policy: FetchPolicy, url: str
-) -> bytes:
-    too_big = FetchRefused(
-        f"Refused: the page at {_clip(url)} is larger than {_size(policy.max_bytes)}."
-    )
+async def _read_capped(resp: aiohttp.ClientResponse, policy: FetchPolicy, url: str) -> bytes:
+    too_big = FetchRefused(f"Refused: the page at {_clip(url)} is larger than {_size(policy.max_bytes)}.")
     length = resp.content_length
     if length is not None and length > policy.max_bytes:
         raise too_big
@@ -457,22 +414,16 @@ async def _read_capped(
     return b"".join(chunks)
 
 
-async def _fetch(
-    url: str, policy: FetchPolicy, session: aiohttp.ClientSession
-) -> FetchedPage:
+async def _fetch(url: str, policy: FetchPolicy, session: aiohttp.ClientSession) -> FetchedPage:
     """Follow redirects by hand from an already checked ``url``; vet every hop."""
     current = url
     redirects: list[str] = []
     while True:
-        async with session.get(
-            URL(current, encoded=True), allow_redirects=False
-        ) as resp:
+        async with session.get(URL(current, encoded=True), allow_redirects=False) as resp:
             if resp.status in _REDIRECT_STATUSES:
                 location = resp.headers.get("Location")
                 if not location:
-                    raise FetchRefused(
-                        f"Refused: {_clip(current)} redirected without saying where to."
-                    )
+                    raise FetchRefused(f"Refused: {_clip(current)} redirected without saying where to.")
                 if len(redirects) >= policy.max_redirects:
                     raise FetchRefused(
                         f"Refused: {_clip(url)} redirected more than "
@@ -482,24 +433,18 @@ async def _fetch(
                 try:
                     target = str(URL(current, encoded=True).join(URL(location)))
                 except (ValueError, TypeError) as exc:
-                    raise FetchRefused(
-                        f"Refused: {_clip(current)} redirected to an invalid link."
-                    ) from exc
+                    raise FetchRefused(f"Refused: {_clip(current)} redirected to an invalid link.") from exc
                 redirects.append(current)
                 current = check_url(target, policy)
                 continue
             if not 200 <= resp.status < 300:
                 reason = f" {resp.reason}" if resp.reason else ""
                 raise FetchRefused(
-                    f"Refused: the server answered {resp.status}{_clip(reason, 40)} "
-                    f"for {_clip(current)}."
+                    f"Refused: the server answered {resp.status}{_clip(reason, 40)} for {_clip(current)}."
                 )
             content_type = resp.content_type.lower()
             if content_type not in policy.allowed_content_types:
-                raise FetchRefused(
-                    f"Refused: content type {_clip(content_type, 60)} "
-                    "is not a web page."
-                )
+                raise FetchRefused(f"Refused: content type {_clip(content_type, 60)} is not a web page.")
             body = await _read_capped(resp, policy, current)
             return FetchedPage(
                 url=current,
@@ -552,9 +497,7 @@ async def fetch_url(
             "try again later or use another link."
         ) from exc
     except aiohttp.ClientConnectorDNSError as exc:
-        raise FetchRefused(
-            f"Refused: could not find the host of {_clip(url)}; check the link."
-        ) from exc
+        raise FetchRefused(f"Refused: could not find the host of {_clip(url)}; check the link.") from exc
     except aiohttp.ClientError as exc:
         detail = _clip(str(exc) or type(exc).__name__, 120)
         raise FetchRefused(f"Refused: could not load {_clip(url)} ({detail}).") from exc

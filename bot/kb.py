@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.config import Settings
 from bot.errors import ExtractionFailed, KnowledgeError, NotFound
@@ -27,6 +28,11 @@ from bot.knowledge import (
     write_article,
 )
 from bot.models import Article
+
+if TYPE_CHECKING:
+    from bot.db import Database
+    from bot.extract import ExtractedArticle
+    from bot.fetch import FetchPolicy
 
 MAX_UPLOAD_BYTES = 2_000_000
 ALLOWED_SUFFIXES = (".md", ".txt", ".html", ".htm")
@@ -98,7 +104,7 @@ def find_duplicates(candidate: Article, existing: Iterable[Article], threshold: 
 class KnowledgeBase:
     """The articles directory plus an optional audit log (``bot.db.Database``)."""
 
-    def __init__(self, settings: Settings, db=None) -> None:
+    def __init__(self, settings: Settings, db: Database | None = None) -> None:
         self.settings = settings
         self.dir = Path(settings.paths.knowledge_dir)
         self.db = db
@@ -156,7 +162,9 @@ class KnowledgeBase:
         )
         return self._preview(article, origin)
 
-    def prepare_extracted(self, extracted, *, origin: str, fallback_url: str | None = None) -> Preview:
+    def prepare_extracted(
+        self, extracted: ExtractedArticle, *, origin: str, fallback_url: str | None = None
+    ) -> Preview:
         """From ``bot.extract.ExtractedArticle`` (a fetched page or an uploaded HTML file)."""
         if not extracted.title:
             raise ExtractionFailed(f"No headline found in {origin}; add it as text with a title instead.")
@@ -223,7 +231,7 @@ class KnowledgeBase:
         )
         return self.prepare_extracted(extracted, origin=page.url, fallback_url=page.url)
 
-    def fetch_policy(self, allow_loopback_for_tests: bool = False):
+    def fetch_policy(self, allow_loopback_for_tests: bool = False) -> FetchPolicy:
         from bot.fetch import FetchPolicy
 
         f = self.settings.fetch

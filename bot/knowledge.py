@@ -392,7 +392,7 @@ def article_from_raw(
     if title is not None:
         # The caller knows the headline; drop it from the body when the text repeats it.
         _, found_author, body = split_title(cleaned)
-        if not cleaned.split("\n\n", 1)[0].strip().casefold() == title.strip().casefold():
+        if cleaned.split("\n\n", 1)[0].strip().casefold() != title.strip().casefold():
             body = cleaned
             found_author = None
     final_title = (title or found_title or "").strip()

@@ -101,4 +101,7 @@ def pack(mats: list[TokenMatrix]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def unpack(vectors: np.ndarray, spans: np.ndarray, offsets: np.ndarray) -> list[TokenMatrix]:
-    return [TokenMatrix(vectors[offsets[i] : offsets[i + 1]], spans[offsets[i] : offsets[i + 1]]) for i in range(len(offsets) - 1)]
+    return [
+        TokenMatrix(vectors[offsets[i] : offsets[i + 1]], spans[offsets[i] : offsets[i + 1]])
+        for i in range(len(offsets) - 1)
+    ]

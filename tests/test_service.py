@@ -13,7 +13,9 @@ from tests.conftest import FakeEmbedder, word_count
 
 @pytest.fixture
 def settings(tmp_settings):
-    retrieval = replace(tmp_settings.retrieval, late_interaction=False, rerank=False, dense_floor=-1.0, decline_threshold=-100.0)
+    retrieval = replace(
+        tmp_settings.retrieval, late_interaction=False, rerank=False, dense_floor=-1.0, decline_threshold=-100.0
+    )
     return replace(tmp_settings, retrieval=retrieval)
 
 
@@ -50,7 +52,9 @@ def test_bad_questions_raise_invalid_question(service, question: str) -> None:
 
 def test_rebuild_swaps_in_the_new_index(service, settings) -> None:
     before = service.info().index_version
-    write_article(settings.paths.knowledge_dir, Article(id="late-news", title="Late news", body="Zebras now use Mythos."))
+    write_article(
+        settings.paths.knowledge_dir, Article(id="late-news", title="Late news", body="Zebras now use Mythos.")
+    )
     report = service.rebuild(started_by="test")
     assert report.added == ("late-news",)
     assert service.info().index_version == report.index_version != before
