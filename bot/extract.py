@@ -130,6 +130,34 @@ def _publisher(sitename: object, doc_url: object, tree: lxml.html.HtmlElement | 
     return name or declared
 
 
+_DATE_META = ("article:published_time", "og:published_time", "datepublished", "pubdate", "publishdate", "date")
+
+
+def _declared_date(tree: lxml.html.HtmlElement | None) -> datetime.date | None:
+    """The publication date the page states itself (meta tags, then <time datetime>), if any.
+
+    Preferred over trafilatura's guess, which is capped at today's date and can substitute another
+    date it found on the page.
+    """
+    if tree is None:
+        return None
+    metas = {}
+    for meta in tree.iter("meta"):
+        key = (meta.get("property") or meta.get("name") or meta.get("itemprop") or "").lower()
+        if key in _DATE_META and key not in metas:
+            metas[key] = meta.get("content")
+    for key in _DATE_META:
+        found = _parse_date(metas.get(key))
+        if found:
+            return found
+    for node in tree.iter("time"):
+        if (node.get("itemprop") or "").lower() == "datepublished" or node.get("pubdate") is not None:
+            found = _parse_date(node.get("datetime"))
+            if found:
+                return found
+    return None
+
+
 def _parse_date(value: object) -> datetime.date | None:
     if not isinstance(value, str):
         return None
@@ -203,7 +231,7 @@ def extract_article(html: str, url: str | None = None) -> ExtractedArticle:
         title=title,
         publisher=_publisher(getattr(doc, "sitename", None), getattr(doc, "url", None), tree),
         author=_clean(getattr(doc, "author", None)),
-        published=_parse_date(getattr(doc, "date", None)),
+        published=_declared_date(tree) or _parse_date(getattr(doc, "date", None)),
         url=_declared_canonical(tree, url) or _web_url(url, None),
         text=text,
     )

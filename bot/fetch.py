@@ -400,7 +400,10 @@ def _decode(body: bytes, charset: str | None) -> str:
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, policy: FetchPolicy, url: str) -> bytes:
-    too_big = FetchRefused(f"Refused: the page at {_clip(url)} is larger than {_size(policy.max_bytes)}.")
+    too_big = FetchRefused(
+        f"Refused: the page at {_clip(url)} is larger than {_size(policy.max_bytes)}; "
+        "save the article text to a file and add that instead."
+    )
     length = resp.content_length
     if length is not None and length > policy.max_bytes:
         raise too_big
@@ -444,7 +447,10 @@ async def _fetch(url: str, policy: FetchPolicy, session: aiohttp.ClientSession) 
                 )
             content_type = resp.content_type.lower()
             if content_type not in policy.allowed_content_types:
-                raise FetchRefused(f"Refused: content type {_clip(content_type, 60)} is not a web page.")
+                raise FetchRefused(
+                    f"Refused: content type {_clip(content_type, 60)} is not a web page; "
+                    "link to the article's HTML page, or add its text as a file."
+                )
             body = await _read_capped(resp, policy, current)
             return FetchedPage(
                 url=current,

@@ -302,3 +302,14 @@ def test_text_file_without_article_text_raises_extraction_failed(
 ) -> None:
     with pytest.raises(ExtractionFailed, match=reason):
         extract_text_file(raw)
+
+
+def test_a_declared_publication_date_is_taken_as_written_even_after_today() -> None:
+    html = (
+        "<html><head><title>Future story</title>"
+        '<meta property="article:published_time" content="2099-03-04T10:00:00Z"></head>'
+        "<body><article><h1>Future story</h1>"
+        + "".join(f"<p>Paragraph {n} of a story long enough to count as an article body text.</p>" for n in range(6))
+        + "</article></body></html>"
+    )
+    assert extract_article(html, "https://news.example.com/future").published == datetime.date(2099, 3, 4)

@@ -99,7 +99,7 @@ def test_prepare_text_cleans_and_previews_without_writing(base: KnowledgeBase, d
     assert article.title == "Commerce gives Anthropic 72 hours to file a compliance plan"
     assert "Advertisement" not in article.body
     assert preview.first_paragraph.startswith("The Commerce Department gave Anthropic 72 hours")
-    assert preview.words == 27 and preview.duplicates == ()
+    assert preview.words == 26 and preview.duplicates == ()
     assert snapshot(base.dir) == before and db.audit_log() == []
 
 
@@ -154,7 +154,7 @@ BAD_FILES = [
     ("unclosed.md", b"---\nid: a\ntitle: b\nbody\n", "not closed"),
     ("no-title.md", b"---\nid: a\n---\nbody\n", "missing required field 'title'"),
     ("traversal.md", b"---\nid: ../../evil\ntitle: b\n---\nbody\n", "is not valid"),
-    ("no-headline.html", b"<html><body><p>Only a short line.</p></body></html>", ""),
+    ("no-headline.html", b"<html><body><p>Only a short line.</p></body></html>", "No headline found"),
 ]
 
 
@@ -190,7 +190,7 @@ def test_prepare_url_refuses_non_public_links_before_connecting(
 
     monkeypatch.setattr(socket.socket, "connect", no_connect)
     before = snapshot(base.dir)
-    with pytest.raises(FetchRefused, match="^Refused: "):
+    with pytest.raises(FetchRefused, match=r"^Refused: "):
         base.prepare_url(url)
     assert snapshot(base.dir) == before
 

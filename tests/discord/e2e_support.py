@@ -22,6 +22,7 @@ import dataclasses
 import datetime as dt
 import re
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -284,15 +285,30 @@ async def final_message(rec: InteractionRecord, *, timeout: float = ANSWER_TIMEO
 
 
 class ScriptedService:
-    """The real service, except that listed questions get a hand-made ``Answer`` (to reach edge cases)."""
+    """The real service, except for listed questions (to reach edge cases the articles cannot).
 
-    def __init__(self, real: Any, answers: dict[str, Answer]) -> None:
+    A listed question gets its hand-made ``Answer``, or raises the listed exception; ``delays``
+    holds questions back that many seconds first (in the worker thread, like a slow model).
+    """
+
+    def __init__(
+        self,
+        real: Any,
+        answers: dict[str, Answer | BaseException],
+        *,
+        delays: dict[str, float] | None = None,
+    ) -> None:
         self.real = real
         self.answers = answers
+        self.delays = delays or {}
         self.settings = real.settings
 
     def ask(self, question: str, *, max_excerpts: int | None = None) -> Answer:
+        if question in self.delays:
+            time.sleep(self.delays[question])  # a worker thread, never the event loop
         scripted = self.answers.get(question)
+        if isinstance(scripted, BaseException):
+            raise scripted
         return scripted if scripted is not None else self.real.ask(question, max_excerpts=max_excerpts)
 
     def info(self) -> Any:
@@ -310,7 +326,7 @@ class ScriptedService:
 
 # -- reading what the bot sent --------------------------------------------------------------------
 
-_ESCAPE = re.compile(r"\\([^\w\s])")
+_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")  # a backslash before ASCII punctuation
 _LINK = re.compile(r"\[([^\]\n]*)\]\((https?://[^)\s]+)\)")
 
 
@@ -399,11 +415,19 @@ def assert_no_pings(messages: Iterable[FakeMessage]) -> None:
         assert m.mentions == [] and m.mention_roles == [] and m.mention_everyone is False, m
 
 
+_LINKED_TITLE = re.compile(r"^\[(.*)\]\(https?://[^\s)]+\)(?: · |$)")
+
+
 def source_article(attribution: str, articles: Iterable[Article]) -> Article:
-    """The article an attribution line names (its title is shown first, linked or not)."""
-    named = [a for a in articles if attribution.startswith(a.title) or attribution.startswith(f"[{a.title}](")]
-    assert named, f"no article is named by the attribution {attribution!r}"
-    return max(named, key=lambda a: len(a.title))
+    """The article an attribution line names: its title comes first, maybe linked, maybe cut with "…"."""
+    linked = _LINKED_TITLE.match(attribution)
+    shown = linked.group(1) if linked else attribution.split(" · ")[0]
+    if shown.endswith("…"):
+        named = [a for a in articles if a.title.startswith(shown[:-1].rstrip())]
+    else:
+        named = [a for a in articles if a.title == shown]
+    assert len(named) == 1, f"{len(named)} articles are named by the attribution {attribution!r}"
+    return named[0]
 
 
 def assert_quotes_verbatim(description: str, articles: Iterable[Article]) -> list[tuple[str, Article]]:

@@ -11,8 +11,11 @@ import re
 import pytest
 import pytest_asyncio
 
+from bot.discord.replies import GENERIC_ERROR
+
 from .e2e_support import (
     Env,
+    ScriptedService,
     assert_no_pings,
     assert_quotes_verbatim,
     extra_service_fixture,  # noqa: F401  (the extra_service fixture)
@@ -187,6 +190,21 @@ async def test_sources_page_is_visible_only_to_the_member_who_asked(
         await env.fake.click_button(page, next_id, user=env.sg.moderator)
 
 
+async def test_sources_buttons_are_disabled_when_the_page_times_out(
+    discord_harness, extra_service, tmp_path
+) -> None:
+    env = await start_env(discord_harness, extra_service, tmp_path, view_timeout_seconds=0.5)
+    page = await final_message(await env.fake.invoke_slash("sources", user=env.member))
+    assert not all(c["disabled"] for row in page.components for c in row["components"])
+    await env.fake.wait_until(
+        lambda: all(c["disabled"] for row in page.components for c in row["components"]),
+        timeout=5,
+        what="the page's buttons to be disabled",
+    )
+    assert "Page 1 of 3" in page.embeds[0]["footer"]["text"]  # the page itself stays readable
+    assert env.fake.errors == []
+
+
 async def test_about_shows_index_version_counts_and_model(env: Env) -> None:
     rec = await env.fake.invoke_slash("about", user=env.member)
     message = await final_message(rec)
@@ -276,3 +294,59 @@ async def test_cooldown_reply_is_private_and_says_how_long_to_wait(
     with env.database() as db:
         assert db.recent_gaps() == []
 
+
+async def test_mention_cooldown_notice_says_how_long_and_removes_itself(
+    discord_harness, knowledge_service, tmp_path, monkeypatch
+) -> None:
+    env = await start_env(
+        discord_harness, knowledge_service, tmp_path, cooldown_questions=1, cooldown_seconds=60.0
+    )
+    # 15 s in production. Patched after start: load_extension executes the cog module afresh.
+    monkeypatch.setattr("bot.discord.cogs.ask.NOTICE_SECONDS", 0.5)
+    await env.reply_to(await env.mention(ON_TOPIC))
+    asked = await env.mention("Who is affected by the ban?")
+    notice = await env.reply_to(asked)
+    assert re.fullmatch(r"You're asking quickly; please wait (\d+) seconds? before asking again\.", notice.content)
+    assert notice.embeds == []
+    assert_no_pings([notice])
+    await env.fake.wait_until(lambda: notice.deleted, timeout=5, what="the notice to delete itself")
+
+
+# -- failures -------------------------------------------------------------------------------------
+
+
+async def test_an_unexpected_failure_is_one_private_generic_line_never_a_traceback(
+    discord_harness, knowledge_service, tmp_path, caplog
+) -> None:
+    boom = "What does the secret appendix say?"
+    service = ScriptedService(knowledge_service, {boom: RuntimeError("index exploded")})
+    env = await start_env(discord_harness, service, tmp_path)
+    rec = await env.ask(boom)
+    await rec.wait_response()
+    assert one_line_private(rec) == GENERIC_ERROR
+    assert "index exploded" in caplog.text  # the traceback goes to the log instead
+    asked = await env.mention(boom)
+    notice = await env.reply_to(asked)
+    assert notice.content == GENERIC_ERROR
+
+
+async def test_a_failure_after_the_thinking_placeholder_replaces_it_with_one_line(
+    discord_harness, knowledge_service, tmp_path
+) -> None:
+    slow = "What does the secret appendix say?"
+    service = ScriptedService(knowledge_service, {slow: RuntimeError("index exploded")}, delays={slow: 2.5})
+    env = await start_env(discord_harness, service, tmp_path)
+    rec = await env.ask(slow)
+    assert (await rec.wait_response(timeout=4)).type == CallbackType.DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE
+    message = await final_message(rec)
+    assert not message.loading and message.content == GENERIC_ERROR and message.embeds == []
+    assert rec.rejected == [] and env.fake.errors == []
+
+
+async def test_ask_in_a_direct_message_is_answered(env: Env) -> None:
+    dm = await env.fake.create_dm(env.member)
+    rec = await env.fake.invoke_slash("ask", {"question": "Who is affected by the ban?"}, user=env.member, channel=dm)
+    message = await final_message(rec)
+    assert message.guild_id is None
+    assert_quotes_verbatim(message.embeds[0]["description"], env.service.articles())
+    assert not any(i.startswith("dbot:thread:") for i in message.all_custom_ids())

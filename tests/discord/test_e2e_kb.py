@@ -453,6 +453,8 @@ async def test_bad_attachment_is_refused_with_the_reason_and_nothing_written(
     message = await add_file(env, name, data)
     assert message.ephemeral and not message.components and not message.embeds
     assert reason in message.content and "\n" not in message.content
+    hints = ("attach it again", "attach the file", "convert it first", "Trim it", "allowed:")
+    assert any(hint in message.content for hint in hints)
     assert env.files() == before and env.audit() == []
 
 
@@ -819,6 +821,7 @@ async def test_rebuild_with_nothing_changed_says_the_index_is_up_to_date(env: Kb
 async def rebuild_held_open(env: KbEnv) -> AsyncIterator[InteractionRecord]:
     """A moderator's /kb rebuild, stopped inside the build until the block ends; yields its interaction."""
     write_article(env.knowledge_dir, NEW_ARTICLE)
+    env.embedder.building.clear()
     env.embedder.gate.clear()
     try:
         rec = await env.kb("rebuild")
@@ -864,7 +867,7 @@ async def test_failed_rebuild_keeps_the_old_index_serving_and_says_why(env: KbEn
     report = await env.reply(rec)
     embed = report.embeds[0]
     assert embed["title"] == "Rebuild failed"
-    assert "broken.md:1: missing front matter" in embed["description"]
+    assert "The rebuild failed: knowledge/broken.md:1: missing front matter" in embed["description"]
     assert f"Questions are still answered from `{version}`" in embed["description"]
     assert env.service.info().index_version == version
     entry = env.last_rebuild()

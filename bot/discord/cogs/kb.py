@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import functools
 import logging
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -148,6 +149,8 @@ class KnowledgeAdmin(commands.Cog, name="KnowledgeBase"):
             raise  # another process (an operator's `index build`) holds the build lock
         except DirectiveError as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            # Name files as moderators know them (knowledge/x.md), not by this machine's absolute path.
+            reason = reason.replace(f"{self.bot.settings.paths.knowledge_dir}{os.sep}", "knowledge/")
             return await self._rebuild_failed(actor, started, t0, reason)
         except Exception:
             log.exception("rebuild started by %s failed", actor)
@@ -266,7 +269,13 @@ class KnowledgeAdmin(commands.Cog, name="KnowledgeBase"):
             data = await file.read()
         except discord.HTTPException as exc:
             raise KnowledgeError(f"Could not download {name} from Discord ({exc.status}); attach it again.") from None
-        return await self._off_loop(self.base.prepare_file, name, data)
+        try:
+            return await self._off_loop(self.base.prepare_file, name, data)
+        except DirectiveError as exc:
+            message = str(exc).strip()
+            if ";" in message:  # it already says what to do
+                raise
+            raise type(exc)(f"{message.rstrip('.')}. Fix the file and attach it again.") from None
 
     async def _text_submitted(self, interaction: discord.Interaction[Any], text: TextArticle) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
