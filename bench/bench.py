@@ -208,7 +208,8 @@ def main() -> None:
                 ["rebuild with nothing changed", again.chunks, f"{noop_s:.3f}", "", f"embedded {again.embedded}"],
             ],
             "Medians of 3 runs. The full build also runs the late-interaction model over every chunk; "
-            "both models' vectors are cached by chunk-text hash, so rebuilds after an edit only encode the edited chunks.",
+            "both models' vectors are cached by chunk-text hash, "
+            "so rebuilds after an edit only encode the edited chunks.",
         )
 
         # --- answer latency ---------------------------------------------------------------
@@ -237,7 +238,8 @@ def main() -> None:
             ["wall clock of ask()", f"{percentile(wall, 0.5):.1f}", f"{percentile(wall, 0.95):.1f}", f"{max(wall):.1f}"]
         )
         emit(
-            f"Answer latency in process ({len(wall)} answers: {len(qs)} questions x {args.rounds} rounds, after warm-up)",
+            f"Answer latency in process ({len(wall)} answers: "
+            f"{len(qs)} questions x {args.rounds} rounds, after warm-up)",
             ["stage", "p50 ms", "p95 ms", "max ms"],
             rows,
             "Targets: p50 <= 250 ms, p95 <= 500 ms, reranking included.",

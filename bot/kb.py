@@ -32,7 +32,7 @@ from bot.models import Article
 if TYPE_CHECKING:
     from bot.db import Database
     from bot.extract import ExtractedArticle
-    from bot.fetch import FetchPolicy
+    from bot.fetch import FetchedPage, FetchPolicy
 
 MAX_UPLOAD_BYTES = 2_000_000
 ALLOWED_SUFFIXES = (".md", ".txt", ".html", ".htm")
@@ -222,7 +222,7 @@ class KnowledgeBase:
         policy = self.fetch_policy(allow_loopback_for_tests)
         return self.prepare_page(fetch_url_sync(url, policy))
 
-    def prepare_page(self, page) -> Preview:
+    def prepare_page(self, page: FetchedPage) -> Preview:
         """A page already fetched (``bot.fetch.FetchedPage``, e.g. by the async ``fetch_url``): extract, clean."""
         from bot.extract import extract_article, extract_text_file
 

@@ -68,18 +68,18 @@ def tmp_settings(tmp_path: Path, knowledge_copy: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def real_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundled knowledge base indexed once with the real models; copy it before changing it."""
+def real_service(tmp_path_factory: pytest.TempPathFactory):
+    """One real KnowledgeService (MiniLM, late interaction, cross-encoder) for the whole session.
+
+    It builds the bundled knowledge base into a session temp index the first time it is asked for.
+    """
     from bot.service import KnowledgeService
 
     index_dir = tmp_path_factory.mktemp("real-index")
-    KnowledgeService.open(load_settings(environ={}).with_paths(KNOWLEDGE, index_dir), build_if_needed=True)
-    return index_dir
+    return KnowledgeService.open(load_settings(environ={}).with_paths(KNOWLEDGE, index_dir), build_if_needed=True)
 
 
 @pytest.fixture(scope="session")
-def real_service(real_index_dir: Path):
-    """One real KnowledgeService (MiniLM, late interaction, cross-encoder) for the whole session."""
-    from bot.service import KnowledgeService
-
-    return KnowledgeService.open(load_settings(environ={}).with_paths(KNOWLEDGE, real_index_dir), build_if_needed=False)
+def real_index_dir(real_service) -> Path:
+    """The real build of the bundled articles; copy it before changing it."""
+    return real_service.settings.paths.index_dir

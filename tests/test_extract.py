@@ -52,8 +52,7 @@ def news_page(
     """A realistic news article page with all the usual boilerplate around it."""
     body = "\n".join(f"<p>{p}</p>" for p in paragraphs)
     comments = "\n".join(
-        f'<div class="comment"><p class="comment-author">reader{i}</p>'
-        f"<p>{text}</p></div>"
+        f'<div class="comment"><p class="comment-author">reader{i}</p><p>{text}</p></div>'
         for i, text in enumerate(COMMENT_TEXTS)
     )
     return f"""<!DOCTYPE html>
@@ -159,16 +158,12 @@ def test_text_is_the_paragraphs_separated_by_blank_lines(
         "comment-2",
     ],
 )
-def test_text_leaves_out_boilerplate(
-    article: ExtractedArticle, boilerplate: str
-) -> None:
+def test_text_leaves_out_boilerplate(article: ExtractedArticle, boilerplate: str) -> None:
     assert boilerplate not in article.text
 
 
 @pytest.mark.parametrize("code", ["dataLayer", "font-family"])
-def test_text_leaves_out_scripts_and_styles(
-    article: ExtractedArticle, code: str
-) -> None:
+def test_text_leaves_out_scripts_and_styles(article: ExtractedArticle, code: str) -> None:
     assert code not in article.text
 
 
@@ -263,9 +258,7 @@ def test_extraction_failure_is_a_one_line_directive_error_naming_the_page() -> N
 
 
 def test_text_file_first_non_empty_line_is_the_title_and_the_rest_is_text() -> None:
-    article = extract_text_file(
-        "\n\n  Park approved  \n\nFirst paragraph.\n\nSecond one.\n"
-    )
+    article = extract_text_file("\n\n  Park approved  \n\nFirst paragraph.\n\nSecond one.\n")
 
     assert article == ExtractedArticle(
         title="Park approved",
@@ -287,9 +280,7 @@ def test_text_file_first_non_empty_line_is_the_title_and_the_rest_is_text() -> N
     ],
     ids=["crlf-and-blank-runs", "bom", "single-newlines-kept", "whitespace-lines"],
 )
-def test_text_file_normalises_line_endings_and_blank_runs(
-    raw: str, expected_text: str
-) -> None:
+def test_text_file_normalises_line_endings_and_blank_runs(raw: str, expected_text: str) -> None:
     assert extract_text_file(raw).text == expected_text
 
 
@@ -297,9 +288,7 @@ def test_text_file_normalises_line_endings_and_blank_runs(
     ("raw", "reason"),
     [("", "empty"), ("\n \n\t", "empty"), ("Only a title\n\n", "only has a title")],
 )
-def test_text_file_without_article_text_raises_extraction_failed(
-    raw: str, reason: str
-) -> None:
+def test_text_file_without_article_text_raises_extraction_failed(raw: str, reason: str) -> None:
     with pytest.raises(ExtractionFailed, match=reason):
         extract_text_file(raw)
 

@@ -34,9 +34,7 @@ from bot.fetch import (
 
 LOOPBACK = FetchPolicy(allow_loopback_for_tests=True)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-PAGE_HTML = (
-    "<html><head><title>Hi</title></head><body><p>Hello, world.</p></body></html>"
-)
+PAGE_HTML = "<html><head><title>Hi</title></head><body><p>Hello, world.</p></body></html>"
 
 
 # --------------------------------------------------------------------------- #
@@ -173,9 +171,7 @@ async def test_html_page_is_fetched_and_decoded() -> None:
         "xhtml",
     ],
 )
-async def test_body_is_decoded_with_declared_charset_else_utf8(
-    content_type: str, body: bytes, expected: str
-) -> None:
+async def test_body_is_decoded_with_declared_charset_else_utf8(content_type: str, body: bytes, expected: str) -> None:
     async def handler(request: web.Request) -> web.Response:
         return web.Response(body=body, headers={"Content-Type": content_type})
 
@@ -264,9 +260,7 @@ async def test_user_agent_is_sent_and_no_cookies_or_credentials() -> None:
 async def test_name_is_dialled_at_the_vetted_address(connections: list[object]) -> None:
     resolver = StubResolver({"news.test": ["127.0.0.1"]})
     async with serve({"/page": html_page}) as server:
-        page = await fetch_url(
-            f"http://news.test:{server.port}/page", LOOPBACK, resolver=resolver
-        )
+        page = await fetch_url(f"http://news.test:{server.port}/page", LOOPBACK, resolver=resolver)
 
     assert page.text == PAGE_HTML
     assert resolver.calls == ["news.test"]
@@ -430,9 +424,7 @@ async def test_slow_server_is_refused_with_a_timeout(stage: str) -> None:
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize(
-    ("status", "reason"), [(404, "Not Found"), (500, "Internal Server Error")]
-)
+@pytest.mark.parametrize(("status", "reason"), [(404, "Not Found"), (500, "Internal Server Error")])
 async def test_error_status_is_refused(status: int, reason: str) -> None:
     async def failing(request: web.Request) -> web.Response:
         return web.Response(status=status, text="nope", content_type="text/html")
@@ -594,9 +586,7 @@ async def test_unknown_host_is_refused_with_a_clear_message() -> None:
         "http://0.0.0.0/",
     ],
 )
-async def test_loopback_test_allowance_permits_nothing_but_ipv4_loopback(
-    url: str, connections: list[object]
-) -> None:
+async def test_loopback_test_allowance_permits_nothing_but_ipv4_loopback(url: str, connections: list[object]) -> None:
     with pytest.raises(FetchRefused, match="Refused: "):
         await fetch_url(url, LOOPBACK, resolver=StubResolver({}))
 
@@ -655,9 +645,7 @@ def test_refusal_is_a_one_line_directive_error() -> None:
         check_url("http://10.0.0.1/")
 
     message = str(caught.value)
-    assert message == (
-        "Refused: 10.0.0.1 is a private address; only public web pages can be added."
-    )
+    assert message == ("Refused: 10.0.0.1 is a private address; only public web pages can be added.")
     assert "\n" not in message
 
 
@@ -685,8 +673,6 @@ def test_connected_peer_that_is_not_public_is_refused(peername: object) -> None:
         fetch_module._refuse_peer(peername, FetchPolicy(), "host.test")
 
 
-@pytest.mark.parametrize(
-    "peername", [("93.184.216.34", 443), ("2606:4700::1111", 443, 0, 0)]
-)
+@pytest.mark.parametrize("peername", [("93.184.216.34", 443), ("2606:4700::1111", 443, 0, 0)])
 def test_connected_peer_that_is_public_is_accepted(peername: object) -> None:
     fetch_module._refuse_peer(peername, FetchPolicy(), "host.test")

@@ -53,7 +53,8 @@ def test_cleaner_removes_boilerplate_line(noise: str) -> None:
     "bait",
     [
         "For more information on the impact of this withdrawal, you can read about the US government’s order.",
-        "For more on how Anthropic is impacting business automation, check out this comparison of business automation solutions.",
+        "For more on how Anthropic is impacting business automation, "
+        "check out this comparison of business automation solutions.",
         "Subscribe to our newsletter for weekly updates on how government regulations are reshaping the tech industry.",
     ],
 )
@@ -189,15 +190,9 @@ def test_validate_id_refuses_anything_but_a_slug(bad: object) -> None:
         validate_id(bad)
 
 
-def test_load_knowledge_refuses_duplicate_ids(tmp_path: Path) -> None:
-    article = Article(id="a", title="T", body="Body.")
-    write_article(tmp_path, article)
-    (tmp_path / "b.md").write_text(render_article(article).replace("id: a", "id: a"), encoding="utf-8")
-    with pytest.raises(KnowledgeError, match="does not match the file name|duplicate id"):
-        load_knowledge(tmp_path)
-
-
-def test_load_knowledge_refuses_id_that_does_not_match_file_name(tmp_path: Path) -> None:
+def test_load_knowledge_refuses_an_id_that_does_not_match_its_file_name(tmp_path: Path) -> None:
+    """Ids equal file names, which is also what makes duplicate ids impossible."""
+    write_article(tmp_path, Article(id="a", title="T", body="Body."))
     (tmp_path / "b.md").write_text(render_article(Article(id="a", title="T", body="Body.")), encoding="utf-8")
     with pytest.raises(KnowledgeError, match=r"b\.md:2: id 'a' does not match"):
         load_knowledge(tmp_path)

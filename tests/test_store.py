@@ -161,7 +161,7 @@ def test_verify_detects_a_corrupted_file(settings, victim: str) -> None:
 def test_verify_detects_a_missing_file(settings) -> None:
     build(settings)
     (current_build_dir(settings.paths.index_dir) / "sentences.jsonl").unlink()
-    with pytest.raises(IndexMismatch, match="missing sentences.jsonl"):
+    with pytest.raises(IndexMismatch, match=r"missing sentences\.jsonl"):
         verify_index(settings)
 
 

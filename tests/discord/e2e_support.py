@@ -1,19 +1,20 @@
 """Shared pieces of the end-to-end tests: the real knowledge service and a bot started against the fake.
 
-The real service (MiniLM embedder, FAISS, BM25, late interaction, ONNX reranker) costs ~6 s to
-load and ~15 s to index ``knowledge/``, so it is built once per process and shared by every e2e
-module. Its index lives in a session temp dir, never in the repo's ``index/``. Extra knowledge
-bases (long articles, many articles) reuse the same loaded models and build in a second or two.
+The real service (MiniLM embedder, FAISS, BM25, late interaction, ONNX reranker) costs seconds
+to load and to index ``knowledge/``, so it is built once per test session (it is the
+``real_service`` of ``tests/conftest.py`` when that exists) in a temp dir, never the repo's
+``index/``. A second knowledge base (``extra_service``: over two pages of articles, one of them
+full of mention and markdown bait) reuses the loaded models and builds in a couple of seconds.
 
-Use from a test module::
+Use from a test module (the fixtures are imported under their function names, so that test
+parameters called ``knowledge_service`` / ``extra_service`` do not shadow an import)::
 
-    from .e2e_support import knowledge_service_fixture, start_bot  # noqa: F401  (the fixture)
+    from .e2e_support import knowledge_service_fixture, start_env  # noqa: F401  (fixture)
 
     async def test_something(discord_harness, knowledge_service, tmp_path):
-        fake = discord_harness.fake
-        sg = await fake.create_standard_guild()
-        bot = await start_bot(discord_harness, knowledge_service, tmp_path)
-        rec = await fake.invoke_slash("ask", {"question": "..."}, user=sg.member)
+        env = await start_env(discord_harness, knowledge_service, tmp_path)   # guild, member, bot
+        message = await final_message(await env.ask("Who is affected?"))     # /ask as the member
+        reply = await env.reply_to(await env.mention("Who is affected?"))    # @bot as the member
 """
 
 from __future__ import annotations
@@ -373,11 +374,15 @@ def without_ellipsis(quote: str) -> str:
 
 def plain_text(message: FakeMessage | dict[str, Any]) -> str:
     """A message as a member reads it: content, then each embed (links shown as text), then the buttons."""
-    data = message if isinstance(message, dict) else {
-        "content": message.content,
-        "embeds": message.embeds,
-        "components": message.components,
-    }
+    data = (
+        message
+        if isinstance(message, dict)
+        else {
+            "content": message.content,
+            "embeds": message.embeds,
+            "components": message.components,
+        }
+    )
     lines: list[str] = []
     if data.get("content"):
         lines.append(unescape(data["content"]))

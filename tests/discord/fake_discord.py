@@ -25,6 +25,7 @@ with a description of what was awaited.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -34,8 +35,9 @@ import secrets
 import time
 import zlib
 from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -244,7 +246,7 @@ class CommandNotAvailable(PermissionError):
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: int, message: str, errors: Optional[dict] = None):
+    def __init__(self, status: int, code: int, message: str, errors: dict | None = None):
         super().__init__(f"{status} {code} {message}")
         self.status = status
         self.code = code
@@ -252,7 +254,7 @@ class ApiError(Exception):
         self.errors = errors
 
     def body(self) -> dict:
-        body: Dict[str, Any] = {"message": self.message, "code": self.code}
+        body: dict[str, Any] = {"message": self.message, "code": self.code}
         if self.errors:
             body["errors"] = self.errors
         return body
@@ -266,9 +268,9 @@ class _Errors:
     """Collects validation errors in Discord's nested ``errors`` format."""
 
     def __init__(self) -> None:
-        self.tree: Dict[str, Any] = {}
+        self.tree: dict[str, Any] = {}
 
-    def add(self, path: Sequence[Union[str, int]], code: str, message: str) -> None:
+    def add(self, path: Sequence[str | int], code: str, message: str) -> None:
         node = self.tree
         for part in path:
             node = node.setdefault(str(part), {})
@@ -291,9 +293,9 @@ class _Errors:
 # --------------------------------------------------------------------------------------
 
 
-def _iso(ts: Optional[float] = None) -> str:
+def _iso(ts: float | None = None) -> str:
     ts = time.time() if ts is None else ts
-    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).isoformat()
+    return _dt.datetime.fromtimestamp(ts, _dt.UTC).isoformat()
 
 
 def _id_of(obj: Any) -> int:
@@ -313,7 +315,7 @@ class FakeUser:
     id: int
     username: str
     bot: bool = False
-    global_name: Optional[str] = None
+    global_name: str | None = None
 
     @property
     def mention(self) -> str:
@@ -344,7 +346,7 @@ class FakeRole:
     hoist: bool = False
     mentionable: bool = False
     managed: bool = False
-    bot_id: Optional[int] = None
+    bot_id: int | None = None
 
     @property
     def mention(self) -> str:
@@ -374,8 +376,8 @@ class FakeRole:
 class FakeMember:
     guild_id: int
     user: FakeUser
-    roles: List[int] = field(default_factory=list)
-    nick: Optional[str] = None
+    roles: list[int] = field(default_factory=list)
+    nick: str | None = None
     joined_at: str = field(default_factory=_iso)
 
     @property
@@ -386,8 +388,8 @@ class FakeMember:
     def mention(self) -> str:
         return f"<@{self.user.id}>"
 
-    def to_payload(self, *, include_user: bool = True, permissions: Optional[int] = None) -> dict:
-        p: Dict[str, Any] = {
+    def to_payload(self, *, include_user: bool = True, permissions: int | None = None) -> dict:
+        p: dict[str, Any] = {
             "roles": [str(r) for r in self.roles],
             "nick": self.nick,
             "avatar": None,
@@ -412,19 +414,19 @@ class FakeChannel:
     id: int
     type: int
     name: str
-    guild_id: Optional[int] = None
+    guild_id: int | None = None
     position: int = 0
-    parent_id: Optional[int] = None
-    topic: Optional[str] = None
+    parent_id: int | None = None
+    topic: str | None = None
     nsfw: bool = False
-    overwrites: List[dict] = field(default_factory=list)
-    owner_id: Optional[int] = None
+    overwrites: list[dict] = field(default_factory=list)
+    owner_id: int | None = None
     archived: bool = False
     locked: bool = False
     auto_archive_duration: int = 1440
-    recipients: List[FakeUser] = field(default_factory=list)
+    recipients: list[FakeUser] = field(default_factory=list)
     rate_limit_per_user: int = 0
-    last_message_id: Optional[int] = None
+    last_message_id: int | None = None
     message_count: int = 0
     created_at: str = field(default_factory=_iso)
     deleted: bool = False
@@ -438,7 +440,7 @@ class FakeChannel:
         return f"<#{self.id}>"
 
     def to_payload(self) -> dict:
-        p: Dict[str, Any] = {
+        p: dict[str, Any] = {
             "id": str(self.id),
             "type": self.type,
             "name": self.name,
@@ -482,18 +484,18 @@ class FakeGuild:
     id: int
     name: str
     owner_id: int
-    roles: Dict[int, FakeRole] = field(default_factory=dict)
-    members: Dict[int, FakeMember] = field(default_factory=dict)
-    channels: Dict[int, FakeChannel] = field(default_factory=dict)
+    roles: dict[int, FakeRole] = field(default_factory=dict)
+    members: dict[int, FakeMember] = field(default_factory=dict)
+    channels: dict[int, FakeChannel] = field(default_factory=dict)
     locale: str = "en-US"
-    features: List[str] = field(default_factory=list)
+    features: list[str] = field(default_factory=list)
     joined_at: str = field(default_factory=_iso)
 
     @property
     def everyone(self) -> FakeRole:
         return self.roles[self.id]
 
-    def member(self, user: Any) -> Optional[FakeMember]:
+    def member(self, user: Any) -> FakeMember | None:
         return self.members.get(_id_of(user))
 
     def base_payload(self) -> dict:
@@ -552,34 +554,34 @@ class FakeMessage:
         *,
         id: int,
         channel_id: int,
-        guild_id: Optional[int],
+        guild_id: int | None,
         author: FakeUser,
         content: str = "",
-        embeds: Optional[List[dict]] = None,
-        components: Optional[List[dict]] = None,
+        embeds: list[dict] | None = None,
+        components: list[dict] | None = None,
         flags: int = 0,
-        allowed_mentions: Optional[dict] = None,
-        message_reference: Optional[dict] = None,
-        attachments: Optional[List[dict]] = None,
+        allowed_mentions: dict | None = None,
+        message_reference: dict | None = None,
+        attachments: list[dict] | None = None,
         type: int = 0,
-        webhook_id: Optional[int] = None,
-        application_id: Optional[int] = None,
-        interaction: Optional["InteractionRecord"] = None,
+        webhook_id: int | None = None,
+        application_id: int | None = None,
+        interaction: InteractionRecord | None = None,
         source: str = "rest",
         tts: bool = False,
-        nonce: Optional[str] = None,
+        nonce: str | None = None,
     ) -> None:
         self.id = id
         self.channel_id = channel_id
         self.guild_id = guild_id
         self.author = author
         self.content = content or ""
-        self.embeds: List[dict] = embeds or []
-        self.components: List[dict] = components or []
+        self.embeds: list[dict] = embeds or []
+        self.components: list[dict] = components or []
         self.flags = flags
         self.allowed_mentions = allowed_mentions
         self.message_reference = message_reference
-        self.attachments: List[dict] = attachments or []
+        self.attachments: list[dict] = attachments or []
         self.type = type
         self.webhook_id = webhook_id
         self.application_id = application_id
@@ -589,14 +591,14 @@ class FakeMessage:
         self.nonce = nonce
         self.timestamp = _iso()
         self.created_monotonic = time.monotonic()
-        self.edited_timestamp: Optional[str] = None
+        self.edited_timestamp: str | None = None
         self.deleted = False
-        self.mentions: List[int] = []
-        self.mention_roles: List[int] = []
+        self.mentions: list[int] = []
+        self.mention_roles: list[int] = []
         self.mention_everyone = False
-        self.thread_id: Optional[int] = None
-        self.reactions: Dict[str, set] = {}
-        self.history: List[dict] = []  # snapshots of previous versions (oldest first)
+        self.thread_id: int | None = None
+        self.reactions: dict[str, set] = {}
+        self.history: list[dict] = []  # snapshots of previous versions (oldest first)
 
     # -- convenience -------------------------------------------------------------
     @property
@@ -608,7 +610,7 @@ class FakeMessage:
         return bool(self.flags & MessageFlag.LOADING)
 
     @property
-    def reference_id(self) -> Optional[int]:
+    def reference_id(self) -> int | None:
         if not self.message_reference or self.message_reference.get("message_id") is None:
             return None
         return int(self.message_reference["message_id"])
@@ -627,10 +629,10 @@ class FakeMessage:
             "attachments": list(self.attachments),
         }
 
-    def find_component(self, custom_id: str) -> Optional[dict]:
+    def find_component(self, custom_id: str) -> dict | None:
         return _find_component(self.components, custom_id)
 
-    def all_custom_ids(self) -> List[str]:
+    def all_custom_ids(self) -> list[str]:
         return [c["custom_id"] for c in _walk_components(self.components) if "custom_id" in c]
 
     def __repr__(self) -> str:
@@ -651,23 +653,23 @@ def _walk_components(components: Iterable[dict]) -> Iterable[dict]:
                 yield from _walk_components([c[key]])
 
 
-def _walk_with_path(components: Iterable[dict], path: list) -> Iterable[Tuple[dict, list]]:
+def _walk_with_path(components: Iterable[dict], path: list) -> Iterable[tuple[dict, list]]:
     for i, c in enumerate(components or []):
         if not isinstance(c, dict):
             continue
-        here = path + [i]
+        here = [*path, i]
         yield c, here
         if isinstance(c.get("components"), list):
-            yield from _walk_with_path(c["components"], here + ["components"])
+            yield from _walk_with_path(c["components"], [*here, "components"])
         for key in ("component", "accessory"):
             if isinstance(c.get(key), dict):
                 sub = c[key]
-                yield sub, here + [key]
+                yield sub, [*here, key]
                 if isinstance(sub.get("components"), list):
-                    yield from _walk_with_path(sub["components"], here + [key, "components"])
+                    yield from _walk_with_path(sub["components"], [*here, key, "components"])
 
 
-def _find_component(components: Iterable[dict], custom_id: str) -> Optional[dict]:
+def _find_component(components: Iterable[dict], custom_id: str) -> dict | None:
     for c in _walk_components(components):
         if c.get("custom_id") == custom_id:
             return c
@@ -683,11 +685,11 @@ class ErrorRecord:
     status: int
     code: int
     message: str
-    errors: Optional[dict]
+    errors: dict | None
     at: float
 
-    def error_paths(self) -> List[str]:
-        out: List[str] = []
+    def error_paths(self) -> list[str]:
+        out: list[str] = []
 
         def walk(node: Any, prefix: str) -> None:
             if not isinstance(node, dict):
@@ -706,17 +708,17 @@ class ErrorRecord:
 class RequestRecord:
     method: str
     path: str
-    query: Dict[str, str]
+    query: dict[str, str]
     body: Any
     status: int = 0
     at: float = 0.0
-    code: Optional[int] = None
+    code: int | None = None
 
 
 @dataclass
 class RateLimitRule:
-    method: Optional[str]
-    pattern: "re.Pattern[str]"
+    method: str | None
+    pattern: re.Pattern[str]
     times: int
     retry_after: float
     is_global: bool
@@ -736,18 +738,18 @@ class ResponseRecord:
     data: dict
     at: float
     elapsed: float
-    message: Optional[FakeMessage] = None
+    message: FakeMessage | None = None
 
     @property
-    def content(self) -> Optional[str]:
+    def content(self) -> str | None:
         return self.data.get("content")
 
     @property
-    def embeds(self) -> List[dict]:
+    def embeds(self) -> list[dict]:
         return self.data.get("embeds") or []
 
     @property
-    def components(self) -> List[dict]:
+    def components(self) -> list[dict]:
         return self.data.get("components") or []
 
     @property
@@ -759,15 +761,15 @@ class ResponseRecord:
         return bool(self.flags & MessageFlag.EPHEMERAL)
 
     @property
-    def allowed_mentions(self) -> Optional[dict]:
+    def allowed_mentions(self) -> dict | None:
         return self.data.get("allowed_mentions")
 
     @property
-    def choices(self) -> List[dict]:
+    def choices(self) -> list[dict]:
         return self.data.get("choices") or []
 
     @property
-    def modal(self) -> Optional[dict]:
+    def modal(self) -> dict | None:
         return self.data if self.type == CallbackType.MODAL else None
 
     @property
@@ -778,9 +780,22 @@ class ResponseRecord:
 class InteractionRecord:
     """One interaction the fake dispatched, and everything the bot did with it."""
 
-    def __init__(self, fake: "FakeDiscord", *, id: int, token: str, type: int, data: dict, user: FakeUser,
-                 channel: FakeChannel, guild_id: Optional[int], message: Optional[FakeMessage], name: str,
-                 command_type: Optional[int] = None, modal_source: Optional["InteractionRecord"] = None) -> None:
+    def __init__(
+        self,
+        fake: FakeDiscord,
+        *,
+        id: int,
+        token: str,
+        type: int,
+        data: dict,
+        user: FakeUser,
+        channel: FakeChannel,
+        guild_id: int | None,
+        message: FakeMessage | None,
+        name: str,
+        command_type: int | None = None,
+        modal_source: InteractionRecord | None = None,
+    ) -> None:
         self._fake = fake
         self.id = id
         self.token = token
@@ -796,10 +811,10 @@ class InteractionRecord:
         self.modal_source = modal_source
         self.created_at = fake._now()
         self.payload: dict = {}
-        self.response: Optional[ResponseRecord] = None
-        self.original: Optional[FakeMessage] = None
-        self.followups: List[FakeMessage] = []
-        self.rejected: List[ErrorRecord] = []
+        self.response: ResponseRecord | None = None
+        self.original: FakeMessage | None = None
+        self.followups: list[FakeMessage] = []
+        self.rejected: list[ErrorRecord] = []
         self._deferred_filled = False
 
     def __repr__(self) -> str:
@@ -820,27 +835,33 @@ class InteractionRecord:
 
         return await self._fake.wait_until(check, timeout=timeout, what=describe)
 
-    async def wait_followups(self, n: int = 1, timeout: float = 5.0) -> List[FakeMessage]:
-        await self._fake.wait_until(lambda: len(self.followups) >= n, timeout=timeout,
-                                    what=lambda: f"{n} followup(s) to {self.name!r} (got {len(self.followups)})")
+    async def wait_followups(self, n: int = 1, timeout: float = 5.0) -> list[FakeMessage]:
+        await self._fake.wait_until(
+            lambda: len(self.followups) >= n,
+            timeout=timeout,
+            what=lambda: f"{n} followup(s) to {self.name!r} (got {len(self.followups)})",
+        )
         return self.followups[:n]
 
-    async def wait_rejected(self, n: int = 1, timeout: float = 5.0) -> List[ErrorRecord]:
-        await self._fake.wait_until(lambda: len(self.rejected) >= n, timeout=timeout,
-                                    what=lambda: f"{n} rejected call(s) for {self.name!r}")
+    async def wait_rejected(self, n: int = 1, timeout: float = 5.0) -> list[ErrorRecord]:
+        await self._fake.wait_until(
+            lambda: len(self.rejected) >= n, timeout=timeout, what=lambda: f"{n} rejected call(s) for {self.name!r}"
+        )
         return self.rejected[:n]
 
-    async def wait_original(self, predicate: Callable[[FakeMessage], bool] = lambda m: not m.loading,
-                            timeout: float = 5.0) -> FakeMessage:
+    async def wait_original(
+        self, predicate: Callable[[FakeMessage], bool] = lambda m: not m.loading, timeout: float = 5.0
+    ) -> FakeMessage:
         def check():
             m = self.original
             return m if m is not None and predicate(m) else None
 
-        return await self._fake.wait_until(check, timeout=timeout,
-                                           what=f"the original response of {self.name!r} to match the predicate")
+        return await self._fake.wait_until(
+            check, timeout=timeout, what=f"the original response of {self.name!r} to match the predicate"
+        )
 
     @property
-    def messages(self) -> List[FakeMessage]:
+    def messages(self) -> list[FakeMessage]:
         out = [self.original] if self.original is not None else []
         out += [m for m in self.followups if m is not self.original]
         return out
@@ -852,17 +873,17 @@ class InteractionRecord:
 
 
 class GatewaySession:
-    def __init__(self, id: str, shard: Optional[Tuple[int, int]], intents: int) -> None:
+    def __init__(self, id: str, shard: tuple[int, int] | None, intents: int) -> None:
         self.id = id
         self.shard = shard
         self.intents = intents
         self.seq = 0
-        self.buffer: Deque[Tuple[int, str, Any]] = deque(maxlen=5000)
-        self.conn: Optional["GatewayConnection"] = None
+        self.buffer: deque[tuple[int, str, Any]] = deque(maxlen=5000)
+        self.conn: GatewayConnection | None = None
         self.invalidated = False
         self.resumes = 0
 
-    def handles_guild(self, guild_id: Optional[int]) -> bool:
+    def handles_guild(self, guild_id: int | None) -> bool:
         if self.shard is None:
             return True
         shard_id, count = self.shard
@@ -877,22 +898,22 @@ class GatewaySession:
 class GatewayConnection:
     _ids = 0
 
-    def __init__(self, fake: "FakeDiscord", ws: web.WebSocketResponse, path: str, query: Dict[str, str]) -> None:
+    def __init__(self, fake: FakeDiscord, ws: web.WebSocketResponse, path: str, query: dict[str, str]) -> None:
         GatewayConnection._ids += 1
         self.id = GatewayConnection._ids
         self.fake = fake
         self.ws = ws
         self.path = path
         self.query = query
-        self.session: Optional[GatewaySession] = None
-        self.heartbeats: List[float] = []
+        self.session: GatewaySession | None = None
+        self.heartbeats: list[float] = []
         self.lock = asyncio.Lock()
         self.closed = False
         self.server_closed = False
-        self.close_code: Optional[int] = None
+        self.close_code: int | None = None
         self.compression = query.get("compress")
-        self._compress: Optional[Callable[[bytes], bytes]] = None
-        self.sent: List[dict] = []
+        self._compress: Callable[[bytes], bytes] | None = None
+        self.sent: list[dict] = []
         if self.compression == "zlib-stream":
             c = zlib.compressobj()
             self._compress = lambda b: c.compress(b) + c.flush(zlib.Z_SYNC_FLUSH)
@@ -905,7 +926,7 @@ class GatewayConnection:
             raise ValueError(f"unsupported compression {self.compression!r}")
 
     @property
-    def shard(self) -> Optional[Tuple[int, int]]:
+    def shard(self) -> tuple[int, int] | None:
         return self.session.shard if self.session else None
 
     async def send(self, payload: dict) -> bool:
@@ -927,10 +948,8 @@ class GatewayConnection:
     async def close(self, code: int, reason: str = "") -> None:
         self.server_closed = True
         if not self.ws.closed:
-            try:
+            with contextlib.suppress(TimeoutError, ConnectionError, RuntimeError):
                 await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()), timeout=2.0)
-            except (asyncio.TimeoutError, ConnectionError, RuntimeError):
-                pass
         self.closed = True
 
 
@@ -943,18 +962,18 @@ class GatewayConnection:
 class _Req:
     method: str
     path: str
-    params: Dict[str, str]
-    query: Dict[str, str]
+    params: dict[str, str]
+    query: dict[str, str]
     json: Any
-    files: List[dict]
+    files: list[dict]
     headers: Any
-    interaction: Optional[InteractionRecord] = None
+    interaction: InteractionRecord | None = None
 
 
 @dataclass
 class _Route:
     method: str
-    pattern: "re.Pattern[str]"
+    pattern: re.Pattern[str]
     template: str
     handler: Callable[[_Req], Any]
     auth: str  # "bot" | "webhook" | "none"
@@ -970,7 +989,7 @@ class FakeDiscord:
     def __init__(
         self,
         *,
-        token: Optional[str] = None,
+        token: str | None = None,
         bot_name: str = "TestBot",
         shard_count: int = 1,
         heartbeat_interval: float = 0.3,
@@ -988,7 +1007,7 @@ class FakeDiscord:
             raise ValueError(f"the fake only accepts test tokens starting with {TEST_TOKEN_PREFIX!r}")
         self.token = token
         self.host = host
-        self.port: Optional[int] = None
+        self.port: int | None = None
         self.shard_count = shard_count
         self.heartbeat_interval = heartbeat_interval
         self.interaction_deadline = interaction_deadline
@@ -1005,41 +1024,41 @@ class FakeDiscord:
         self.bot_user = FakeUser(self.app_id, bot_name, bot=True)
         self.app_owner = FakeUser(self._snowflake(), "app-owner")
 
-        self.users: Dict[int, FakeUser] = {self.bot_user.id: self.bot_user, self.app_owner.id: self.app_owner}
-        self.guilds: Dict[int, FakeGuild] = {}
-        self.channels: Dict[int, FakeChannel] = {}
-        self.messages: Dict[int, FakeMessage] = {}
-        self.attachment_blobs: Dict[int, bytes] = {}
-        self.global_commands: Dict[int, dict] = {}
-        self.guild_commands: Dict[int, Dict[int, dict]] = {}
-        self.command_puts: List[Tuple[Optional[int], List[str]]] = []
-        self.interactions: List[InteractionRecord] = []
-        self._interactions_by_id: Dict[int, InteractionRecord] = {}
-        self._interactions_by_token: Dict[str, InteractionRecord] = {}
+        self.users: dict[int, FakeUser] = {self.bot_user.id: self.bot_user, self.app_owner.id: self.app_owner}
+        self.guilds: dict[int, FakeGuild] = {}
+        self.channels: dict[int, FakeChannel] = {}
+        self.messages: dict[int, FakeMessage] = {}
+        self.attachment_blobs: dict[int, bytes] = {}
+        self.global_commands: dict[int, dict] = {}
+        self.guild_commands: dict[int, dict[int, dict]] = {}
+        self.command_puts: list[tuple[int | None, list[str]]] = []
+        self.interactions: list[InteractionRecord] = []
+        self._interactions_by_id: dict[int, InteractionRecord] = {}
+        self._interactions_by_token: dict[str, InteractionRecord] = {}
 
-        self.requests: List[RequestRecord] = []
-        self.errors: List[ErrorRecord] = []
-        self.unknown_routes: List[Tuple[str, str]] = []
-        self.rate_limits: List[RateLimitRule] = []
-        self.typing: List[Tuple[int, float]] = []
-        self.dispatch_log: List[Tuple[str, str, int, Any]] = []  # (session id, event, seq, data)
+        self.requests: list[RequestRecord] = []
+        self.errors: list[ErrorRecord] = []
+        self.unknown_routes: list[tuple[str, str]] = []
+        self.rate_limits: list[RateLimitRule] = []
+        self.typing: list[tuple[int, float]] = []
+        self.dispatch_log: list[tuple[str, str, int, Any]] = []  # (session id, event, seq, data)
 
-        self.sessions: Dict[str, GatewaySession] = {}
-        self.connections: List[GatewayConnection] = []
+        self.sessions: dict[str, GatewaySession] = {}
+        self.connections: list[GatewayConnection] = []
         self.identify_count = 0
         self.resume_count = 0
         self.ready_count = 0
         self._hb_window_start = 0.0
 
-        self.default_channel: Optional[FakeChannel] = None
-        self.default_user: Optional[FakeUser] = None
+        self.default_channel: FakeChannel | None = None
+        self.default_user: FakeUser | None = None
 
-        self._routes: List[_Route] = []
-        self._runner: Optional[web.AppRunner] = None
+        self._routes: list[_Route] = []
+        self._runner: web.AppRunner | None = None
         self._register_routes()
 
     # ------------------------------------------------------------------ lifecycle
-    async def start(self) -> "FakeDiscord":
+    async def start(self) -> FakeDiscord:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("GET", "/", self._gateway_handler)
         app.router.add_route("GET", "/resume/", self._gateway_handler)
@@ -1059,18 +1078,19 @@ class FakeDiscord:
             return
         conns = [c for c in self.connections if not c.closed]
         if conns:
-            await asyncio.wait([asyncio.ensure_future(c.close(1001, "fake discord shutting down")) for c in conns],
-                               timeout=timeout)
+            await asyncio.wait(
+                [asyncio.ensure_future(c.close(1001, "fake discord shutting down")) for c in conns], timeout=timeout
+            )
         try:
             await asyncio.wait_for(self._runner.cleanup(), timeout=timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("fake discord cleanup timed out")
         self._runner = None
         for f in list(self._waiters):
             if not f.done():
                 f.cancel()
 
-    async def __aenter__(self) -> "FakeDiscord":
+    async def __aenter__(self) -> FakeDiscord:
         return await self.start()
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -1100,7 +1120,7 @@ class FakeDiscord:
         """Pretend ``seconds`` passed (interaction deadlines, webhook token expiry)."""
         self._clock_offset += seconds
 
-    def _snowflake(self, *, shard: Optional[Tuple[int, int]] = None) -> int:
+    def _snowflake(self, *, shard: tuple[int, int] | None = None) -> int:
         while True:
             ms = int(time.time() * 1000) - DISCORD_EPOCH_MS
             if ms <= self._last_ms:
@@ -1123,8 +1143,9 @@ class FakeDiscord:
             if not f.done():
                 f.set_result(None)
 
-    async def wait_until(self, check: Callable[[], Any], *, timeout: Optional[float] = None,
-                         what: Union[str, Callable[[], str]] = "condition") -> Any:
+    async def wait_until(
+        self, check: Callable[[], Any], *, timeout: float | None = None, what: str | Callable[[], str] = "condition"
+    ) -> Any:
         """Wait until ``check()`` returns something truthy (re-evaluated on every state change)."""
         timeout = self.default_timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
@@ -1153,8 +1174,9 @@ class FakeDiscord:
         return f"<@{_id_of(target)}>"
 
     # ------------------------------------------------------------------ permissions
-    def compute_permissions(self, guild: FakeGuild, member: Union[FakeMember, FakeUser, int],
-                            channel: Optional[FakeChannel] = None) -> int:
+    def compute_permissions(
+        self, guild: FakeGuild, member: FakeMember | FakeUser | int, channel: FakeChannel | None = None
+    ) -> int:
         uid = _id_of(member)
         m = guild.members.get(uid)
         if m is None:
@@ -1192,22 +1214,36 @@ class FakeDiscord:
         return perms
 
     # ------------------------------------------------------------------ state setup
-    async def create_user(self, username: str, *, bot: bool = False, global_name: Optional[str] = None) -> FakeUser:
+    async def create_user(self, username: str, *, bot: bool = False, global_name: str | None = None) -> FakeUser:
         user = FakeUser(self._snowflake(), username, bot=bot, global_name=global_name)
         self.users[user.id] = user
         return user
 
-    async def create_guild(self, name: str = "Test Guild", *, owner: Optional[FakeUser] = None,
-                           shard_id: Optional[int] = None, bot_permissions: int = Perm.BOT_DEFAULT,
-                           everyone_permissions: int = Perm.EVERYONE_DEFAULT, locale: str = "en-US") -> FakeGuild:
+    async def create_guild(
+        self,
+        name: str = "Test Guild",
+        *,
+        owner: FakeUser | None = None,
+        shard_id: int | None = None,
+        bot_permissions: int = Perm.BOT_DEFAULT,
+        everyone_permissions: int = Perm.EVERYONE_DEFAULT,
+        locale: str = "en-US",
+    ) -> FakeGuild:
         """Create a guild the bot is in.  ``shard_id`` picks an id that lands on that shard."""
         if owner is None:
             owner = await self.create_user(f"{name.lower().replace(' ', '-')}-owner")
         gid = self._snowflake(shard=(shard_id, self.shard_count) if shard_id is not None else None)
         guild = FakeGuild(gid, name, owner.id, locale=locale)
         guild.roles[gid] = FakeRole(gid, gid, "@everyone", everyone_permissions, position=0)
-        bot_role = FakeRole(self._snowflake(), gid, self.bot_user.username, bot_permissions, position=1,
-                            managed=True, bot_id=self.bot_user.id)
+        bot_role = FakeRole(
+            self._snowflake(),
+            gid,
+            self.bot_user.username,
+            bot_permissions,
+            position=1,
+            managed=True,
+            bot_id=self.bot_user.id,
+        )
         guild.roles[bot_role.id] = bot_role
         guild.members[owner.id] = FakeMember(gid, owner)
         guild.members[self.bot_user.id] = FakeMember(gid, self.bot_user, [bot_role.id])
@@ -1216,18 +1252,36 @@ class FakeDiscord:
         self._notify()
         return guild
 
-    async def create_role(self, guild: FakeGuild, name: str, permissions: int = 0, *, mentionable: bool = False,
-                          hoist: bool = False, color: int = 0) -> FakeRole:
+    async def create_role(
+        self,
+        guild: FakeGuild,
+        name: str,
+        permissions: int = 0,
+        *,
+        mentionable: bool = False,
+        hoist: bool = False,
+        color: int = 0,
+    ) -> FakeRole:
         position = max(r.position for r in guild.roles.values()) + 1
-        role = FakeRole(self._snowflake(), guild.id, name, permissions, position=position, mentionable=mentionable,
-                        hoist=hoist, color=color)
+        role = FakeRole(
+            self._snowflake(),
+            guild.id,
+            name,
+            permissions,
+            position=position,
+            mentionable=mentionable,
+            hoist=hoist,
+            color=color,
+        )
         guild.roles[role.id] = role
-        await self._dispatch("GUILD_ROLE_CREATE", {"guild_id": str(guild.id), "role": role.to_payload()},
-                             guild_id=guild.id)
+        await self._dispatch(
+            "GUILD_ROLE_CREATE", {"guild_id": str(guild.id), "role": role.to_payload()}, guild_id=guild.id
+        )
         return role
 
-    async def add_member(self, guild: FakeGuild, user: FakeUser, roles: Iterable[FakeRole] = (),
-                         nick: Optional[str] = None) -> FakeMember:
+    async def add_member(
+        self, guild: FakeGuild, user: FakeUser, roles: Iterable[FakeRole] = (), nick: str | None = None
+    ) -> FakeMember:
         member = FakeMember(guild.id, user, [_id_of(r) for r in roles], nick=nick)
         guild.members[user.id] = member
         payload = member.to_payload()
@@ -1243,27 +1297,50 @@ class FakeDiscord:
         await self._dispatch("GUILD_MEMBER_UPDATE", payload, guild_id=guild.id)
         return member
 
-    async def create_channel(self, guild: FakeGuild, name: str, *, type: int = ChannelType.GUILD_TEXT,
-                             parent: Optional[FakeChannel] = None, topic: Optional[str] = None,
-                             overwrites: Optional[List[dict]] = None) -> FakeChannel:
+    async def create_channel(
+        self,
+        guild: FakeGuild,
+        name: str,
+        *,
+        type: int = ChannelType.GUILD_TEXT,
+        parent: FakeChannel | None = None,
+        topic: str | None = None,
+        overwrites: list[dict] | None = None,
+    ) -> FakeChannel:
         position = len([c for c in guild.channels.values() if not c.is_thread])
-        ch = FakeChannel(self._snowflake(), type, name, guild.id, position=position,
-                         parent_id=parent.id if parent else None, topic=topic, overwrites=list(overwrites or []))
+        ch = FakeChannel(
+            self._snowflake(),
+            type,
+            name,
+            guild.id,
+            position=position,
+            parent_id=parent.id if parent else None,
+            topic=topic,
+            overwrites=list(overwrites or []),
+        )
         guild.channels[ch.id] = ch
         self.channels[ch.id] = ch
         await self._dispatch("CHANNEL_CREATE", ch.to_payload(), guild_id=guild.id)
         return ch
 
-    async def set_channel_overwrite(self, channel: FakeChannel, target: Union[FakeRole, FakeUser, FakeMember],
-                                    *, allow: int = 0, deny: int = 0) -> None:
+    async def set_channel_overwrite(
+        self, channel: FakeChannel, target: FakeRole | FakeUser | FakeMember, *, allow: int = 0, deny: int = 0
+    ) -> None:
         otype = 0 if isinstance(target, FakeRole) else 1
         tid = _id_of(target)
         channel.overwrites = [o for o in channel.overwrites if int(o["id"]) != tid]
         channel.overwrites.append({"id": str(tid), "type": otype, "allow": str(allow), "deny": str(deny)})
         await self._dispatch("CHANNEL_UPDATE", channel.to_payload(), guild_id=channel.guild_id)
 
-    async def create_thread(self, channel: FakeChannel, name: str, *, owner: Optional[FakeUser] = None,
-                            starter_message: Optional[FakeMessage] = None, private: bool = False) -> FakeChannel:
+    async def create_thread(
+        self,
+        channel: FakeChannel,
+        name: str,
+        *,
+        owner: FakeUser | None = None,
+        starter_message: FakeMessage | None = None,
+        private: bool = False,
+    ) -> FakeChannel:
         """A user (default: ``default_user``, else the bot) creates a thread (dispatches THREAD_CREATE)."""
         owner = owner or self.default_user or self.bot_user
         ttype = ChannelType.PRIVATE_THREAD if private else ChannelType.PUBLIC_THREAD
@@ -1296,19 +1373,29 @@ class FakeDiscord:
         return StandardGuild(guild, channel, owner, moderator, member, mod_role, guild.members[self.bot_user.id])
 
     # ------------------------------------------------------------------ queries
-    def channel_messages(self, channel: Any, *, include_ephemeral: bool = False,
-                         include_deleted: bool = False) -> List[FakeMessage]:
+    def channel_messages(
+        self, channel: Any, *, include_ephemeral: bool = False, include_deleted: bool = False
+    ) -> list[FakeMessage]:
         cid = _id_of(channel)
-        return [m for m in self.messages.values()
-                if m.channel_id == cid and (include_ephemeral or not m.ephemeral)
-                and (include_deleted or not m.deleted)]
+        return [
+            m
+            for m in self.messages.values()
+            if m.channel_id == cid and (include_ephemeral or not m.ephemeral) and (include_deleted or not m.deleted)
+        ]
 
-    def get_message(self, message_id: Any) -> Optional[FakeMessage]:
+    def get_message(self, message_id: Any) -> FakeMessage | None:
         return self.messages.get(_id_of(message_id))
 
-    async def wait_for_message(self, channel: Any, predicate: Optional[Callable[[FakeMessage], bool]] = None, *,
-                               author: Any = "bot", after: Any = None, include_ephemeral: bool = False,
-                               timeout: Optional[float] = None) -> FakeMessage:
+    async def wait_for_message(
+        self,
+        channel: Any,
+        predicate: Callable[[FakeMessage], bool] | None = None,
+        *,
+        author: Any = "bot",
+        after: Any = None,
+        include_ephemeral: bool = False,
+        timeout: float | None = None,
+    ) -> FakeMessage:
         """First message in ``channel`` (oldest first) matching everything given.
 
         ``author``: "bot" (default), None (anyone) or a user.  ``after``: a message or
@@ -1330,48 +1417,64 @@ class FakeDiscord:
 
         return await self.wait_until(check, timeout=timeout, what=f"a message in channel {cid}")
 
-    def registered_commands(self, guild: Any = None) -> List[dict]:
+    def registered_commands(self, guild: Any = None) -> list[dict]:
         if guild is None:
             return list(self.global_commands.values())
         return list(self.guild_commands.get(_id_of(guild), {}).values())
 
-    def get_command(self, name: str, guild: Any = None, type: int = 1) -> Optional[dict]:
+    def get_command(self, name: str, guild: Any = None, type: int = 1) -> dict | None:
         for c in self.registered_commands(guild):
             if c["name"] == name and c.get("type", 1) == type:
                 return c
         return None
 
-    async def wait_for_commands(self, names: Iterable[str], *, guild: Any = None,
-                                timeout: Optional[float] = None) -> List[dict]:
+    async def wait_for_commands(
+        self, names: Iterable[str], *, guild: Any = None, timeout: float | None = None
+    ) -> list[dict]:
         wanted = set(names)
         return await self.wait_until(
             lambda: wanted <= {c["name"] for c in self.registered_commands(guild)} and self.registered_commands(guild),
-            timeout=timeout, what=f"commands {sorted(wanted)} to be registered")
+            timeout=timeout,
+            what=f"commands {sorted(wanted)} to be registered",
+        )
 
-    def requests_to(self, method: Optional[str], path_regex: str) -> List[RequestRecord]:
+    def requests_to(self, method: str | None, path_regex: str) -> list[RequestRecord]:
         rx = re.compile(path_regex)
         return [r for r in self.requests if (method is None or r.method == method) and rx.search(r.path)]
 
-    async def wait_for_request(self, method: Optional[str], path_regex: str, *, n: int = 1,
-                               timeout: Optional[float] = None) -> List[RequestRecord]:
+    async def wait_for_request(
+        self, method: str | None, path_regex: str, *, n: int = 1, timeout: float | None = None
+    ) -> list[RequestRecord]:
         return await self.wait_until(
             lambda: (lambda rs: rs if len(rs) >= n else None)(
-                [r for r in self.requests_to(method, path_regex) if r.status]),
-            timeout=timeout, what=f"{n} request(s) {method} {path_regex}")
+                [r for r in self.requests_to(method, path_regex) if r.status]
+            ),
+            timeout=timeout,
+            what=f"{n} request(s) {method} {path_regex}",
+        )
 
     # ------------------------------------------------------------------ rate limits
-    def rate_limit(self, method: Optional[str], path_regex: str, *, times: int = 1, retry_after: float = 0.2,
-                   is_global: bool = False, via: bool = True) -> RateLimitRule:
+    def rate_limit(
+        self,
+        method: str | None,
+        path_regex: str,
+        *,
+        times: int = 1,
+        retry_after: float = 0.2,
+        is_global: bool = False,
+        via: bool = True,
+    ) -> RateLimitRule:
         """The next ``times`` requests matching get a 429 (with ``Via`` unless via=False)."""
-        rule = RateLimitRule(method.upper() if method else None, re.compile(path_regex), times, retry_after,
-                             is_global, via)
+        rule = RateLimitRule(
+            method.upper() if method else None, re.compile(path_regex), times, retry_after, is_global, via
+        )
         self.rate_limits.append(rule)
         return rule
 
     # ------------------------------------------------------------------ heartbeat stats
-    def heartbeat_gaps(self) -> List[float]:
+    def heartbeat_gaps(self) -> list[float]:
         """Gaps between consecutive heartbeats of each connection that ended after the last reset."""
-        gaps: List[float] = []
+        gaps: list[float] = []
         for c in self.connections:
             gaps += [b - a for a, b in zip(c.heartbeats, c.heartbeats[1:], strict=False) if b >= self._hb_window_start]
         return gaps
@@ -1389,22 +1492,26 @@ class FakeDiscord:
     def heartbeat_count(self) -> int:
         return sum(len([t for t in c.heartbeats if t >= self._hb_window_start]) for c in self.connections)
 
-    async def wait_for_heartbeats(self, n: int, *, timeout: Optional[float] = None) -> None:
-        await self.wait_until(lambda: self.heartbeat_count >= n, timeout=timeout,
-                              what=f"{n} heartbeats (got {self.heartbeat_count})")
+    async def wait_for_heartbeats(self, n: int, *, timeout: float | None = None) -> None:
+        await self.wait_until(
+            lambda: self.heartbeat_count >= n, timeout=timeout, what=f"{n} heartbeats (got {self.heartbeat_count})"
+        )
 
     # ------------------------------------------------------------------ gateway controls
-    def live_connections(self, shard_id: Optional[int] = None) -> List[GatewayConnection]:
-        return [c for c in self.connections if not c.closed and c.session is not None
-                and (shard_id is None or (c.shard or (0, 1))[0] == shard_id)]
+    def live_connections(self, shard_id: int | None = None) -> list[GatewayConnection]:
+        return [
+            c
+            for c in self.connections
+            if not c.closed and c.session is not None and (shard_id is None or (c.shard or (0, 1))[0] == shard_id)
+        ]
 
-    async def wait_for_ready(self, n: int = 1, *, timeout: Optional[float] = None) -> None:
+    async def wait_for_ready(self, n: int = 1, *, timeout: float | None = None) -> None:
         await self.wait_until(lambda: self.ready_count >= n, timeout=timeout, what=f"{n} READY")
 
-    async def wait_for_resume(self, n: int = 1, *, timeout: Optional[float] = None) -> None:
+    async def wait_for_resume(self, n: int = 1, *, timeout: float | None = None) -> None:
         await self.wait_until(lambda: self.resume_count >= n, timeout=timeout, what=f"{n} RESUME(s)")
 
-    async def send_reconnect(self, shard_id: Optional[int] = None) -> int:
+    async def send_reconnect(self, shard_id: int | None = None) -> int:
         """Send op 7 RECONNECT; events dispatched afterwards are buffered for the RESUME."""
         conns = self.live_connections(shard_id)
         for c in conns:
@@ -1413,17 +1520,17 @@ class FakeDiscord:
                 c.session.conn = None  # detach: later events are replayed on resume
         return len(conns)
 
-    async def invalidate_session(self, shard_id: Optional[int] = None, resumable: bool = False) -> None:
+    async def invalidate_session(self, shard_id: int | None = None, resumable: bool = False) -> None:
         for c in self.live_connections(shard_id):
             if not resumable and c.session is not None:
                 c.session.invalidated = True
             await c.send({"op": 9, "d": resumable})
 
-    async def drop_connections(self, code: int = 4000, shard_id: Optional[int] = None) -> None:
+    async def drop_connections(self, code: int = 4000, shard_id: int | None = None) -> None:
         for c in self.live_connections(shard_id):
             await c.close(code, "dropped by test")
 
-    async def dispatch_raw(self, event: str, data: Any, *, guild_id: Optional[int] = None) -> None:
+    async def dispatch_raw(self, event: str, data: Any, *, guild_id: int | None = None) -> None:
         await self._dispatch(event, data, guild_id=guild_id)
 
     # ------------------------------------------------------------------ dispatch internals
@@ -1435,8 +1542,14 @@ class FakeDiscord:
         if conn is not None and not conn.closed:
             await conn.send({"op": 0, "t": event, "s": session.seq, "d": data})
 
-    async def _dispatch(self, event: str, data: Any, *, guild_id: Optional[int] = None,
-                        transform: Optional[Callable[[GatewaySession, Any], Any]] = None) -> None:
+    async def _dispatch(
+        self,
+        event: str,
+        data: Any,
+        *,
+        guild_id: int | None = None,
+        transform: Callable[[GatewaySession, Any], Any] | None = None,
+    ) -> None:
         intents_map = _EVENT_INTENTS_GUILD if guild_id is not None else _EVENT_INTENTS_DM
         intent = intents_map.get(event, 0)
         for s in list(self.sessions.values()):
@@ -1488,8 +1601,9 @@ class FakeDiscord:
         if msg.ephemeral:
             return
         payload = self._message_payload(msg, gateway=True)
-        await self._dispatch(event, payload, guild_id=msg.guild_id,
-                             transform=lambda s, p: self._strip_content(s, msg, p))
+        await self._dispatch(
+            event, payload, guild_id=msg.guild_id, transform=lambda s, p: self._strip_content(s, msg, p)
+        )
 
     # ------------------------------------------------------------------ gateway server
     async def _gateway_handler(self, request: web.Request) -> web.StreamResponse:
@@ -1507,8 +1621,12 @@ class FakeDiscord:
         if request.query.get("v") not in (None, "10"):
             await conn.close(4012, "Invalid API version")
             return ws
-        await conn.send({"op": 10, "d": {"heartbeat_interval": int(self.heartbeat_interval * 1000),
-                                         "_trace": ["fake-discord-gateway"]}})
+        await conn.send(
+            {
+                "op": 10,
+                "d": {"heartbeat_interval": int(self.heartbeat_interval * 1000), "_trace": ["fake-discord-gateway"]},
+            }
+        )
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
@@ -1577,7 +1695,7 @@ class FakeDiscord:
             return
         shard = d.get("shard")
         if shard is not None:
-            if (not isinstance(shard, list) or len(shard) != 2 or not 0 <= shard[0] < shard[1]):
+            if not isinstance(shard, list) or len(shard) != 2 or not 0 <= shard[0] < shard[1]:
                 await conn.close(4010, "Invalid shard.")
                 return
             shard = (int(shard[0]), int(shard[1]))
@@ -1643,7 +1761,7 @@ class FakeDiscord:
             return
         members = list(guild.members.values())
         query = d.get("query")
-        not_found: List[str] = []
+        not_found: list[str] = []
         if d.get("user_ids"):
             ids = [int(x) for x in d["user_ids"]]
             not_found = [str(i) for i in ids if i not in guild.members]
@@ -1653,8 +1771,13 @@ class FakeDiscord:
         limit = d.get("limit") or 0
         if limit:
             members = members[:limit]
-        payload = {"guild_id": str(guild.id), "members": [m.to_payload() for m in members], "chunk_index": 0,
-                   "chunk_count": 1, "not_found": not_found}
+        payload = {
+            "guild_id": str(guild.id),
+            "members": [m.to_payload() for m in members],
+            "chunk_index": 0,
+            "chunk_count": 1,
+            "not_found": not_found,
+        }
         if d.get("presences"):
             payload["presences"] = []
         if d.get("nonce") is not None:
@@ -1694,8 +1817,7 @@ class FakeDiscord:
             R("PATCH", base + r"/(?P<command_id>\d+)", self._h_patch_command)
             R("DELETE", base + r"/(?P<command_id>\d+)", self._h_delete_command)
         R("GET", GCMD + r"/permissions", lambda req: (200, []))
-        R("POST", r"/interactions/(?P<interaction_id>\d+)/(?P<token>[^/]+)/callback", self._h_callback,
-          auth="webhook")
+        R("POST", r"/interactions/(?P<interaction_id>\d+)/(?P<token>[^/]+)/callback", self._h_callback, auth="webhook")
         R("POST", WH, self._h_webhook_execute, auth="webhook")
         R("GET", WH + r"/messages/(?P<message_id>@original|\d+)", self._h_webhook_get, auth="webhook")
         R("PATCH", WH + r"/messages/(?P<message_id>@original|\d+)", self._h_webhook_edit, auth="webhook")
@@ -1718,7 +1840,7 @@ class FakeDiscord:
         R("GET", r"/guilds/(?P<guild_id>\d+)/members/(?P<user_id>\d+)", self._h_get_member)
 
     @staticmethod
-    def _json(status: int, body: Any, headers: Optional[Dict[str, str]] = None) -> web.Response:
+    def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
         if status == 204:
             return web.Response(status=204, headers=headers)
         h = {"Content-Type": "application/json"}
@@ -1726,8 +1848,9 @@ class FakeDiscord:
             h.update(headers)
         return web.Response(status=status, body=json.dumps(body).encode(), headers=h)
 
-    def _ratelimit_headers(self, route: Optional[_Route], method: str, remaining: int,
-                           reset_after: float, scope: str = "user") -> Dict[str, str]:
+    def _ratelimit_headers(
+        self, route: _Route | None, method: str, remaining: int, reset_after: float, scope: str = "user"
+    ) -> dict[str, str]:
         key = f"{method} {route.template if route else ''}"
         bucket = hashlib.sha1(key.encode()).hexdigest()[:16]
         return {
@@ -1752,7 +1875,7 @@ class FakeDiscord:
         if not full_path.startswith(API_PREFIX + "/"):
             self.unknown_routes.append((method, full_path))
             return self._json(404, {"message": "Unknown route", "code": 0})
-        path = full_path[len(API_PREFIX):]
+        path = full_path[len(API_PREFIX) :]
         record = RequestRecord(method, path, query, None, at=time.monotonic())
         self.requests.append(record)
         try:
@@ -1762,7 +1885,7 @@ class FakeDiscord:
         record.body = body
 
         route = None
-        params: Dict[str, str] = {}
+        params: dict[str, str] = {}
         for r in self._routes:
             if r.method == method:
                 m = r.pattern.match(path)
@@ -1787,15 +1910,24 @@ class FakeDiscord:
             rule.hits += 1
             record.status = 429
             self._notify()
-            headers = self._ratelimit_headers(route, method, 0, rule.retry_after,
-                                              "global" if rule.is_global else "user")
+            headers = self._ratelimit_headers(
+                route, method, 0, rule.retry_after, "global" if rule.is_global else "user"
+            )
             headers["Retry-After"] = str(max(1, int(rule.retry_after + 0.999)))
             if rule.via:
                 headers["Via"] = "1.1 google"
             if rule.is_global:
                 headers["X-RateLimit-Global"] = "true"
-            return self._json(429, {"message": "You are being rate limited.", "retry_after": rule.retry_after,
-                                     "global": rule.is_global, "code": 0}, headers)
+            return self._json(
+                429,
+                {
+                    "message": "You are being rate limited.",
+                    "retry_after": rule.retry_after,
+                    "global": rule.is_global,
+                    "code": 0,
+                },
+                headers,
+            )
 
         req = _Req(method, path, params, query, body, files, request.headers)
         try:
@@ -1809,8 +1941,9 @@ class FakeDiscord:
         self._notify()
         return self._json(status, payload, self._ratelimit_headers(route, method, 49, 1.0))
 
-    def _finish(self, record: RequestRecord, route: Optional[_Route], exc: ApiError,
-                req: Optional[_Req] = None) -> web.Response:
+    def _finish(
+        self, record: RequestRecord, route: _Route | None, exc: ApiError, req: _Req | None = None
+    ) -> web.Response:
         record.status = exc.status
         record.code = exc.code
         err = ErrorRecord(record.method, record.path, exc.status, exc.code, exc.message, exc.errors, time.monotonic())
@@ -1820,8 +1953,8 @@ class FakeDiscord:
         self._notify()
         return self._json(exc.status, exc.body())
 
-    async def _read_body(self, request: web.Request) -> Tuple[Any, List[dict]]:
-        files: List[dict] = []
+    async def _read_body(self, request: web.Request) -> tuple[Any, list[dict]]:
+        files: list[dict] = []
         if not request.can_read_body:
             return None, files
         ctype = request.content_type
@@ -1837,8 +1970,14 @@ class FakeDiscord:
                         raise ApiError(400, 50109, "The request body contains invalid JSON.") from None
                 else:
                     data = await part.read()
-                    files.append({"field": name, "filename": part.filename or name, "data": bytes(data),
-                                  "content_type": part.headers.get("Content-Type", "application/octet-stream")})
+                    files.append(
+                        {
+                            "field": name,
+                            "filename": part.filename or name,
+                            "data": bytes(data),
+                            "content_type": part.headers.get("Content-Type", "application/octet-stream"),
+                        }
+                    )
             return payload, files
         raw = await request.read()
         if not raw:
@@ -1857,37 +1996,37 @@ class FakeDiscord:
         for key, limit in (("title", 256), ("description", 4096)):
             v = e.get(key)
             if v is not None:
-                errs.max_len(path + [key], str(v), limit)
+                errs.max_len([*path, key], str(v), limit)
                 total += len(str(v))
         fields = e.get("fields") or []
         if len(fields) > 25:
-            errs.add(path + ["fields"], "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+            errs.add([*path, "fields"], "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
         for i, f in enumerate(fields):
             for key, limit in (("name", 256), ("value", 1024)):
                 v = f.get(key)
                 if v is None or str(v) == "":
-                    errs.add(path + ["fields", i, key], "BASE_TYPE_REQUIRED", "This field is required")
+                    errs.add([*path, "fields", i, key], "BASE_TYPE_REQUIRED", "This field is required")
                 else:
-                    errs.max_len(path + ["fields", i, key], str(v), limit)
+                    errs.max_len([*path, "fields", i, key], str(v), limit)
                     total += len(str(v))
         footer = e.get("footer")
         if footer and footer.get("text") is not None:
-            errs.max_len(path + ["footer", "text"], str(footer["text"]), 2048)
+            errs.max_len([*path, "footer", "text"], str(footer["text"]), 2048)
             total += len(str(footer["text"]))
         author = e.get("author")
         if author and author.get("name") is not None:
-            errs.max_len(path + ["author", "name"], str(author["name"]), 256)
+            errs.max_len([*path, "author", "name"], str(author["name"]), 256)
             total += len(str(author["name"]))
         color = e.get("color")
         if color is not None and not (isinstance(color, int) and 0 <= color <= 0xFFFFFF):
-            errs.add(path + ["color"], "NUMBER_TYPE_MAX", "int value should be <= 16777215 and >= 0.")
+            errs.add([*path, "color"], "NUMBER_TYPE_MAX", "int value should be <= 16777215 and >= 0.")
         return total
 
     def _validate_components(self, errs: _Errors, path: list, components: Any, v2: bool) -> None:
         if not isinstance(components, list):
             errs.add(path, "LIST_TYPE_CONVERT", "Must be an array")
             return
-        seen: Dict[str, int] = {}
+        seen: dict[str, int] = {}
         if v2:
             count = sum(1 for _ in _walk_components(components))
             if count > 40:
@@ -1897,51 +2036,58 @@ class FakeDiscord:
                 errs.add(path, "BASE_TYPE_MAX_LENGTH", "Must be 5 or fewer in length.")
             for i, row in enumerate(components):
                 if not isinstance(row, dict) or row.get("type") != 1:
-                    errs.add(path + [i], "UNION_TYPE_CHOICES", "Value of field \"type\" must be one of (1,).")
+                    errs.add([*path, i], "UNION_TYPE_CHOICES", 'Value of field "type" must be one of (1,).')
                     continue
                 children = row.get("components") or []
                 if not children:
-                    errs.add(path + [i, "components"], "BASE_TYPE_MIN_LENGTH", "Must be 1 or more in length.")
+                    errs.add([*path, i, "components"], "BASE_TYPE_MIN_LENGTH", "Must be 1 or more in length.")
                 if len(children) > 5:
-                    errs.add(path + [i, "components"], "BASE_TYPE_MAX_LENGTH", "Must be 5 or fewer in length.")
+                    errs.add([*path, i, "components"], "BASE_TYPE_MAX_LENGTH", "Must be 5 or fewer in length.")
                 width = sum(5 if c.get("type") in (3, 5, 6, 7, 8) else 1 for c in children)
                 if width > 5 and len(children) <= 5:
-                    errs.add(path + [i, "components"], "COMPONENT_LAYOUT_WIDTH_EXCEEDED",
-                             "The specified component exceeds the maximum width")
+                    errs.add(
+                        [*path, i, "components"],
+                        "COMPONENT_LAYOUT_WIDTH_EXCEEDED",
+                        "The specified component exceeds the maximum width",
+                    )
         for c, cpath in _walk_with_path(components, path):
             ctype = c.get("type")
             cid = c.get("custom_id")
             if cid is not None:
-                errs.max_len(cpath + ["custom_id"], str(cid), 100)
+                errs.max_len([*cpath, "custom_id"], str(cid), 100)
                 if cid in seen:
-                    errs.add(cpath + ["custom_id"], "COMPONENT_CUSTOM_ID_DUPLICATED",
-                             "Component custom id cannot be duplicated")
+                    errs.add(
+                        [*cpath, "custom_id"],
+                        "COMPONENT_CUSTOM_ID_DUPLICATED",
+                        "Component custom id cannot be duplicated",
+                    )
                 seen[cid] = 1
             if ctype == 2:
                 if c.get("label") is not None:
-                    errs.max_len(cpath + ["label"], str(c["label"]), 80)
+                    errs.max_len([*cpath, "label"], str(c["label"]), 80)
                 style = c.get("style")
                 if style == 5:
                     if not c.get("url"):
-                        errs.add(cpath + ["url"], "BASE_TYPE_REQUIRED", "This field is required")
+                        errs.add([*cpath, "url"], "BASE_TYPE_REQUIRED", "This field is required")
                 elif style != 6 and not cid:
-                    errs.add(cpath + ["custom_id"], "BASE_TYPE_REQUIRED", "This field is required")
+                    errs.add([*cpath, "custom_id"], "BASE_TYPE_REQUIRED", "This field is required")
             elif ctype in (3, 5, 6, 7, 8):
                 if not cid:
-                    errs.add(cpath + ["custom_id"], "BASE_TYPE_REQUIRED", "This field is required")
+                    errs.add([*cpath, "custom_id"], "BASE_TYPE_REQUIRED", "This field is required")
                 if c.get("placeholder") is not None:
-                    errs.max_len(cpath + ["placeholder"], str(c["placeholder"]), 150)
+                    errs.max_len([*cpath, "placeholder"], str(c["placeholder"]), 150)
                 if ctype == 3:
                     opts = c.get("options") or []
                     if not 1 <= len(opts) <= 25:
-                        errs.add(cpath + ["options"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 25 in length.")
+                        errs.add([*cpath, "options"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 25 in length.")
                     for j, o in enumerate(opts):
                         for key in ("label", "value", "description"):
                             if o.get(key) is not None:
-                                errs.max_len(cpath + ["options", j, key], str(o[key]), 100)
+                                errs.max_len([*cpath, "options", j, key], str(o[key]), 100)
 
-    def _validate_message(self, body: Any, *, prefix: Sequence[str] = (), create: bool,
-                          files: Sequence[dict] = ()) -> None:
+    def _validate_message(
+        self, body: Any, *, prefix: Sequence[str] = (), create: bool, files: Sequence[dict] = ()
+    ) -> None:
         if body is None:
             body = {}
         if not isinstance(body, dict):
@@ -1953,50 +2099,68 @@ class FakeDiscord:
         content = body.get("content")
         if content is not None:
             if not isinstance(content, str):
-                errs.add(p + ["content"], "STRING_TYPE_CONVERT", "Could not interpret value as string.")
+                errs.add([*p, "content"], "STRING_TYPE_CONVERT", "Could not interpret value as string.")
             else:
-                errs.max_len(p + ["content"], content, 2000)
+                errs.max_len([*p, "content"], content, 2000)
                 if v2 and content:
-                    errs.add(p + ["content"], "MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2",
-                             "The 'content' field cannot be used when using MessageFlags.IS_COMPONENTS_V2")
+                    errs.add(
+                        [*p, "content"],
+                        "MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2",
+                        "The 'content' field cannot be used when using MessageFlags.IS_COMPONENTS_V2",
+                    )
         embeds = body.get("embeds")
         if embeds is not None:
             if not isinstance(embeds, list):
-                errs.add(p + ["embeds"], "LIST_TYPE_CONVERT", "Must be an array")
+                errs.add([*p, "embeds"], "LIST_TYPE_CONVERT", "Must be an array")
             else:
                 if len(embeds) > 10:
-                    errs.add(p + ["embeds"], "BASE_TYPE_MAX_LENGTH", "Must be 10 or fewer in length.")
+                    errs.add([*p, "embeds"], "BASE_TYPE_MAX_LENGTH", "Must be 10 or fewer in length.")
                 if v2 and embeds:
-                    errs.add(p + ["embeds"], "MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2",
-                             "The 'embeds' field cannot be used when using MessageFlags.IS_COMPONENTS_V2")
-                total = sum(self._validate_embed(errs, p + ["embeds", i], e) for i, e in enumerate(embeds))
+                    errs.add(
+                        [*p, "embeds"],
+                        "MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2",
+                        "The 'embeds' field cannot be used when using MessageFlags.IS_COMPONENTS_V2",
+                    )
+                total = sum(self._validate_embed(errs, [*p, "embeds", i], e) for i, e in enumerate(embeds))
                 if total > 6000:
-                    errs.add(p + ["embeds"], "MAX_EMBED_SIZE_EXCEEDED", "Embed size exceeds maximum size of 6000")
+                    errs.add([*p, "embeds"], "MAX_EMBED_SIZE_EXCEEDED", "Embed size exceeds maximum size of 6000")
         if body.get("components") is not None:
-            self._validate_components(errs, p + ["components"], body["components"], v2)
+            self._validate_components(errs, [*p, "components"], body["components"], v2)
         am = body.get("allowed_mentions")
         if am is not None:
             parse = am.get("parse") or []
             for kind in ("users", "roles"):
                 if kind in parse and am.get(kind):
-                    errs.add(p + ["allowed_mentions"], "MESSAGE_ALLOWED_MENTIONS_PARSE_EXCLUSIVE",
-                             f"parse:[\"{kind}\"] and {kind}: [ids...] are mutually exclusive.")
+                    errs.add(
+                        [*p, "allowed_mentions"],
+                        "MESSAGE_ALLOWED_MENTIONS_PARSE_EXCLUSIVE",
+                        f'parse:["{kind}"] and {kind}: [ids...] are mutually exclusive.',
+                    )
                 if len(am.get(kind) or []) > 100:
-                    errs.add(p + ["allowed_mentions", kind], "BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer in length.")
+                    errs.add([*p, "allowed_mentions", kind], "BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer in length.")
             for entry in parse:
                 if entry not in ("users", "roles", "everyone"):
-                    errs.add(p + ["allowed_mentions", "parse"], "ENUM_TYPE_COERCE",
-                             f"Value \"{entry}\" is not a valid enum value.")
+                    errs.add(
+                        [*p, "allowed_mentions", "parse"],
+                        "ENUM_TYPE_COERCE",
+                        f'Value "{entry}" is not a valid enum value.',
+                    )
         errs.raise_if_any()
         if create:
-            has_any = bool(content) or bool(embeds) or bool(body.get("components")) or bool(files) \
-                or bool(body.get("sticker_ids")) or bool(body.get("poll"))
+            has_any = (
+                bool(content)
+                or bool(embeds)
+                or bool(body.get("components"))
+                or bool(files)
+                or bool(body.get("sticker_ids"))
+                or bool(body.get("poll"))
+            )
             if not has_any:
                 raise ApiError(400, 50006, "Cannot send an empty message")
 
     # ------------------------------------------------------------------ message helpers
-    def _attachments_from_files(self, channel_id: int, body: dict, files: Sequence[dict]) -> List[dict]:
-        out: List[dict] = []
+    def _attachments_from_files(self, channel_id: int, body: dict, files: Sequence[dict]) -> list[dict]:
+        out: list[dict] = []
         meta = {str(a.get("id")): a for a in (body.get("attachments") or []) if isinstance(a, dict)}
         for f in files:
             m = re.match(r"files\[(\d+)\]", f["field"])
@@ -2005,12 +2169,28 @@ class FakeDiscord:
             filename = info.get("filename") or f["filename"]
             self.attachment_blobs[aid] = f["data"]
             url = f"{self.base_url}/attachments/{channel_id}/{aid}/{filename}"
-            out.append({"id": str(aid), "filename": filename, "size": len(f["data"]), "url": url, "proxy_url": url,
-                        "content_type": f["content_type"], "description": info.get("description")})
+            out.append(
+                {
+                    "id": str(aid),
+                    "filename": filename,
+                    "size": len(f["data"]),
+                    "url": url,
+                    "proxy_url": url,
+                    "content_type": f["content_type"],
+                    "description": info.get("description"),
+                }
+            )
         return out
 
-    def _resolve_mentions(self, msg: FakeMessage, *, author_perms: int, reply_to: Optional[FakeMessage],
-                          allowed_mentions: Optional[dict], explicit_users: Iterable[int] = ()) -> None:
+    def _resolve_mentions(
+        self,
+        msg: FakeMessage,
+        *,
+        author_perms: int,
+        reply_to: FakeMessage | None,
+        allowed_mentions: dict | None,
+        explicit_users: Iterable[int] = (),
+    ) -> None:
         content = msg.content or ""
         guild = self.guilds.get(msg.guild_id) if msg.guild_id else None
         users = [int(x) for x in re.findall(r"<@!?(\d+)>", content)] + list(explicit_users)
@@ -2025,13 +2205,13 @@ class FakeDiscord:
             ulist = {int(x) for x in allowed_mentions.get("users") or []}
             rlist = {int(x) for x in allowed_mentions.get("roles") or []}
             replied_user = bool(allowed_mentions.get("replied_user", False))
-        out_users: List[int] = []
+        out_users: list[int] = []
         for u in users:
             if u in self.users and ("users" in parse or (ulist and u in ulist)) and u not in out_users:
                 out_users.append(u)
         if reply_to is not None and replied_user and reply_to.author.id not in out_users:
             out_users.append(reply_to.author.id)
-        out_roles: List[int] = []
+        out_roles: list[int] = []
         if guild is not None:
             for r in roles:
                 role = guild.roles.get(r)
@@ -2056,7 +2236,7 @@ class FakeDiscord:
             if gateway and guild is not None and uid in guild.members:
                 up["member"] = guild.members[uid].to_payload(include_user=False)
             mentions.append(up)
-        p: Dict[str, Any] = {
+        p: dict[str, Any] = {
             "id": str(m.id),
             "channel_id": str(m.channel_id),
             "author": m.author.to_payload(),
@@ -2073,10 +2253,20 @@ class FakeDiscord:
             "type": m.type,
             "flags": m.flags,
             "components": list(m.components),
-            "reactions": [{"emoji": {"id": None, "name": e}, "count": len(us), "me": self.bot_user.id in us,
-                           "count_details": {"burst": 0, "normal": len(us)}, "burst_colors": [], "me_burst": False,
-                           "burst_me": False, "burst_count": 0}
-                          for e, us in m.reactions.items() if us],
+            "reactions": [
+                {
+                    "emoji": {"id": None, "name": e},
+                    "count": len(us),
+                    "me": self.bot_user.id in us,
+                    "count_details": {"burst": 0, "normal": len(us)},
+                    "burst_colors": [],
+                    "me_burst": False,
+                    "burst_me": False,
+                    "burst_count": 0,
+                }
+                for e, us in m.reactions.items()
+                if us
+            ],
         }
         if m.webhook_id:
             p["webhook_id"] = str(m.webhook_id)
@@ -2088,12 +2278,17 @@ class FakeDiscord:
             p["message_reference"] = dict(m.message_reference)
             if depth == 0 and m.reference_id is not None:
                 ref = self.messages.get(m.reference_id)
-                p["referenced_message"] = (self._message_payload(ref, depth=1)
-                                           if ref is not None and not ref.deleted else None)
+                p["referenced_message"] = (
+                    self._message_payload(ref, depth=1) if ref is not None and not ref.deleted else None
+                )
         rec = m.interaction
         if rec is not None:
-            meta: Dict[str, Any] = {"id": str(rec.id), "type": rec.type, "user": rec.user.to_payload(),
-                                    "authorizing_integration_owners": self._integration_owners(rec.guild_id)}
+            meta: dict[str, Any] = {
+                "id": str(rec.id),
+                "type": rec.type,
+                "user": rec.user.to_payload(),
+                "authorizing_integration_owners": self._integration_owners(rec.guild_id),
+            }
             if rec.type == InteractionType.APPLICATION_COMMAND:
                 meta["name"] = rec.name
                 meta["command_type"] = rec.command_type or 1
@@ -2140,11 +2335,18 @@ class FakeDiscord:
         msg.edited_timestamp = _iso()
 
     # ------------------------------------------------------------------ user actions
-    async def send_message(self, channel: FakeChannel, author: Any, content: str = "", *,
-                           mentions: Iterable[Any] = (), reply_to: Optional[FakeMessage] = None,
-                           embeds: Optional[List[dict]] = None,
-                           attachments: Iterable[Tuple[str, bytes]] = (),
-                           check_permissions: bool = True) -> FakeMessage:
+    async def send_message(
+        self,
+        channel: FakeChannel,
+        author: Any,
+        content: str = "",
+        *,
+        mentions: Iterable[Any] = (),
+        reply_to: FakeMessage | None = None,
+        embeds: list[dict] | None = None,
+        attachments: Iterable[tuple[str, bytes]] = (),
+        check_permissions: bool = True,
+    ) -> FakeMessage:
         """A user posts a message (dispatches MESSAGE_CREATE).  Mentions in content are parsed."""
         user = author.user if isinstance(author, FakeMember) else author
         if not isinstance(user, FakeUser):
@@ -2158,18 +2360,33 @@ class FakeDiscord:
             needed = Perm.SEND_MESSAGES_IN_THREADS if channel.is_thread else Perm.SEND_MESSAGES
             if check_permissions and not (perms & Perm.VIEW_CHANNEL and perms & needed):
                 raise FakeDiscordUsageError(f"{user.username} cannot send messages in #{channel.name}")
-        msg = FakeMessage(id=self._snowflake(), channel_id=channel.id, guild_id=channel.guild_id, author=user,
-                          content=content, embeds=embeds, source="user", nonce=str(self._snowflake()))
+        msg = FakeMessage(
+            id=self._snowflake(),
+            channel_id=channel.id,
+            guild_id=channel.guild_id,
+            author=user,
+            content=content,
+            embeds=embeds,
+            source="user",
+            nonce=str(self._snowflake()),
+        )
         if reply_to is not None:
             msg.type = 19
             msg.message_reference = {"type": 0, "message_id": str(reply_to.id), "channel_id": str(channel.id)}
             if guild is not None:
                 msg.message_reference["guild_id"] = str(guild.id)
-        files = [{"field": f"files[{i}]", "filename": n, "data": d, "content_type": "application/octet-stream"}
-                 for i, (n, d) in enumerate(attachments)]
+        files = [
+            {"field": f"files[{i}]", "filename": n, "data": d, "content_type": "application/octet-stream"}
+            for i, (n, d) in enumerate(attachments)
+        ]
         msg.attachments = self._attachments_from_files(channel.id, {}, files)
-        self._resolve_mentions(msg, author_perms=perms, reply_to=reply_to, allowed_mentions=None,
-                               explicit_users=[_id_of(u) for u in mentions])
+        self._resolve_mentions(
+            msg,
+            author_perms=perms,
+            reply_to=reply_to,
+            allowed_mentions=None,
+            explicit_users=[_id_of(u) for u in mentions],
+        )
         self._store_message(msg)
         await self._dispatch_message("MESSAGE_CREATE", msg)
         return msg
@@ -2189,12 +2406,12 @@ class FakeDiscord:
             await self._dispatch("MESSAGE_DELETE", payload, guild_id=message.guild_id)
 
     # ------------------------------------------------------------------ interactions (test side)
-    def _integration_owners(self, guild_id: Optional[int]) -> dict:
+    def _integration_owners(self, guild_id: int | None) -> dict:
         if guild_id:
             return {"0": str(guild_id)}
         return {"1": str(self.app_owner.id)}
 
-    def _resolve_actor(self, user: Any, channel: Optional[FakeChannel]) -> Tuple[FakeUser, FakeChannel]:
+    def _resolve_actor(self, user: Any, channel: FakeChannel | None) -> tuple[FakeUser, FakeChannel]:
         user = user if user is not None else self.default_user
         channel = channel if channel is not None else self.default_channel
         if user is None or channel is None:
@@ -2205,18 +2422,37 @@ class FakeDiscord:
             user = self.users[_id_of(user)]
         return user, channel
 
-    async def _new_interaction(self, itype: int, data: dict, user: FakeUser, channel: FakeChannel, *, name: str,
-                               message: Optional[FakeMessage] = None, command_type: Optional[int] = None,
-                               modal_source: Optional[InteractionRecord] = None) -> InteractionRecord:
+    async def _new_interaction(
+        self,
+        itype: int,
+        data: dict,
+        user: FakeUser,
+        channel: FakeChannel,
+        *,
+        name: str,
+        message: FakeMessage | None = None,
+        command_type: int | None = None,
+        modal_source: InteractionRecord | None = None,
+    ) -> InteractionRecord:
         guild = self.guilds.get(channel.guild_id) if channel.guild_id else None
         if guild is not None and user.id not in guild.members:
             raise FakeDiscordUsageError(f"{user.username} is not a member of guild {guild.name}")
-        rec = InteractionRecord(self, id=self._snowflake(), token="aW50ZXJhY3Rpb24." + secrets.token_urlsafe(48),
-                                type=itype, data=data, user=user, channel=channel,
-                                guild_id=guild.id if guild else None, message=message, name=name,
-                                command_type=command_type, modal_source=modal_source)
+        rec = InteractionRecord(
+            self,
+            id=self._snowflake(),
+            token="aW50ZXJhY3Rpb24." + secrets.token_urlsafe(48),
+            type=itype,
+            data=data,
+            user=user,
+            channel=channel,
+            guild_id=guild.id if guild else None,
+            message=message,
+            name=name,
+            command_type=command_type,
+            modal_source=modal_source,
+        )
         ch_payload = channel.to_payload()
-        payload: Dict[str, Any] = {
+        payload: dict[str, Any] = {
             "id": str(rec.id),
             "application_id": str(self.app_id),
             "type": itype,
@@ -2253,7 +2489,7 @@ class FakeDiscord:
         await self._dispatch("INTERACTION_CREATE", payload, guild_id=rec.guild_id)
         return rec
 
-    def _find_command(self, name: str, guild_id: Optional[int], ctype: int) -> Tuple[dict, bool]:
+    def _find_command(self, name: str, guild_id: int | None, ctype: int) -> tuple[dict, bool]:
         if guild_id is not None:
             for c in self.guild_commands.get(guild_id, {}).values():
                 if c["name"] == name and c.get("type", 1) == ctype:
@@ -2262,8 +2498,10 @@ class FakeDiscord:
             if c["name"] == name and c.get("type", 1) == ctype:
                 return c, False
         known = sorted(c["name"] for c in self.global_commands.values())
-        raise FakeDiscordUsageError(f"command {name!r} (type {ctype}) is not registered; global commands: {known}. "
-                                    "Did the bot sync its command tree?")
+        raise FakeDiscordUsageError(
+            f"command {name!r} (type {ctype}) is not registered; global commands: {known}. "
+            "Did the bot sync its command tree?"
+        )
 
     def _check_command_access(self, cmd: dict, user: FakeUser, channel: FakeChannel) -> None:
         guild = self.guilds.get(channel.guild_id) if channel.guild_id else None
@@ -2285,13 +2523,22 @@ class FakeDiscord:
             if needed == 0 and not perms & Perm.ADMINISTRATOR:
                 raise CommandNotAvailable(f"/{cmd['name']} is disabled for everyone but admins")
             if perms & needed != needed:
-                raise CommandNotAvailable(f"{user.username} lacks default_member_permissions={needed} "
-                                          f"for /{cmd['name']}")
+                raise CommandNotAvailable(
+                    f"{user.username} lacks default_member_permissions={needed} for /{cmd['name']}"
+                )
 
-    def _build_options(self, schema: List[dict], values: Dict[str, Any], resolved: dict, guild: Optional[FakeGuild],
-                       *, focused: Optional[str] = None, cmd_label: str) -> List[dict]:
+    def _build_options(
+        self,
+        schema: list[dict],
+        values: dict[str, Any],
+        resolved: dict,
+        guild: FakeGuild | None,
+        *,
+        focused: str | None = None,
+        cmd_label: str,
+    ) -> list[dict]:
         by_name = {o["name"]: o for o in schema}
-        out: List[dict] = []
+        out: list[dict] = []
         for key in values:
             if key not in by_name:
                 raise FakeDiscordUsageError(f"{cmd_label}: unknown option {key!r}; has {sorted(by_name)}")
@@ -2309,7 +2556,7 @@ class FakeDiscord:
             out.append({"name": name, "type": otype, "value": self._coerce_option(o, v, resolved, guild, cmd_label)})
         return out
 
-    def _coerce_option(self, o: dict, v: Any, resolved: dict, guild: Optional[FakeGuild], label: str) -> Any:
+    def _coerce_option(self, o: dict, v: Any, resolved: dict, guild: FakeGuild | None, label: str) -> Any:
         otype = o["type"]
         name = o["name"]
         if otype == 3:
@@ -2326,9 +2573,8 @@ class FakeDiscord:
         elif otype == 10:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise FakeDiscordUsageError(f"{label}: {name} must be a number")
-        elif otype == 5:
-            if not isinstance(v, bool):
-                raise FakeDiscordUsageError(f"{label}: {name} must be a bool")
+        elif otype == 5 and not isinstance(v, bool):
+            raise FakeDiscordUsageError(f"{label}: {name} must be a bool")
         if otype in (4, 10):
             if "min_value" in o and v < o["min_value"]:
                 raise FakeDiscordUsageError(f"{label}: {name} below min_value {o['min_value']}")
@@ -2361,8 +2607,9 @@ class FakeDiscord:
                     raise FakeDiscordUsageError(f"{label}: unknown user {tid}")
                 resolved.setdefault("users", {})[str(tid)] = user.to_payload()
                 if guild is not None and tid in guild.members:
-                    mp = guild.members[tid].to_payload(include_user=False,
-                                                       permissions=self.compute_permissions(guild, tid))
+                    mp = guild.members[tid].to_payload(
+                        include_user=False, permissions=self.compute_permissions(guild, tid)
+                    )
                     resolved.setdefault("members", {})[str(tid)] = mp
             return str(tid)
         if otype == 11:
@@ -2371,14 +2618,27 @@ class FakeDiscord:
             self.attachment_blobs[aid] = blob
             url = f"{self.base_url}/attachments/0/{aid}/{filename}"
             resolved.setdefault("attachments", {})[str(aid)] = {
-                "id": str(aid), "filename": filename, "size": len(blob), "url": url, "proxy_url": url,
-                "content_type": "application/octet-stream"}
+                "id": str(aid),
+                "filename": filename,
+                "size": len(blob),
+                "url": url,
+                "proxy_url": url,
+                "content_type": "application/octet-stream",
+            }
             return str(aid)
         return v
 
-    async def _command_interaction(self, name: str, options: Optional[Dict[str, Any]], *, user: Any,
-                                   channel: Optional[FakeChannel], itype: int, focused: Optional[str] = None,
-                                   enforce_permissions: bool = True) -> InteractionRecord:
+    async def _command_interaction(
+        self,
+        name: str,
+        options: dict[str, Any] | None,
+        *,
+        user: Any,
+        channel: FakeChannel | None,
+        itype: int,
+        focused: str | None = None,
+        enforce_permissions: bool = True,
+    ) -> InteractionRecord:
         user_obj, channel = self._resolve_actor(user, channel)
         parts = name.split()
         if not parts:
@@ -2389,7 +2649,7 @@ class FakeDiscord:
         guild = self.guilds.get(channel.guild_id) if channel.guild_id else None
         resolved: dict = {}
         schema = cmd.get("options") or []
-        chain: List[dict] = []
+        chain: list[dict] = []
         for sub in parts[1:]:
             node = next((o for o in schema if o["name"] == sub and o["type"] in (1, 2)), None)
             if node is None:
@@ -2398,42 +2658,72 @@ class FakeDiscord:
             schema = node.get("options") or []
         if any(o["type"] in (1, 2) for o in schema):
             raise FakeDiscordUsageError(f"/{name} needs a subcommand: {[o['name'] for o in schema]}")
-        leaf = self._build_options(schema, dict(options or {}), resolved, guild, focused=focused,
-                                   cmd_label=f"/{name}")
+        leaf = self._build_options(schema, dict(options or {}), resolved, guild, focused=focused, cmd_label=f"/{name}")
         for node in reversed(chain):
             leaf = [{"name": node["name"], "type": node["type"], "options": leaf}]
-        data: Dict[str, Any] = {"id": cmd["id"], "name": cmd["name"], "type": 1, "options": leaf}
+        data: dict[str, Any] = {"id": cmd["id"], "name": cmd["name"], "type": 1, "options": leaf}
         if resolved:
             data["resolved"] = resolved
         if is_guild:
             data["guild_id"] = cmd["guild_id"]
         return await self._new_interaction(itype, data, user_obj, channel, name=name, command_type=1)
 
-    async def invoke_slash(self, name: str, options: Optional[Dict[str, Any]] = None, *, user: Any = None,
-                           channel: Optional[FakeChannel] = None, guild: Optional[FakeGuild] = None,
-                           enforce_permissions: bool = True) -> InteractionRecord:
+    async def invoke_slash(
+        self,
+        name: str,
+        options: dict[str, Any] | None = None,
+        *,
+        user: Any = None,
+        channel: FakeChannel | None = None,
+        guild: FakeGuild | None = None,
+        enforce_permissions: bool = True,
+    ) -> InteractionRecord:
         """Run ``/name`` (``"kb add"`` for subcommands) with ``options`` typed by the registered schema."""
         if guild is not None and channel is not None and channel.guild_id != guild.id:
             raise FakeDiscordUsageError("channel is not in guild")
-        return await self._command_interaction(name, options, user=user, channel=channel,
-                                               itype=InteractionType.APPLICATION_COMMAND,
-                                               enforce_permissions=enforce_permissions)
+        return await self._command_interaction(
+            name,
+            options,
+            user=user,
+            channel=channel,
+            itype=InteractionType.APPLICATION_COMMAND,
+            enforce_permissions=enforce_permissions,
+        )
 
-    async def autocomplete(self, name: str, options: Dict[str, Any], focused: str, *, user: Any = None,
-                           channel: Optional[FakeChannel] = None,
-                           enforce_permissions: bool = True) -> InteractionRecord:
+    async def autocomplete(
+        self,
+        name: str,
+        options: dict[str, Any],
+        focused: str,
+        *,
+        user: Any = None,
+        channel: FakeChannel | None = None,
+        enforce_permissions: bool = True,
+    ) -> InteractionRecord:
         """The user is typing into option ``focused`` (its current text is ``options[focused]``).
 
         ``enforce_permissions=False`` is a member a server admin let see the command anyway."""
         if focused not in options:
             raise FakeDiscordUsageError("options must contain the focused option's partial value")
-        return await self._command_interaction(name, options, user=user, channel=channel,
-                                               itype=InteractionType.AUTOCOMPLETE, focused=focused,
-                                               enforce_permissions=enforce_permissions)
+        return await self._command_interaction(
+            name,
+            options,
+            user=user,
+            channel=channel,
+            itype=InteractionType.AUTOCOMPLETE,
+            focused=focused,
+            enforce_permissions=enforce_permissions,
+        )
 
-    async def invoke_message_command(self, name: str, target_message: FakeMessage, *, user: Any = None,
-                                     channel: Optional[FakeChannel] = None,
-                                     enforce_permissions: bool = True) -> InteractionRecord:
+    async def invoke_message_command(
+        self,
+        name: str,
+        target_message: FakeMessage,
+        *,
+        user: Any = None,
+        channel: FakeChannel | None = None,
+        enforce_permissions: bool = True,
+    ) -> InteractionRecord:
         """Message context menu (Apps > name) on ``target_message``."""
         if channel is None:
             channel = self.channels[target_message.channel_id]
@@ -2441,19 +2731,30 @@ class FakeDiscord:
         cmd, is_guild = self._find_command(name, channel.guild_id, 3)
         if enforce_permissions:
             self._check_command_access(cmd, user_obj, channel)
-        data: Dict[str, Any] = {"id": cmd["id"], "name": name, "type": 3, "target_id": str(target_message.id),
-                                "resolved": {"messages": {str(target_message.id):
-                                                          self._message_payload(target_message)}}}
+        data: dict[str, Any] = {
+            "id": cmd["id"],
+            "name": name,
+            "type": 3,
+            "target_id": str(target_message.id),
+            "resolved": {"messages": {str(target_message.id): self._message_payload(target_message)}},
+        }
         if is_guild:
             data["guild_id"] = cmd["guild_id"]
-        return await self._new_interaction(InteractionType.APPLICATION_COMMAND, data, user_obj, channel, name=name,
-                                           command_type=3)
+        return await self._new_interaction(
+            InteractionType.APPLICATION_COMMAND, data, user_obj, channel, name=name, command_type=3
+        )
 
     invoke_user_message_command = invoke_message_command
 
-    async def invoke_user_command(self, name: str, target_user: Any, *, user: Any = None,
-                                  channel: Optional[FakeChannel] = None,
-                                  enforce_permissions: bool = True) -> InteractionRecord:
+    async def invoke_user_command(
+        self,
+        name: str,
+        target_user: Any,
+        *,
+        user: Any = None,
+        channel: FakeChannel | None = None,
+        enforce_permissions: bool = True,
+    ) -> InteractionRecord:
         """User context menu (Apps > name) on ``target_user``."""
         user_obj, channel = self._resolve_actor(user, channel)
         cmd, is_guild = self._find_command(name, channel.guild_id, 2)
@@ -2463,16 +2764,25 @@ class FakeDiscord:
         resolved: dict = {"users": {str(target.id): target.to_payload()}}
         guild = self.guilds.get(channel.guild_id) if channel.guild_id else None
         if guild is not None and target.id in guild.members:
-            resolved["members"] = {str(target.id): guild.members[target.id].to_payload(
-                include_user=False, permissions=self.compute_permissions(guild, target))}
-        data: Dict[str, Any] = {"id": cmd["id"], "name": name, "type": 2, "target_id": str(target.id),
-                                "resolved": resolved}
+            resolved["members"] = {
+                str(target.id): guild.members[target.id].to_payload(
+                    include_user=False, permissions=self.compute_permissions(guild, target)
+                )
+            }
+        data: dict[str, Any] = {
+            "id": cmd["id"],
+            "name": name,
+            "type": 2,
+            "target_id": str(target.id),
+            "resolved": resolved,
+        }
         if is_guild:
             data["guild_id"] = cmd["guild_id"]
-        return await self._new_interaction(InteractionType.APPLICATION_COMMAND, data, user_obj, channel, name=name,
-                                           command_type=2)
+        return await self._new_interaction(
+            InteractionType.APPLICATION_COMMAND, data, user_obj, channel, name=name, command_type=2
+        )
 
-    def _component_target(self, message: Any, custom_id: str, types: Tuple[int, ...]) -> Tuple[FakeMessage, dict]:
+    def _component_target(self, message: Any, custom_id: str, types: tuple[int, ...]) -> tuple[FakeMessage, dict]:
         msg = message if isinstance(message, FakeMessage) else self.messages.get(_id_of(message))
         if msg is None or msg.deleted:
             raise FakeDiscordUsageError("message does not exist (or was deleted)")
@@ -2488,19 +2798,22 @@ class FakeDiscord:
     def _check_can_see(self, msg: FakeMessage, user: FakeUser) -> None:
         """An ephemeral message exists only for the user whose interaction produced it."""
         if msg.ephemeral and msg.interaction is not None and msg.interaction.user.id != user.id:
-            raise FakeDiscordUsageError(f"{user.username} cannot see ephemeral message {msg.id} "
-                                        f"(only {msg.interaction.user.username} can)")
+            raise FakeDiscordUsageError(
+                f"{user.username} cannot see ephemeral message {msg.id} (only {msg.interaction.user.username} can)"
+            )
 
     async def click_button(self, message: Any, custom_id: str, *, user: Any = None) -> InteractionRecord:
         msg, _ = self._component_target(message, custom_id, (2,))
         user_obj, channel = self._resolve_actor(user, self.channels[msg.channel_id])
         self._check_can_see(msg, user_obj)
         data = {"custom_id": custom_id, "component_type": 2}
-        return await self._new_interaction(InteractionType.MESSAGE_COMPONENT, data, user_obj, channel,
-                                           name=custom_id, message=msg)
+        return await self._new_interaction(
+            InteractionType.MESSAGE_COMPONENT, data, user_obj, channel, name=custom_id, message=msg
+        )
 
-    async def select_menu(self, message: Any, custom_id: str, values: Sequence[Any], *,
-                          user: Any = None) -> InteractionRecord:
+    async def select_menu(
+        self, message: Any, custom_id: str, values: Sequence[Any], *, user: Any = None
+    ) -> InteractionRecord:
         msg, comp = self._component_target(message, custom_id, (3, 5, 6, 7, 8))
         user_obj, channel = self._resolve_actor(user, self.channels[msg.channel_id])
         self._check_can_see(msg, user_obj)
@@ -2514,7 +2827,7 @@ class FakeDiscord:
             bad = [v for v in vals if v not in allowed]
             if bad:
                 raise FakeDiscordUsageError(f"values {bad} are not options of {custom_id!r}")
-        data: Dict[str, Any] = {"custom_id": custom_id, "component_type": ctype, "values": vals}
+        data: dict[str, Any] = {"custom_id": custom_id, "component_type": ctype, "values": vals}
         if ctype != 3:
             resolved: dict = {}
             guild = self.guilds.get(channel.guild_id) if channel.guild_id else None
@@ -2522,18 +2835,31 @@ class FakeDiscord:
             for v in values:
                 self._coerce_option({"type": opt_type, "name": custom_id}, v, resolved, guild, custom_id)
             data["resolved"] = resolved
-        return await self._new_interaction(InteractionType.MESSAGE_COMPONENT, data, user_obj, channel,
-                                           name=custom_id, message=msg)
+        return await self._new_interaction(
+            InteractionType.MESSAGE_COMPONENT, data, user_obj, channel, name=custom_id, message=msg
+        )
 
-    async def submit_modal(self, source: Union[InteractionRecord, FakeMessage], custom_id: Optional[str] = None,
-                           values: Optional[Dict[str, Any]] = None, *, user: Any = None) -> InteractionRecord:
+    async def submit_modal(
+        self,
+        source: InteractionRecord | FakeMessage,
+        custom_id: str | None = None,
+        values: dict[str, Any] | None = None,
+        *,
+        user: Any = None,
+    ) -> InteractionRecord:
         """Submit the modal shown in response to ``source`` (an interaction record, or the message whose
         component opened it).  ``values`` maps text-input custom_id -> text (or list for selects)."""
         values = dict(values or {})
         rec = source
         if isinstance(source, FakeMessage):
-            rec = next((r for r in reversed(self.interactions)
-                        if r.message is source and r.response and r.response.type == CallbackType.MODAL), None)
+            rec = next(
+                (
+                    r
+                    for r in reversed(self.interactions)
+                    if r.message is source and r.response and r.response.type == CallbackType.MODAL
+                ),
+                None,
+            )
             if rec is None:
                 raise FakeDiscordUsageError("no modal was opened from a component on this message")
         assert isinstance(rec, InteractionRecord)
@@ -2547,7 +2873,7 @@ class FakeDiscord:
         if unknown:
             raise FakeDiscordUsageError(f"modal has no inputs {sorted(unknown)}; has {sorted(k for k in known if k)}")
 
-        def convert(c: dict) -> Optional[dict]:
+        def convert(c: dict) -> dict | None:
             t = c.get("type")
             if t == 1:
                 inner = [x for x in (convert(ch) for ch in c.get("components", [])) if x]
@@ -2573,13 +2899,27 @@ class FakeDiscord:
         components = [x for x in (convert(c) for c in modal.get("components", [])) if x]
         user_obj, channel = self._resolve_actor(user if user is not None else rec.user, rec.channel)
         data = {"custom_id": modal["custom_id"], "components": components}
-        return await self._new_interaction(InteractionType.MODAL_SUBMIT, data, user_obj, channel,
-                                           name=modal["custom_id"], message=rec.message, modal_source=rec)
+        return await self._new_interaction(
+            InteractionType.MODAL_SUBMIT,
+            data,
+            user_obj,
+            channel,
+            name=modal["custom_id"],
+            message=rec.message,
+            modal_source=rec,
+        )
 
     # ------------------------------------------------------------------ REST handlers: identity
     def _h_get_me(self, req: _Req):
-        return 200, dict(self.bot_user.to_payload(), verified=True, mfa_enabled=False, flags=0, email=None,
-                         locale="en-US", premium_type=0)
+        return 200, dict(
+            self.bot_user.to_payload(),
+            verified=True,
+            mfa_enabled=False,
+            flags=0,
+            email=None,
+            locale="en-US",
+            premium_type=0,
+        )
 
     def _h_get_user(self, req: _Req):
         u = self.users.get(int(req.params["user_id"]))
@@ -2612,21 +2952,27 @@ class FakeDiscord:
         return 200, {"url": self.gateway_url.rstrip("/")}
 
     def _h_gateway_bot(self, req: _Req):
-        return 200, {"url": self.gateway_url.rstrip("/"), "shards": self.shard_count,
-                     "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 14400000,
-                                             "max_concurrency": 1}}
+        return 200, {
+            "url": self.gateway_url.rstrip("/"),
+            "shards": self.shard_count,
+            "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 14400000, "max_concurrency": 1},
+        }
 
     async def _h_create_dm(self, req: _Req):
         rid = int((req.json or {}).get("recipient_id", 0))
         user = self.users.get(rid)
         if user is None:
-            raise ApiError(400, 50035, "Invalid Form Body",
-                           {"recipient_id": {"_errors": [{"code": "NUMBER_TYPE_COERCE", "message": "Unknown user"}]}})
+            raise ApiError(
+                400,
+                50035,
+                "Invalid Form Body",
+                {"recipient_id": {"_errors": [{"code": "NUMBER_TYPE_COERCE", "message": "Unknown user"}]}},
+            )
         ch = await self.create_dm(user)
         return 200, ch.to_payload()
 
     # ------------------------------------------------------------------ REST handlers: commands
-    def _check_app(self, req: _Req) -> Tuple[Dict[int, dict], Optional[int]]:
+    def _check_app(self, req: _Req) -> tuple[dict[int, dict], int | None]:
         if int(req.params["app_id"]) != self.app_id:
             raise ApiError(403, 50001, "Missing Access")
         gid = req.params.get("guild_id")
@@ -2644,17 +2990,20 @@ class FakeDiscord:
         ctype = c.get("type", 1)
         name = c.get("name")
         if not isinstance(name, str) or not 1 <= len(name) <= 32:
-            errs.add(path + ["name"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 32 in length.")
+            errs.add([*path, "name"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 32 in length.")
         elif ctype == 1 and (not re.fullmatch(r"[-_\w]{1,32}", name) or name != name.lower()):
-            errs.add(path + ["name"], "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")
+            errs.add([*path, "name"], "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")
         desc = c.get("description", "")
         if ctype == 1:
             if not isinstance(desc, str) or not 1 <= len(desc) <= 100:
-                errs.add(path + ["description"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+                errs.add([*path, "description"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
         elif desc:
-            errs.add(path + ["description"], "APPLICATION_COMMAND_CONTEXT_MENU_DESCRIPTION",
-                     "Context menu commands cannot have description")
-        self._validate_options(errs, path + ["options"], c.get("options") or [], depth=0)
+            errs.add(
+                [*path, "description"],
+                "APPLICATION_COMMAND_CONTEXT_MENU_DESCRIPTION",
+                "Context menu commands cannot have description",
+            )
+        self._validate_options(errs, [*path, "options"], c.get("options") or [], depth=0)
 
     def _validate_options(self, errs: _Errors, path: list, options: list, depth: int) -> None:
         if len(options) > 25:
@@ -2664,37 +3013,46 @@ class FakeDiscord:
         for i, o in enumerate(options):
             name = o.get("name", "")
             if not re.fullmatch(r"[-_\w]{1,32}", name or "") or name != name.lower():
-                errs.add(path + [i, "name"], "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")
+                errs.add([*path, i, "name"], "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")
             if name in names:
-                errs.add(path + [i, "name"], "APPLICATION_COMMAND_OPTIONS_NAME_ALREADY_EXISTS",
-                         "Option names must be unique")
+                errs.add(
+                    [*path, i, "name"], "APPLICATION_COMMAND_OPTIONS_NAME_ALREADY_EXISTS", "Option names must be unique"
+                )
             names.add(name)
             if not 1 <= len(o.get("description", "")) <= 100:
-                errs.add(path + [i, "description"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+                errs.add([*path, i, "description"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
             otype = o.get("type")
             if otype not in OPTION_TYPES:
-                errs.add(path + [i, "type"], "BASE_TYPE_CHOICES", "Value must be one of {1..11}.")
+                errs.add([*path, i, "type"], "BASE_TYPE_CHOICES", "Value must be one of {1..11}.")
             if otype in (1, 2):
                 if depth >= (1 if otype == 2 else 2) or (otype == 2 and depth != 0):
-                    errs.add(path + [i, "type"], "APPLICATION_COMMAND_OPTION_TYPE_INVALID_NESTING",
-                             "Sub-command groups / sub-commands nested too deeply")
-                self._validate_options(errs, path + [i, "options"], o.get("options") or [], depth + 1)
+                    errs.add(
+                        [*path, i, "type"],
+                        "APPLICATION_COMMAND_OPTION_TYPE_INVALID_NESTING",
+                        "Sub-command groups / sub-commands nested too deeply",
+                    )
+                self._validate_options(errs, [*path, i, "options"], o.get("options") or [], depth + 1)
             else:
                 if o.get("required"):
                     if seen_optional:
-                        errs.add(path + [i, "required"], "APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID",
-                                 "Required options must be placed before non-required options")
+                        errs.add(
+                            [*path, i, "required"],
+                            "APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID",
+                            "Required options must be placed before non-required options",
+                        )
                 else:
                     seen_optional = True
                 choices = o.get("choices") or []
                 if len(choices) > 25:
-                    errs.add(path + [i, "choices"], "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+                    errs.add([*path, i, "choices"], "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
                 if choices and o.get("autocomplete"):
-                    errs.add(path + [i, "autocomplete"], "APPLICATION_COMMAND_OPTION_AUTOCOMPLETE_CHOICES",
-                             "Autocomplete cannot be set with choices")
+                    errs.add(
+                        [*path, i, "autocomplete"],
+                        "APPLICATION_COMMAND_OPTION_AUTOCOMPLETE_CHOICES",
+                        "Autocomplete cannot be set with choices",
+                    )
 
-    def _store_command(self, store: Dict[int, dict], gid: Optional[int], c: dict,
-                       existing: Optional[dict] = None) -> dict:
+    def _store_command(self, store: dict[int, dict], gid: int | None, c: dict, existing: dict | None = None) -> dict:
         cmd = json.loads(json.dumps(c))
         cmd.setdefault("type", 1)
         cmd.setdefault("description", "")
@@ -2724,7 +3082,7 @@ class FakeDiscord:
         if not isinstance(body, list):
             raise _form_error({"_errors": [{"code": "LIST_TYPE_CONVERT", "message": "Must be an array"}]})
         errs = _Errors()
-        per_type: Dict[int, int] = {}
+        per_type: dict[int, int] = {}
         seen = set()
         for i, c in enumerate(body):
             self._validate_command(errs, [i], c)
@@ -2732,8 +3090,9 @@ class FakeDiscord:
                 t = c.get("type", 1)
                 per_type[t] = per_type.get(t, 0) + 1
                 if (c.get("name"), t) in seen:
-                    errs.add([i, "name"], "APPLICATION_COMMANDS_DUPLICATE_NAME",
-                             "Application command names must be unique")
+                    errs.add(
+                        [i, "name"], "APPLICATION_COMMANDS_DUPLICATE_NAME", "Application command names must be unique"
+                    )
                 seen.add((c.get("name"), t))
         if per_type.get(1, 0) > 100:
             errs.add([], "BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer in length.")
@@ -2752,12 +3111,13 @@ class FakeDiscord:
         self._validate_command(errs, [], req.json)
         errs.raise_if_any()
         c = req.json
-        existing = next((x for x in store.values()
-                         if x["name"] == c["name"] and x.get("type", 1) == c.get("type", 1)), None)
+        existing = next(
+            (x for x in store.values() if x["name"] == c["name"] and x.get("type", 1) == c.get("type", 1)), None
+        )
         cmd = self._store_command(store, gid, c, existing)
         return (200 if existing else 201), cmd
 
-    def _command_or_404(self, req: _Req) -> Tuple[Dict[int, dict], Optional[int], dict]:
+    def _command_or_404(self, req: _Req) -> tuple[dict[int, dict], int | None, dict]:
         store, gid = self._check_app(req)
         cmd = store.get(int(req.params["command_id"]))
         if cmd is None:
@@ -2794,8 +3154,9 @@ class FakeDiscord:
             raise ApiError(404, 10062, "Unknown interaction")
         body = req.json
         if not isinstance(body, dict) or "type" not in body:
-            raise _form_error({"type": {"_errors": [{"code": "BASE_TYPE_REQUIRED",
-                                                      "message": "This field is required"}]}})
+            raise _form_error(
+                {"type": {"_errors": [{"code": "BASE_TYPE_REQUIRED", "message": "This field is required"}]}}
+            )
         ctype = body["type"]
         data = body.get("data") or {}
         allowed = {
@@ -2806,10 +3167,20 @@ class FakeDiscord:
             InteractionType.MODAL_SUBMIT: {4, 5, 6, 7} if rec.message is not None else {4, 5},
         }[rec.type]
         if ctype not in allowed:
-            raise _form_error({"type": {"_errors": [{"code": "INTERACTION_RESPONSE_TYPE_INVALID",
-                                                      "message": f"Interaction response type {ctype} is not valid "
-                                                                 f"for interaction type {rec.type}"}]}})
-        message: Optional[FakeMessage] = None
+            raise _form_error(
+                {
+                    "type": {
+                        "_errors": [
+                            {
+                                "code": "INTERACTION_RESPONSE_TYPE_INVALID",
+                                "message": f"Interaction response type {ctype} is not valid "
+                                f"for interaction type {rec.type}",
+                            }
+                        ]
+                    }
+                }
+            )
+        message: FakeMessage | None = None
         msg_type = {1: 20, 2: 23, 3: 23}.get(rec.command_type or 0, 0) if rec.type == 2 else 0
         if ctype == 4:
             self._validate_message(data, prefix=["data"], create=True, files=req.files)
@@ -2818,9 +3189,18 @@ class FakeDiscord:
             rec.original = message
         elif ctype == 5:
             flags = MessageFlag.LOADING | (int(data.get("flags") or 0) & MessageFlag.EPHEMERAL)
-            message = FakeMessage(id=self._snowflake(), channel_id=rec.channel_id, guild_id=rec.guild_id,
-                                  author=self.bot_user, flags=flags, type=msg_type, webhook_id=self.app_id,
-                                  application_id=self.app_id, interaction=rec, source="interaction")
+            message = FakeMessage(
+                id=self._snowflake(),
+                channel_id=rec.channel_id,
+                guild_id=rec.guild_id,
+                author=self.bot_user,
+                flags=flags,
+                type=msg_type,
+                webhook_id=self.app_id,
+                application_id=self.app_id,
+                interaction=rec,
+                source="interaction",
+            )
             rec.original = message
         elif ctype in (6, 7):
             message = rec.message
@@ -2837,8 +3217,11 @@ class FakeDiscord:
                     errs.add(["data", "choices"], "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
                 for i, ch in enumerate(choices):
                     if not 1 <= len(str(ch.get("name", ""))) <= 100:
-                        errs.add(["data", "choices", i, "name"], "BASE_TYPE_BAD_LENGTH",
-                                 "Must be between 1 and 100 in length.")
+                        errs.add(
+                            ["data", "choices", i, "name"],
+                            "BASE_TYPE_BAD_LENGTH",
+                            "Must be between 1 and 100 in length.",
+                        )
                     if isinstance(ch.get("value"), str):
                         errs.max_len(["data", "choices", i, "value"], ch["value"], 100)
             errs.raise_if_any()
@@ -2873,8 +3256,8 @@ class FakeDiscord:
 
         if req.query.get("with_response") not in ("1", "true", "True"):
             return 204, None
-        inter: Dict[str, Any] = {"id": str(rec.id), "type": rec.type}
-        resource: Dict[str, Any] = {"type": ctype}
+        inter: dict[str, Any] = {"id": str(rec.id), "type": rec.type}
+        resource: dict[str, Any] = {"type": ctype}
         if message is not None and ctype in (4, 5, 7):
             inter["response_message_id"] = str(message.id)
             inter["response_message_loading"] = ctype == 5
@@ -2884,17 +3267,30 @@ class FakeDiscord:
             inter["response_message_id"] = str(message.id)
         return 200, {"interaction": inter, "resource": resource}
 
-    def _new_bot_message(self, rec: InteractionRecord, data: dict, flags: int, msg_type: int,
-                         files: Sequence[dict]) -> FakeMessage:
-        msg = FakeMessage(id=self._snowflake(), channel_id=rec.channel_id, guild_id=rec.guild_id,
-                          author=self.bot_user, content=data.get("content") or "", embeds=data.get("embeds"),
-                          components=data.get("components"), flags=flags,
-                          allowed_mentions=data.get("allowed_mentions"), type=msg_type, webhook_id=self.app_id,
-                          application_id=self.app_id, interaction=rec, source="interaction",
-                          tts=bool(data.get("tts")))
+    def _new_bot_message(
+        self, rec: InteractionRecord, data: dict, flags: int, msg_type: int, files: Sequence[dict]
+    ) -> FakeMessage:
+        msg = FakeMessage(
+            id=self._snowflake(),
+            channel_id=rec.channel_id,
+            guild_id=rec.guild_id,
+            author=self.bot_user,
+            content=data.get("content") or "",
+            embeds=data.get("embeds"),
+            components=data.get("components"),
+            flags=flags,
+            allowed_mentions=data.get("allowed_mentions"),
+            type=msg_type,
+            webhook_id=self.app_id,
+            application_id=self.app_id,
+            interaction=rec,
+            source="interaction",
+            tts=bool(data.get("tts")),
+        )
         msg.attachments = self._attachments_from_files(rec.channel_id, data, files)
-        self._resolve_mentions(msg, author_perms=Perm.MENTION_EVERYONE, reply_to=None,
-                               allowed_mentions=data.get("allowed_mentions"))
+        self._resolve_mentions(
+            msg, author_perms=Perm.MENTION_EVERYONE, reply_to=None, allowed_mentions=data.get("allowed_mentions")
+        )
         return msg
 
     def _webhook_interaction(self, req: _Req) -> InteractionRecord:
@@ -2909,10 +3305,7 @@ class FakeDiscord:
         return rec
 
     def _webhook_message(self, rec: InteractionRecord, mid: str) -> FakeMessage:
-        if mid == "@original":
-            msg = rec.original
-        else:
-            msg = next((m for m in rec.messages if m.id == int(mid)), None)
+        msg = rec.original if mid == "@original" else next((m for m in rec.messages if m.id == int(mid)), None)
         if msg is None or msg.deleted:
             raise ApiError(404, 10008, "Unknown Message")
         return msg
@@ -2928,8 +3321,9 @@ class FakeDiscord:
             self._apply_edit(orig, body, req.files)
             orig.flags = (orig.flags & MessageFlag.EPHEMERAL) | (int(body.get("flags") or 0) & MessageFlag.SENDABLE)
             orig.edited_timestamp = None
-            self._resolve_mentions(orig, author_perms=Perm.MENTION_EVERYONE, reply_to=None,
-                                   allowed_mentions=body.get("allowed_mentions"))
+            self._resolve_mentions(
+                orig, author_perms=Perm.MENTION_EVERYONE, reply_to=None, allowed_mentions=body.get("allowed_mentions")
+            )
             msg = orig
             rec.followups.append(msg)
             await self._dispatch_message("MESSAGE_UPDATE", msg)
@@ -2960,8 +3354,9 @@ class FakeDiscord:
             msg.flags &= ~MessageFlag.LOADING
             rec._deferred_filled = True
         if "content" in body or "allowed_mentions" in body:
-            self._resolve_mentions(msg, author_perms=Perm.MENTION_EVERYONE, reply_to=None,
-                                   allowed_mentions=msg.allowed_mentions)
+            self._resolve_mentions(
+                msg, author_perms=Perm.MENTION_EVERYONE, reply_to=None, allowed_mentions=msg.allowed_mentions
+            )
         await self._dispatch_message("MESSAGE_UPDATE", msg)
         self._notify()
         return 200, self._message_payload(msg)
@@ -3031,29 +3426,46 @@ class FakeDiscord:
         self._validate_message(body, create=True, files=req.files)
         if req.files and not perms & Perm.ATTACH_FILES:
             raise ApiError(403, 50013, "Missing Permissions")
-        reply_to: Optional[FakeMessage] = None
+        reply_to: FakeMessage | None = None
         ref = body.get("message_reference")
         if ref:
             target = self.messages.get(int(ref.get("message_id") or 0))
             same_channel = target is not None and target.channel_id == int(ref.get("channel_id") or ch.id)
             if target is None or target.deleted or target.ephemeral or not same_channel:
                 if ref.get("fail_if_not_exists", True):
-                    raise _form_error({"message_reference": {"_errors": [
-                        {"code": "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "message": "Unknown message"}]}})
+                    raise _form_error(
+                        {
+                            "message_reference": {
+                                "_errors": [{"code": "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "message": "Unknown message"}]
+                            }
+                        }
+                    )
                 ref = None
             else:
                 reply_to = target
         if ch.is_thread and ch.archived:
             ch.archived = False
-        msg = FakeMessage(id=self._snowflake(), channel_id=ch.id, guild_id=ch.guild_id, author=self.bot_user,
-                          content=body.get("content") or "", embeds=body.get("embeds"),
-                          components=body.get("components"),
-                          flags=int(body.get("flags") or 0) & MessageFlag.SENDABLE,
-                          allowed_mentions=body.get("allowed_mentions"), type=19 if reply_to else 0,
-                          source="rest", tts=bool(body.get("tts")), nonce=body.get("nonce"))
+        msg = FakeMessage(
+            id=self._snowflake(),
+            channel_id=ch.id,
+            guild_id=ch.guild_id,
+            author=self.bot_user,
+            content=body.get("content") or "",
+            embeds=body.get("embeds"),
+            components=body.get("components"),
+            flags=int(body.get("flags") or 0) & MessageFlag.SENDABLE,
+            allowed_mentions=body.get("allowed_mentions"),
+            type=19 if reply_to else 0,
+            source="rest",
+            tts=bool(body.get("tts")),
+            nonce=body.get("nonce"),
+        )
         if reply_to is not None:
-            msg.message_reference = {"type": int(ref.get("type", 0)), "message_id": str(reply_to.id),
-                                     "channel_id": str(ch.id)}
+            msg.message_reference = {
+                "type": int(ref.get("type", 0)),
+                "message_id": str(reply_to.id),
+                "channel_id": str(ch.id),
+            }
             if ch.guild_id:
                 msg.message_reference["guild_id"] = str(ch.guild_id)
         msg.attachments = self._attachments_from_files(ch.id, body, req.files)
@@ -3102,8 +3514,14 @@ class FakeDiscord:
         emoji = req.params["emoji"]
         msg.reactions.setdefault(emoji, set()).add(self.bot_user.id)
         self._notify()
-        payload = {"user_id": str(self.bot_user.id), "channel_id": str(ch.id), "message_id": str(msg.id),
-                   "emoji": {"id": None, "name": emoji}, "burst": False, "type": 0}
+        payload = {
+            "user_id": str(self.bot_user.id),
+            "channel_id": str(ch.id),
+            "message_id": str(msg.id),
+            "emoji": {"id": None, "name": emoji},
+            "burst": False,
+            "type": 0,
+        }
         if ch.guild_id:
             payload["guild_id"] = str(ch.guild_id)
         await self._dispatch("MESSAGE_REACTION_ADD", payload, guild_id=ch.guild_id)
@@ -3117,10 +3535,25 @@ class FakeDiscord:
         self._notify()
         return 204, None
 
-    async def _make_thread(self, parent: FakeChannel, name: str, ttype: int, owner: FakeUser, tid: int,
-                           starter: Optional[FakeMessage], auto_archive_duration: int = 1440) -> FakeChannel:
-        th = FakeChannel(tid, ttype, name, parent.guild_id, parent_id=parent.id, owner_id=owner.id,
-                         auto_archive_duration=auto_archive_duration)
+    async def _make_thread(
+        self,
+        parent: FakeChannel,
+        name: str,
+        ttype: int,
+        owner: FakeUser,
+        tid: int,
+        starter: FakeMessage | None,
+        auto_archive_duration: int = 1440,
+    ) -> FakeChannel:
+        th = FakeChannel(
+            tid,
+            ttype,
+            name,
+            parent.guild_id,
+            parent_id=parent.id,
+            owner_id=owner.id,
+            auto_archive_duration=auto_archive_duration,
+        )
         self.channels[tid] = th
         guild = self.guilds[parent.guild_id]
         guild.channels[tid] = th
@@ -3129,8 +3562,7 @@ class FakeDiscord:
         payload = th.to_payload()
         payload["newly_created"] = True
         if owner.id == self.bot_user.id:
-            payload["member"] = {"id": str(tid), "user_id": str(self.bot_user.id), "join_timestamp": _iso(),
-                                 "flags": 0}
+            payload["member"] = {"id": str(tid), "user_id": str(self.bot_user.id), "join_timestamp": _iso(), "flags": 0}
         await self._dispatch("THREAD_CREATE", payload, guild_id=parent.guild_id)
         return th
 
@@ -3154,10 +3586,12 @@ class FakeDiscord:
         self._validate_thread_body(body)
         if msg.thread_id is not None:
             raise ApiError(400, 160004, "A thread has already been created for this message")
-        ttype = ChannelType.ANNOUNCEMENT_THREAD if ch.type == ChannelType.GUILD_ANNOUNCEMENT \
-            else ChannelType.PUBLIC_THREAD
-        th = await self._make_thread(ch, body["name"], ttype, self.bot_user, msg.id, msg,
-                                     body.get("auto_archive_duration") or 1440)
+        ttype = (
+            ChannelType.ANNOUNCEMENT_THREAD if ch.type == ChannelType.GUILD_ANNOUNCEMENT else ChannelType.PUBLIC_THREAD
+        )
+        th = await self._make_thread(
+            ch, body["name"], ttype, self.bot_user, msg.id, msg, body.get("auto_archive_duration") or 1440
+        )
         return 201, th.to_payload()
 
     async def _h_thread_without_message(self, req: _Req):
@@ -3169,8 +3603,9 @@ class FakeDiscord:
         ttype = int(body.get("type") or ChannelType.PRIVATE_THREAD)
         need = Perm.CREATE_PRIVATE_THREADS if ttype == ChannelType.PRIVATE_THREAD else Perm.CREATE_PUBLIC_THREADS
         self._require(ch, need)
-        th = await self._make_thread(ch, body["name"], ttype, self.bot_user, self._snowflake(), None,
-                                     body.get("auto_archive_duration") or 1440)
+        th = await self._make_thread(
+            ch, body["name"], ttype, self.bot_user, self._snowflake(), None, body.get("auto_archive_duration") or 1440
+        )
         return 201, th.to_payload()
 
     def _h_join_thread(self, req: _Req):

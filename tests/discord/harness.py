@@ -27,7 +27,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any, AsyncIterator, Iterator, List, Optional, Tuple
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import discord
 import discord.gateway
@@ -39,11 +40,11 @@ from .fake_discord import TEST_TOKEN_PREFIX, FakeDiscord, FakeDiscordTimeout
 log = logging.getLogger("tests.fake_discord.harness")
 
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
-_active_redirects: List["FakeDiscord"] = []
+_active_redirects: list[FakeDiscord] = []
 
 
 @contextlib.contextmanager
-def redirect_discord_py(fake: FakeDiscord, token: Optional[str] = None) -> Iterator[FakeDiscord]:
+def redirect_discord_py(fake: FakeDiscord, token: str | None = None) -> Iterator[FakeDiscord]:
     """Point discord.py (REST, webhooks, gateway) at ``fake`` for the duration of the block.
 
     Raises ``RuntimeError`` unless ``token`` (default: the fake's) is the fake's test
@@ -52,8 +53,9 @@ def redirect_discord_py(fake: FakeDiscord, token: Optional[str] = None) -> Itera
     """
     token = fake.token if token is None else token
     if not isinstance(token, str) or not token.startswith(TEST_TOKEN_PREFIX) or token != fake.token:
-        raise RuntimeError("redirect_discord_py only works with the fake's own test token "
-                           f"(must start with {TEST_TOKEN_PREFIX!r})")
+        raise RuntimeError(
+            f"redirect_discord_py only works with the fake's own test token (must start with {TEST_TOKEN_PREFIX!r})"
+        )
     if fake.port is None:
         raise RuntimeError("start the FakeDiscord before redirecting discord.py to it")
     if fake.host not in _LOOPBACK:
@@ -73,7 +75,7 @@ def redirect_discord_py(fake: FakeDiscord, token: Optional[str] = None) -> Itera
         ws_cls.DEFAULT_GATEWAY = old_gateway
 
 
-async def _no_identify_wait(shard_id: Optional[int], *, initial: bool = False) -> None:
+async def _no_identify_wait(shard_id: int | None, *, initial: bool = False) -> None:
     return None
 
 
@@ -82,15 +84,22 @@ class DiscordHarness:
 
     def __init__(self, fake: FakeDiscord) -> None:
         self.fake = fake
-        self._clients: List[Tuple[discord.Client, "asyncio.Task[None]"]] = []
+        self._clients: list[tuple[discord.Client, asyncio.Task[None]]] = []
 
     def _check_redirect(self) -> None:
         if self.fake not in _active_redirects:
             raise RuntimeError("discord.py is not redirected to this fake: use redirect_discord_py(fake)")
 
-    async def start_client(self, client: discord.Client, *, token: Optional[str] = None, timeout: float = 10.0,
-                           wait_ready: bool = True, guild_ready_timeout: Optional[float] = 0.05,
-                           fast_identify: bool = True) -> discord.Client:
+    async def start_client(
+        self,
+        client: discord.Client,
+        *,
+        token: str | None = None,
+        timeout: float = 10.0,
+        wait_ready: bool = True,
+        guild_ready_timeout: float | None = 0.05,
+        fast_identify: bool = True,
+    ) -> discord.Client:
         """``client.start(token)`` as a task; by default waits until ``client.is_ready()``.
 
         ``guild_ready_timeout`` shortens discord.py's wait after the last GUILD_CREATE
@@ -111,7 +120,7 @@ class DiscordHarness:
             await self.wait_ready(client, timeout=timeout)
         return client
 
-    def _task_for(self, client: discord.Client) -> "asyncio.Task[None]":
+    def _task_for(self, client: discord.Client) -> asyncio.Task[None]:
         for c, t in self._clients:
             if c is client:
                 return t
@@ -128,7 +137,8 @@ class DiscordHarness:
             if loop.time() > deadline:
                 raise FakeDiscordTimeout(
                     f"client not ready after {timeout}s (unknown routes: {self.fake.unknown_routes}, "
-                    f"errors: {[(e.method, e.path, e.status, e.code) for e in self.fake.errors]})")
+                    f"errors: {[(e.method, e.path, e.status, e.code) for e in self.fake.errors]})"
+                )
             await asyncio.sleep(0.01)
 
     async def stop_client(self, client: discord.Client, *, timeout: float = 5.0) -> None:
@@ -137,7 +147,7 @@ class DiscordHarness:
         try:
             if not client.is_closed():
                 await asyncio.wait_for(client.close(), timeout=timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("client.close() timed out")
         except Exception:  # pragma: no cover - closing must never fail a test teardown
             log.exception("client.close() raised")
@@ -154,7 +164,7 @@ class DiscordHarness:
         for client, _ in list(reversed(self._clients)):
             await self.stop_client(client, timeout=timeout)
 
-    def client_error(self, client: discord.Client) -> Optional[BaseException]:
+    def client_error(self, client: discord.Client) -> BaseException | None:
         """The exception that ended ``client.start()``, if it ended with one."""
         task = self._task_for(client)
         if task.done() and not task.cancelled():

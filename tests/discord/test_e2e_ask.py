@@ -7,6 +7,7 @@ Real discord.py against the fake Discord over loopback sockets, the real knowled
 from __future__ import annotations
 
 import re
+import sys
 
 import pytest
 import pytest_asyncio
@@ -46,6 +47,14 @@ def one_line_private(rec) -> str:
     text = resp.content or ""
     assert text and "\n" not in text and "Traceback" not in text and len(text) < 300, text
     return text
+
+
+def short_notices(env: Env, monkeypatch) -> None:
+    """Notices to messages delete themselves after 15 s; make it half a second here.
+
+    Patched on the running bot: ``load_extension`` executes the cog module afresh.
+    """
+    monkeypatch.setattr(sys.modules[env.bot.get_cog("Ask").__module__], "NOTICE_SECONDS", 0.5)
 
 
 # -- login and commands -------------------------------------------------------------------------
@@ -124,6 +133,14 @@ async def test_mention_is_answered_in_a_reply_to_the_asking_message_without_ping
     assert env.fake.typing, "the bot shows it is typing while it answers"
 
 
+async def test_a_mention_deleted_before_its_answer_still_gets_the_answer_posted(env: Env) -> None:
+    asked = await env.mention("Who is affected by the ban?")
+    await env.fake.delete_message(asked)  # gone long before the answer is ready
+    answer = await env.fake.wait_for_message(env.channel, timeout=20)
+    assert answer.reference_id is None and answer.embeds[0]["title"] == "Who is affected by the ban?"
+    assert env.fake.errors == []
+
+
 async def test_find_sources_quotes_the_articles_about_a_message_privately(env: Env) -> None:
     claim = await env.fake.send_message(
         env.channel, env.sg.moderator, "Apparently foreign nationals can no longer use Anthropic's Mythos model?"
@@ -137,6 +154,13 @@ async def test_find_sources_quotes_the_articles_about_a_message_privately(env: E
     quoted = assert_quotes_verbatim(embed["description"], env.service.articles())
     assert any("foreign" in text.lower() for text, _ in quoted)
     assert env.fake.errors == []
+
+
+async def test_find_sources_on_a_message_without_text_says_so(env: Env) -> None:
+    answer = await final_message(await env.ask(ON_TOPIC))  # the bot's own answer: an embed, no text
+    rec = await env.fake.invoke_message_command("Find sources", answer, user=env.member)
+    await rec.wait_response()
+    assert one_line_private(rec) == "That message has no text I can look up."
 
 
 # -- /sources and /about --------------------------------------------------------------------------
@@ -179,9 +203,7 @@ async def test_sources_pages_through_the_articles_with_next_and_previous(
     assert env.fake.errors == []
 
 
-async def test_sources_page_is_visible_only_to_the_member_who_asked(
-    discord_harness, extra_service, tmp_path
-) -> None:
+async def test_sources_page_is_visible_only_to_the_member_who_asked(discord_harness, extra_service, tmp_path) -> None:
     env = await start_env(discord_harness, extra_service, tmp_path)
     page = await final_message(await env.fake.invoke_slash("sources", user=env.member))
     assert page.ephemeral and env.fake.channel_messages(env.channel) == []
@@ -190,9 +212,7 @@ async def test_sources_page_is_visible_only_to_the_member_who_asked(
         await env.fake.click_button(page, next_id, user=env.sg.moderator)
 
 
-async def test_sources_buttons_are_disabled_when_the_page_times_out(
-    discord_harness, extra_service, tmp_path
-) -> None:
+async def test_sources_buttons_are_disabled_when_the_page_times_out(discord_harness, extra_service, tmp_path) -> None:
     env = await start_env(discord_harness, extra_service, tmp_path, view_timeout_seconds=0.5)
     page = await final_message(await env.fake.invoke_slash("sources", user=env.member))
     assert not all(c["disabled"] for row in page.components for c in row["components"])
@@ -256,12 +276,14 @@ async def test_too_long_question_gets_a_private_one_line_error(env: Env) -> None
         assert db.recent_gaps() == []  # a bad question is not a knowledge gap
 
 
-async def test_too_long_mention_gets_a_one_line_notice_that_removes_itself(env: Env) -> None:
+async def test_too_long_mention_gets_a_one_line_notice_that_removes_itself(env: Env, monkeypatch) -> None:
+    short_notices(env, monkeypatch)
     asked = await env.mention("why " * 200)
     notice = await env.reply_to(asked)
     assert notice.embeds == [] and "limit is 500" in notice.content and "\n" not in notice.content
     assert "Traceback" not in notice.content
     assert_no_pings([notice])
+    await env.fake.wait_until(lambda: notice.deleted, timeout=5, what="the notice to delete itself")
 
 
 async def test_bare_mention_gets_a_hint_to_ask_a_question(env: Env) -> None:
@@ -277,9 +299,7 @@ async def test_bare_mention_gets_a_hint_to_ask_a_question(env: Env) -> None:
 async def test_cooldown_reply_is_private_and_says_how_long_to_wait(
     discord_harness, knowledge_service, tmp_path
 ) -> None:
-    env = await start_env(
-        discord_harness, knowledge_service, tmp_path, cooldown_questions=1, cooldown_seconds=60.0
-    )
+    env = await start_env(discord_harness, knowledge_service, tmp_path, cooldown_questions=1, cooldown_seconds=60.0)
     first = await env.ask(ON_TOPIC)
     await final_message(first)
     second = await env.ask("Who is affected by the ban?")
@@ -298,11 +318,8 @@ async def test_cooldown_reply_is_private_and_says_how_long_to_wait(
 async def test_mention_cooldown_notice_says_how_long_and_removes_itself(
     discord_harness, knowledge_service, tmp_path, monkeypatch
 ) -> None:
-    env = await start_env(
-        discord_harness, knowledge_service, tmp_path, cooldown_questions=1, cooldown_seconds=60.0
-    )
-    # 15 s in production. Patched after start: load_extension executes the cog module afresh.
-    monkeypatch.setattr("bot.discord.cogs.ask.NOTICE_SECONDS", 0.5)
+    env = await start_env(discord_harness, knowledge_service, tmp_path, cooldown_questions=1, cooldown_seconds=60.0)
+    short_notices(env, monkeypatch)
     await env.reply_to(await env.mention(ON_TOPIC))
     asked = await env.mention("Who is affected by the ban?")
     notice = await env.reply_to(asked)
@@ -350,3 +367,19 @@ async def test_ask_in_a_direct_message_is_answered(env: Env) -> None:
     assert message.guild_id is None
     assert_quotes_verbatim(message.embeds[0]["description"], env.service.articles())
     assert not any(i.startswith("dbot:thread:") for i in message.all_custom_ids())
+
+
+async def test_a_guild_at_its_in_flight_cap_gets_a_private_busy_reply(
+    discord_harness, knowledge_service, tmp_path
+) -> None:
+    slow = "Who is affected by the ban?"
+    service = ScriptedService(knowledge_service, {}, delays={slow: 1.0})
+    env = await start_env(discord_harness, service, tmp_path, guild_max_inflight=1)
+    first = await env.ask(slow)
+    await env.fake.wait_until(lambda: env.bot.limiter.inflight(env.sg.guild.id, env.member.id) == 1, timeout=5)
+    second = await env.ask(ON_TOPIC, user=env.sg.moderator)
+    await second.wait_response()
+    assert one_line_private(second) == (
+        "I'm answering a lot of questions here right now; please try again in 5 seconds."
+    )
+    assert (await final_message(first)).embeds[0]["title"] == slow

@@ -16,6 +16,7 @@ import pytest_asyncio
 from .e2e_support import (
     ANSWER_TIMEOUT,
     Env,
+    ScriptedService,
     assert_no_pings,
     assert_quotes_verbatim,
     final_message,
@@ -52,7 +53,8 @@ QUESTIONS = [
 
 @pytest_asyncio.fixture
 async def env(discord_harness, knowledge_service, tmp_path) -> Env:
-    return await start_env(discord_harness, knowledge_service, tmp_path, guild_max_inflight=64)
+    # All twenty in flight at once in one guild (the default cap of 8 would refuse twelve as "busy").
+    return await start_env(discord_harness, knowledge_service, tmp_path, guild_max_inflight=len(QUESTIONS))
 
 
 def report(capsys, record_property, **figures: object) -> None:
@@ -152,11 +154,17 @@ async def test_a_rate_limited_typing_indicator_does_not_delay_the_answer(env: En
     assert reply.embeds[0]["title"] == "Who is affected by the ban?"
 
 
-async def test_the_loop_stays_responsive_while_every_worker_is_answering(env: Env, capsys, record_property) -> None:
+async def test_the_loop_stays_responsive_while_every_worker_is_answering(
+    discord_harness, knowledge_service, tmp_path, capsys, record_property
+) -> None:
+    held = QUESTIONS[:6]  # three per worker, all queued at once
+    # Real answers, each held a little longer in its worker so the pool is surely busy throughout.
+    service = ScriptedService(knowledge_service, {}, delays=dict.fromkeys(held, 0.4))
+    env = await start_env(discord_harness, service, tmp_path)
     fake = env.fake
     await fake.wait_for_heartbeats(1, timeout=5)
     fake.reset_heartbeat_stats()
-    asked = [await env.mention(q) for q in QUESTIONS[:6]]  # three per worker, all queued at once
+    asked = [await env.mention(q) for q in held]
     await fake.wait_until(lambda: len(fake.typing) >= 1, timeout=5, what="the first question to be taken up")
     t0 = time.monotonic()
     bad = await env.ask("?!")  # answered on the loop itself, with no worker free

@@ -87,7 +87,9 @@ def ten_excerpts(articles: list[Article]) -> tuple[Excerpt, ...]:
     """Every paragraph of the three articles (ten in all), best first, each credited to many outlets."""
     outlets = tuple(
         Article(
-            id=f"outlet-{k}", title=f"Syndicated copy {k}", body="x",
+            id=f"outlet-{k}",
+            title=f"Syndicated copy {k}",
+            body="x",
             publisher=f"Regional *Outlet* Number {k} of the Syndication Network",
         ).source
         for k in range(9)

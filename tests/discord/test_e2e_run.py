@@ -44,6 +44,7 @@ def test_cli_run_without_discord_token_exits_1_with_one_line(monkeypatch) -> Non
         ("discord:\n  excerpts_per_answer: 3\n  bot_token: abc.def.ghi\n", "discord.bot_token"),
         ("discord_token: abc.def.ghi\n", "discord_token"),
     ],
+    ids=["discord.token", "discord.bot_token", "top-level discord_token"],
 )
 def test_a_token_in_the_config_file_is_refused(tmp_path: Path, yaml_text: str, where: str) -> None:
     path = config_with(tmp_path, yaml_text)

@@ -20,7 +20,6 @@ from discord.webhook.async_ import async_context, interaction_response_params
 from .fake_discord import CommandNotAvailable, FakeDiscord, Perm
 from .harness import redirect_discord_py
 
-
 # --------------------------------------------------------------------------------------
 # A minimal bot exercising every interaction style
 # --------------------------------------------------------------------------------------
@@ -44,8 +43,7 @@ class FeedbackModal(discord.ui.Modal, title="Feedback"):
 
 class MiniBot(commands.Bot):
     def __init__(self, *, sharded_intents: discord.Intents | None = None) -> None:
-        super().__init__(command_prefix=commands.when_mentioned,
-                         intents=sharded_intents or discord.Intents.default())
+        super().__init__(command_prefix=commands.when_mentioned, intents=sharded_intents or discord.Intents.default())
         self.seen_messages: list[discord.Message] = []
         self.error_codes: list[int] = []
         self.resumed = 0
@@ -71,8 +69,9 @@ class MiniBot(commands.Bot):
         async def secret(interaction: discord.Interaction) -> None:
             await interaction.response.send_message("only you", ephemeral=True)
 
-        kb = app_commands.Group(name="kb", description="Knowledge base",
-                                default_permissions=discord.Permissions(manage_guild=True))
+        kb = app_commands.Group(
+            name="kb", description="Knowledge base", default_permissions=discord.Permissions(manage_guild=True)
+        )
 
         @kb.command(name="add", description="Add a URL")
         async def kb_add(interaction: discord.Interaction, url: str) -> None:
@@ -102,8 +101,11 @@ class MiniBot(commands.Bot):
             # bypass discord.py's own guard to hit the server a second time
             try:
                 await async_context.get().create_interaction_response(
-                    interaction.id, interaction.token, session=interaction._session,
-                    params=interaction_response_params(type=4, data={"content": "second"}))
+                    interaction.id,
+                    interaction.token,
+                    session=interaction._session,
+                    params=interaction_response_params(type=4, data={"content": "second"}),
+                )
             except discord.HTTPException as exc:
                 self.error_codes.append(exc.code)
 
@@ -202,8 +204,20 @@ async def test_gateway_uses_zlib_stream_and_delivers_guild_create(env):
 @pytest.mark.asyncio
 async def test_command_sync_registers_names_and_options(env):
     cmds = {c["name"]: c for c in env.fake.registered_commands()}
-    assert set(cmds) == {"ask", "secret", "kb", "panel", "feedback", "slow", "double", "big", "block", "later",
-                         "search", "Quote"}
+    assert set(cmds) == {
+        "ask",
+        "secret",
+        "kb",
+        "panel",
+        "feedback",
+        "slow",
+        "double",
+        "big",
+        "block",
+        "later",
+        "search",
+        "Quote",
+    }
     [question] = cmds["ask"]["options"]
     assert (question["name"], question["type"], question["required"]) == ("question", 3, True)
     add = cmds["kb"]["options"][0]
@@ -261,8 +275,11 @@ async def test_subcommand_with_option_reaches_the_handler(env):
     rec = await env.fake.invoke_slash("kb add", {"url": "https://example.com/doc"}, user=env.sg.moderator)
     resp = await rec.wait_response(timeout=3)
     assert resp.content == "added https://example.com/doc"
-    assert rec.data["options"][0] == {"name": "add", "type": 1, "options": [
-        {"name": "url", "type": 3, "value": "https://example.com/doc"}]}
+    assert rec.data["options"][0] == {
+        "name": "add",
+        "type": 1,
+        "options": [{"name": "url", "type": 3, "value": "https://example.com/doc"}],
+    }
 
 
 @pytest.mark.asyncio
@@ -414,18 +431,18 @@ async def test_unknown_route_is_404_and_recorded(env):
 
 @pytest.mark.asyncio
 async def test_foreign_token_is_rejected_with_401(fake_discord):
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"{fake_discord.api_base}/users/@me",
-                               headers={"Authorization": "Bot not-the-test-token"}) as resp:
-            assert resp.status == 401
-            assert resp.headers["Content-Type"] == "application/json"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{fake_discord.api_base}/users/@me", headers={"Authorization": "Bot not-the-test-token"}) as resp,
+    ):
+        assert resp.status == 401
+        assert resp.headers["Content-Type"] == "application/json"
 
 
 @pytest.mark.asyncio
 async def test_redirect_refuses_a_non_test_token(fake_discord):
-    with pytest.raises(RuntimeError):
-        with redirect_discord_py(fake_discord, token="MTIz.real-looking.token"):
-            pass
+    with pytest.raises(RuntimeError), redirect_discord_py(fake_discord, token="MTIz.real-looking.token"):
+        pass
 
 
 # --------------------------------------------------------------------------------------
