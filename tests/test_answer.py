@@ -1,0 +1,217 @@
+"""Unit tests of answer composition: span rules, merging and collapsing quotes, declines, verbatim quotes."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from bot.answer import compose, expand_span, similar
+from bot.knowledge import write_article
+from bot.models import Article
+from bot.retrieval import Passage, Retrieval
+from bot.store import SentenceSpan, build_index, load_index
+from tests.conftest import FakeEmbedder, word_count
+
+
+def article(*paragraphs: list[str]) -> tuple[str, list[SentenceSpan]]:
+    """A body of paragraphs (lists of sentences) and its sentence spans."""
+    body, spans = "", []
+    for number, sentences in enumerate(paragraphs):
+        if body:
+            body += "\n\n"
+        for i, sentence in enumerate(sentences):
+            if i:
+                body += " "
+            spans.append(SentenceSpan("a", number, len(body), len(body) + len(sentence)))
+            body += sentence
+    return body, spans
+
+
+@pytest.mark.parametrize(
+    ("paragraphs", "first", "expected"),
+    [
+        ([["The order came from Commerce.", "Other news followed."]], 0, (0, 0)),
+        ([["Is this a permanent ban?", "Anthropic said it hopes to restore access.", "More."]], 0, (0, 1)),
+        ([["Are employees affected?", "Yes.", "The directive covers staff too.", "More."]], 0, (0, 2)),
+        ([["Anthropic released Fable this week.", "It was pulled on Friday."]], 1, (0, 1)),
+        ([["Anthropic took both models offline.", "For everyone."]], 1, (0, 1)),
+        ([["“We apologize,” the company said.", "“We believe this is a misunderstanding.”"]], 1, (0, 1)),
+        ([["“We apologize,” the company said.", "“We believe this is a misunderstanding.”", "Next."]], 0, (0, 1)),
+        ([["Which models are affected?", "Only these two."], ["Unrelated."]], 1, (0, 1)),
+        ([["Are employees affected?", "Yes.", "The directive covers staff too."]], 1, (0, 2)),
+        ([["Anthropic released Fable."], ["It was pulled on Friday."]], 1, (1, 1)),
+        ([["Anthropic spoke.", "It said one thing.", "It said another.", "It said a third."]], 3, (1, 3)),
+    ],
+    ids=[
+        "plain-sentence-alone",
+        "question-with-answer",
+        "bare-yes-with-explanation",
+        "anaphora-takes-predecessor",
+        "elliptical-takes-predecessor",
+        "unattributed-quote-takes-attribution",
+        "quotation-continues",
+        "answer-takes-its-question",
+        "bare-yes-takes-question-and-explanation",
+        "never-across-paragraphs",
+        "at-most-three-sentences",
+    ],
+)
+def test_span_rules(paragraphs, first: int, expected: tuple[int, int]) -> None:
+    body, spans = article(*paragraphs)
+    assert expand_span(spans, body, first, first) == expected
+
+
+def test_a_window_already_three_sentences_long_is_not_grown() -> None:
+    body, spans = article(["Anthropic spoke.", "It said one thing.", "It said another.", "It said a third."])
+    assert expand_span(spans, body, 1, 3) == (1, 3)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        ("The restriction applies to Fable 5.", "the restriction applies to fable 5", True),
+        ("The restriction applies to Fable 5.", "Officials said the restriction applies to Fable 5 today.", True),
+        ("The restriction applies to Fable 5.", "Opus 4.8 was not affected by the order.", False),
+        ("", "anything", False),
+        ("No.", "It is not a ban, no matter what officials said.", False),
+        ("For everyone.", "Anthropic shut both models down for everyone who used them.", False),
+    ],
+    ids=["case-and-punctuation", "one-inside-the-other", "different", "empty", "short-inside-word", "short-phrase"],
+)
+def test_similar_means_near_identical_wording(a: str, b: str, expected: bool) -> None:
+    assert similar(a, b, 0.85) is expected
+
+
+# --- composing answers from scored windows ------------------------------------------------------
+
+COPIED = "The restriction specifically applies to the Zephyr 5 model."
+ARTICLES = [
+    Article(
+        id="alpha",
+        title="Regulators halt Zephyr",
+        body=(
+            f"The Commerce Department ordered Zephyr offline. {COPIED} Access ends today.\n\n"
+            "Engineers abroad lost access. The company said it disagreed. Analysts were surprised."
+        ),
+    ),
+    Article(
+        id="beta",
+        title="Zephyr shutdown hits customers",
+        body=f"Customers were affected. {COPIED}\n\nBanks paused their pilots.",
+    ),
+]
+
+
+@pytest.fixture
+def index(tmp_settings, tmp_path):
+    knowledge = tmp_path / "answer-knowledge"
+    knowledge.mkdir()
+    for a in ARTICLES:
+        write_article(knowledge, a)
+    settings = tmp_settings.with_paths(knowledge, tmp_path / "answer-index")
+    build_index(settings, FakeEmbedder(), count_tokens=word_count)
+    return load_index(settings.paths.index_dir)
+
+
+@pytest.fixture
+def settings(tmp_settings):
+    return replace(tmp_settings.retrieval, decline_threshold=-4.0, dense_floor=0.05, relative_cutoff=6.0)
+
+
+def passage(index, article_id: str, first: int, last: int, score: float | None) -> Passage:
+    spans = index.sentences[article_id]
+    return Passage(article_id, first, last, spans[first].start, spans[last].end, 0.01, f"{article_id}:0", score)
+
+
+def retrieval(passages, *, dense_top: float = 0.5, reranked: bool = True) -> Retrieval:
+    return Retrieval(
+        hits=(),
+        passages=tuple(passages),
+        query_vector=np.zeros(4, dtype=np.float32),
+        query_tokens=None,
+        dense_top=dense_top,
+        embed_ms=1.0,
+        search_ms=2.0,
+        rerank_ms=3.0,
+        reranked=reranked,
+    )
+
+
+def answer(index, settings, passages, **kwargs):
+    return compose("question?", index, retrieval(passages, **kwargs), settings)
+
+
+def test_every_quote_is_the_article_body_between_its_offsets(index, settings) -> None:
+    result = answer(index, settings, [passage(index, "alpha", 3, 4, 5.0), passage(index, "beta", 2, 2, 4.0)])
+    assert not result.abstained
+    for e in result.excerpts:
+        assert index.articles[e.source.article_id].body[e.start : e.end] == e.quote
+
+
+def test_the_same_passage_reached_twice_is_quoted_once(index, settings) -> None:
+    result = answer(index, settings, [passage(index, "alpha", 3, 4, 5.0), passage(index, "alpha", 4, 5, 4.0)])
+    assert len(result.excerpts) == 1
+
+
+def test_neighbouring_windows_of_one_paragraph_merge_into_one_quote(index, settings) -> None:
+    result = answer(index, settings, [passage(index, "alpha", 0, 0, 5.0), passage(index, "alpha", 1, 2, 4.0)])
+    [excerpt] = result.excerpts
+    assert excerpt.quote == ARTICLES[0].body.split("\n\n")[0]
+
+
+def test_a_copy_in_another_article_collapses_into_also_reported_by(index, settings) -> None:
+    result = answer(index, settings, [passage(index, "alpha", 1, 1, 5.0), passage(index, "beta", 1, 1, 4.5)])
+    [excerpt] = result.excerpts
+    assert excerpt.quote == COPIED
+    assert [s.article_id for s in excerpt.also_reported_by] == ["beta"]
+
+
+def test_excerpts_are_best_first_and_at_most_max_excerpts(index, settings) -> None:
+    passages = [
+        passage(index, "alpha", 3, 3, 6.0),
+        passage(index, "beta", 2, 2, 5.0),
+        passage(index, "alpha", 0, 0, 4.0),
+    ]
+    result = compose("q?", index, retrieval(passages), settings, max_excerpts=2)
+    assert [e.score for e in result.excerpts] == [6.0, 5.0]
+
+
+def test_excerpts_far_below_the_best_are_dropped(index, settings) -> None:
+    result = answer(index, settings, [passage(index, "alpha", 3, 3, 6.0), passage(index, "beta", 2, 2, -1.0)])
+    assert [e.score for e in result.excerpts] == [6.0]
+
+
+@pytest.mark.parametrize(
+    ("passages", "dense_top", "reason"),
+    [
+        ([], 0.5, "nothing in the knowledge base matches"),
+        ([("alpha", 3, 3, 6.0)], 0.01, "not about the directive"),
+        ([("alpha", 3, 3, -4.5)], 0.5, "does not answer this"),
+    ],
+    ids=["no-candidates", "below-the-dense-floor", "below-the-decline-threshold"],
+)
+def test_declines(index, settings, passages, dense_top: float, reason: str) -> None:
+    result = answer(index, settings, [passage(index, *p) for p in passages], dense_top=dense_top)
+    assert result.abstained and not result.excerpts
+    assert reason in result.reason
+
+
+def test_a_decline_still_reports_the_index_version_and_covered_topics(index, settings) -> None:
+    result = compose("q?", index, retrieval([]), settings, covered_topics=("Topic",))
+    assert result.index_version == index.version and result.covered_topics == ("Topic",)
+
+
+def test_without_the_cross_encoder_only_the_dense_floor_declines(index, settings) -> None:
+    result = answer(index, settings, [passage(index, "alpha", 3, 3, None)], reranked=False)
+    assert not result.abstained
+
+
+def test_confidence_is_the_sigmoid_of_the_best_logit(index, settings) -> None:
+    result = answer(index, settings, [passage(index, "alpha", 3, 3, 0.0)])
+    assert result.confidence == pytest.approx(0.5)
+
+
+def test_timings_put_the_cross_encoder_under_select(index, settings) -> None:
+    result = answer(index, settings, [passage(index, "alpha", 3, 3, 2.0)])
+    assert (result.timings.embed_ms, result.timings.search_ms) == (1.0, 2.0)
+    assert result.timings.select_ms >= 3.0

@@ -1,0 +1,298 @@
+"""Unit tests of retrieval: rank fusion, typo correction, question cleaning, windows and their scores.
+
+Fast: a tiny hand-written knowledge base, the deterministic fake embedder and, where token vectors
+matter, a fake late-interaction model; the real models are exercised in test_quality.py.
+"""
+
+import hashlib
+import re
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from bot.config import QuestionSettings
+from bot.errors import InvalidQuestion
+from bot.knowledge import write_article
+from bot.late import TokenMatrix, maxsim
+from bot.models import Article
+from bot.retrieval import Retriever, TypoCorrector, clean_question, edit_distance, model_query, rrf
+from bot.store import build_index, load_index
+from tests.conftest import FakeEmbedder, word_count
+
+ARTICLES = [
+    Article(
+        id="alpha",
+        title="Regulators halt the Zephyr model",
+        body=(
+            "The Commerce Department ordered the Zephyr model offline on Friday. "
+            "It cited national security concerns.\n\n"
+            "Engineers abroad lost access. The company said it disagreed.\n\n"
+            "Nobody knows when access returns."
+        ),
+    ),
+    Article(
+        id="beta",
+        title="Zephyr shutdown hits customers",
+        body=(
+            "Customers using the cloud platform were affected too. Banks paused their pilots.\n\n"
+            "A spokesperson declined to comment. Analysts expect a long dispute."
+        ),
+    ),
+]
+
+
+class FakeLate:
+    """Hashed one-hot token vectors (one token per word): MaxSim then counts shared words."""
+
+    name = "fake-late"
+    dim = 32
+
+    def _vectors(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        words = list(re.finditer(r"\w+", text.lower()))
+        vecs = np.zeros((len(words), self.dim), dtype=np.float32)
+        for row, m in enumerate(words):
+            vecs[row, int(hashlib.md5(m.group().encode()).hexdigest(), 16) % self.dim] = 1.0
+        spans = np.array([m.span() for m in words], dtype=np.int32).reshape(-1, 2)
+        return vecs, spans
+
+    def encode_documents(self, texts: list[str]) -> list[TokenMatrix]:
+        out = []
+        for text in texts:
+            vecs, spans = self._vectors(text)
+            out.append(TokenMatrix(vecs.astype(np.float16), spans))
+        return out
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self._vectors(text)[0]
+
+
+class FakeReranker:
+    """Logit = number of question words in the passage minus 5: deterministic and order-revealing."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def score(self, question: str, passages: list[str]) -> np.ndarray:
+        self.calls.append(list(passages))
+        words = set(re.findall(r"\w+", question.lower()))
+        return np.array([len(words & set(re.findall(r"\w+", p.lower()))) - 5.0 for p in passages], dtype=np.float32)
+
+
+@pytest.fixture
+def tiny_settings(tmp_settings, tmp_path):
+    knowledge = tmp_path / "tiny-knowledge"
+    knowledge.mkdir()
+    for article in ARTICLES:
+        write_article(knowledge, article)
+    settings = tmp_settings.with_paths(knowledge, tmp_path / "tiny-index")
+    return replace(settings, chunking=replace(settings.chunking, target_tokens=12, overlap_sentences=1))
+
+
+@pytest.fixture
+def tiny_index(tiny_settings):
+    build_index(tiny_settings, FakeEmbedder(), count_tokens=word_count)
+    return load_index(tiny_settings.paths.index_dir)
+
+
+@pytest.fixture
+def late_index(tiny_settings):
+    build_index(tiny_settings, FakeEmbedder(), count_tokens=word_count, late=FakeLate())
+    return load_index(tiny_settings.paths.index_dir)
+
+
+def retriever(index, settings, **kwargs) -> Retriever:
+    return Retriever(index, FakeEmbedder(), settings.retrieval, **kwargs)
+
+
+# --- rank fusion -------------------------------------------------------------------------------
+
+
+def test_rrf_adds_one_over_k_plus_rank_for_each_ranking() -> None:
+    fused = rrf([[7, 8, 9], [9, 7]], k=60)
+    assert fused[7] == pytest.approx(1 / 61 + 1 / 62)
+    assert fused[9] == pytest.approx(1 / 63 + 1 / 61)
+    assert fused[8] == pytest.approx(1 / 62)
+
+
+def test_rrf_ranks_an_item_found_by_two_rankings_above_one_found_by_one() -> None:
+    fused = rrf([[1, 2], [2, 3]], k=60)
+    assert max(fused, key=fused.get) == 2
+
+
+def test_rrf_of_no_rankings_is_empty() -> None:
+    assert rrf([], k=60) == {}
+
+
+# --- typo correction ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "distance"),
+    [("models", "models", 0), ("models", "modles", 1), ("governments", "goverments", 1), ("jailbreak", "jailbrake", 2)],
+)
+def test_edit_distance_counts_a_swap_of_neighbours_as_one_edit(a: str, b: str, distance: int) -> None:
+    assert edit_distance(a, b, limit=3) == distance
+
+
+def test_edit_distance_stops_at_the_limit() -> None:
+    assert edit_distance("anthropic", "zzzzzzzzz", limit=2) == 3
+
+
+@pytest.fixture
+def corrector() -> TypoCorrector:
+    texts = ["Local governments run old software.", "A jailbreak bypasses the models."]
+    return TypoCorrector(texts, known={"pizza", "local"})
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("local goverments", "local governments"),
+        ("what is a jailbrake", "what is a jailbreak"),
+        ("are the modles affected", "are the models affected"),
+    ],
+)
+def test_misspelt_words_are_corrected_towards_the_knowledge_base(corrector, question: str, expected: str) -> None:
+    assert corrector(question) == expected
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["best pizza recipe", "devs and brits", "zyxwvutsr"],
+    ids=["known-word", "short-words", "nothing-close"],
+)
+def test_known_short_or_unmatched_words_are_left_alone(corrector, question: str) -> None:
+    assert corrector(question) == question
+
+
+def test_the_retriever_corrects_nothing_without_a_vocabulary_of_real_words(tiny_index, tiny_settings) -> None:
+    assert retriever(tiny_index, tiny_settings).corrector is None  # no model tokenizer to tell typos apart
+
+
+# --- question text -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("question", ["", "   \n\t ", "\x00\x01\x7f", "?!", None, 42], ids=repr)
+def test_questions_without_words_are_refused(question) -> None:
+    with pytest.raises(InvalidQuestion):
+        clean_question(question, QuestionSettings())
+
+
+def test_a_question_over_the_limit_is_refused_and_says_the_limit() -> None:
+    with pytest.raises(InvalidQuestion, match="limit is 20"):
+        clean_question("x" * 21, QuestionSettings(max_chars=20))
+
+
+def test_a_question_at_the_limit_is_accepted() -> None:
+    assert clean_question("x" * 20, QuestionSettings(max_chars=20)) == "x" * 20
+
+
+def test_control_characters_and_runs_of_whitespace_become_single_spaces() -> None:
+    assert clean_question("  who\x00issued\u200bthe\n\n order? ", QuestionSettings()) == "who issued the order?"
+
+
+@pytest.mark.parametrize("question", ["**Who** issued the _order_?", "<@123456> who issued it?", "`opus` affected?"])
+def test_markdown_and_mentions_are_kept_as_text(question: str) -> None:
+    assert clean_question(question, QuestionSettings()) == question
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("<@123456> **opus** affected?", "opus affected?"),
+        ("<@!42> <#99> who issued it?", "who issued it?"),
+        ("<@123456>", "<@123456>"),
+    ],
+    ids=["mention-and-bold", "user-and-channel", "mention-only"],
+)
+def test_models_read_the_question_without_mentions_or_markup_but_never_empty(question: str, expected: str) -> None:
+    assert model_query(question) == expected
+
+
+# --- windows -----------------------------------------------------------------------------------
+
+
+def test_windows_are_one_or_two_sentences_of_one_paragraph(tiny_index, tiny_settings) -> None:
+    passages = retriever(tiny_index, tiny_settings).search("Zephyr model offline", rerank=False).passages
+    assert passages
+    for p in passages:
+        spans = tiny_index.sentences[p.article_id]
+        assert 0 <= p.last - p.first <= 1
+        assert spans[p.first].paragraph == spans[p.last].paragraph
+        assert (p.start, p.end) == (spans[p.first].start, spans[p.last].end)
+
+
+def test_every_sentence_of_a_candidate_chunk_is_in_some_window(tiny_index, tiny_settings) -> None:
+    settings = replace(tiny_settings.retrieval, rerank_chunks=100)
+    passages = Retriever(tiny_index, FakeEmbedder(), settings).search("anything", rerank=False).passages
+    covered = {(p.article_id, i) for p in passages for i in range(p.first, p.last + 1)}
+    assert covered == {(aid, i) for aid, spans in tiny_index.sentences.items() for i in range(len(spans))}
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+def test_every_mode_returns_passages_and_the_dense_top_score(tiny_index, tiny_settings, mode: str) -> None:
+    result = retriever(tiny_index, tiny_settings).search("Banks paused pilots on the cloud platform", mode=mode)
+    assert result.passages
+    assert result.dense_top == pytest.approx(max(h.dense_score for h in result.hits))
+
+
+def test_lexical_mode_finds_the_chunk_holding_a_rare_word(tiny_index, tiny_settings) -> None:
+    result = retriever(tiny_index, tiny_settings).search("spokesperson", mode="lexical")
+    assert result.hits[0].lexical_rank == 1
+    assert "spokesperson" in result.hits[0].chunk.text
+
+
+def test_the_cross_encoder_reads_only_the_best_windows_and_orders_them(tiny_index, tiny_settings) -> None:
+    reranker = FakeReranker()
+    settings = replace(tiny_settings.retrieval, rerank_windows=3)
+    result = Retriever(tiny_index, FakeEmbedder(), settings, reranker=reranker).search("Banks paused their pilots")
+    assert len(reranker.calls) == 1 and len(reranker.calls[0]) == 3
+    assert result.reranked and len(result.passages) == 3
+    scores = [p.rerank_score for p in result.passages]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_the_cross_encoder_reads_the_headline_as_context(tiny_index, tiny_settings) -> None:
+    reranker = FakeReranker()
+    Retriever(tiny_index, FakeEmbedder(), tiny_settings.retrieval, reranker=reranker).search("Banks paused")
+    titles = {a.title for a in ARTICLES}
+    assert all(text.split("\n", 1)[0].split(" — ")[0] in titles for text in reranker.calls[0])
+
+
+def test_without_rerank_the_cross_encoder_is_not_called(tiny_index, tiny_settings) -> None:
+    reranker = FakeReranker()
+    result = retriever(tiny_index, tiny_settings, reranker=reranker).search("Banks", rerank=False)
+    assert reranker.calls == [] and not result.reranked
+    assert all(p.rerank_score is None for p in result.passages)
+
+
+def test_sentence_scores_are_maxsim_over_the_sentence_tokens_in_their_chunk(late_index, tiny_settings) -> None:
+    late = FakeLate()
+    r = retriever(late_index, tiny_settings, late=late)
+    query = late.encode_query("engineers lost access abroad")
+    _, sentence = r._late_scores(query)
+    for g, (aid, _pos, span) in enumerate(r.layout.sentences):
+        best = 0.0
+        for ci, chunk in enumerate(late_index.chunks):
+            if chunk.article_id == aid and chunk.start <= span.start and span.end <= chunk.end:
+                shift = len(chunk.embed_text) - len(chunk.text) - chunk.start
+                mat = late_index.late[ci]
+                inside = (mat.spans[:, 0] >= span.start + shift) & (mat.spans[:, 1] <= span.end + shift)
+                best = max(best, maxsim(query, mat.vectors[inside]))
+        assert sentence[g] == pytest.approx(best, abs=1e-3)
+
+
+def test_chunk_scores_are_maxsim_over_each_chunk(late_index, tiny_settings) -> None:
+    late = FakeLate()
+    r = retriever(late_index, tiny_settings, late=late)
+    query = late.encode_query("Commerce Department security")
+    chunk, _ = r._late_scores(query)
+    expected = [maxsim(query, m.vectors) for m in late_index.late]
+    assert chunk == pytest.approx(np.array(expected), abs=1e-3)
+
+
+def test_late_interaction_ranks_the_window_sharing_the_question_words_first(late_index, tiny_settings) -> None:
+    result = retriever(late_index, tiny_settings, late=FakeLate()).search("engineers abroad lost access", rerank=False)
+    top = result.passages[0]
+    assert "Engineers abroad lost access." in late_index.articles[top.article_id].body[top.start : top.end]
