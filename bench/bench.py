@@ -199,15 +199,23 @@ def main() -> None:
                 ],
                 ["raw late-interaction encode, same chunk texts", n, f"{late_s:.2f}", f"{n / late_s:.1f}", ""],
                 [
+                    "raw encode by both models the full build runs",
+                    n,
+                    f"{raw + late_s:.2f}",
+                    f"{n / (raw + late_s):.1f}",
+                    "100% (of both)",
+                ],
+                [
                     "index build, full (default settings)",
                     n,
                     f"{full_s:.2f}",
                     f"{n / full_s:.1f}",
-                    f"{raw / full_s:.0%}",
+                    f"{raw / full_s:.0%} (of MiniLM), {(raw + late_s) / full_s:.0%} (of both)",
                 ],
                 ["rebuild with nothing changed", again.chunks, f"{noop_s:.3f}", "", f"embedded {again.embedded}"],
             ],
-            "Medians of 3 runs. The full build also runs the late-interaction model over every chunk; "
+            "Medians of 3 runs. The full build runs two models over every chunk (MiniLM and the late-interaction "
+            "model), so it is compared with the raw encode time of both; "
             "both models' vectors are cached by chunk-text hash, "
             "so rebuilds after an edit only encode the edited chunks.",
         )

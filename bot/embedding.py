@@ -71,21 +71,24 @@ class Embedder:
     def encode(self, texts: list[str], *, progress: Callable[[int], None] | None = None) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        out = []
+        # Batches of similar length waste no compute on padding (what encode() does in one call);
+        # batching here as well lets a progress bar follow along.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         with self._lock:  # torch is not re-entrant per model; callers run in worker threads
-            for i in range(0, len(texts), self.batch_size):
-                batch = texts[i : i + self.batch_size]
+            for i in range(0, len(order), self.batch_size):
+                batch = order[i : i + self.batch_size]
                 vectors = self.model.encode(
-                    batch,
+                    [texts[j] for j in batch],
                     batch_size=self.batch_size,
                     normalize_embeddings=True,
                     convert_to_numpy=True,
                     show_progress_bar=False,
                 )
-                out.append(np.asarray(vectors, dtype=np.float32))
+                out[batch] = np.asarray(vectors, dtype=np.float32)
                 if progress:
                     progress(len(batch))
-        return np.vstack(out)
+        return out
 
     def encode_query(self, text: str) -> np.ndarray:
         return self.encode([text])[0]
