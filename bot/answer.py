@@ -236,6 +236,7 @@ def compose(
         confidence=_sigmoid(confidence_logit),
         covered_topics=covered_topics,
         reason="",
+        tentative=confidence_logit < settings.tentative_below,
         timings=timings((t1 - t0) * 1000, (time.perf_counter() - t1) * 1000),
     )
 

@@ -145,6 +145,8 @@ def format_answer(answer: Answer) -> str:
             lines.append("It covers, for example:")
             lines.extend(f"  - {t}" for t in answer.covered_topics)
         return "\n".join(lines)
+    if answer.tentative:
+        lines += ["These are the closest passages found; they may not answer the question exactly.", ""]
     for n, ex in enumerate(answer.excerpts, start=1):
         quote = ex.quote.replace("\n\n", "\n   ")
         lines.append(f"{n}. “{quote}”")

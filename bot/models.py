@@ -167,6 +167,8 @@ class Answer:
     covered_topics: tuple[str, ...] = ()
     reason: str = ""
     timings: Timings = field(default_factory=Timings)
+    # The best passage is relevant but may not answer exactly: say so rather than overclaim.
+    tentative: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -174,6 +176,7 @@ class Answer:
             "abstained": self.abstained,
             "index_version": self.index_version,
             "confidence": round(self.confidence, 4),
+            "tentative": self.tentative,
             "reason": self.reason,
             "covered_topics": list(self.covered_topics),
             "excerpts": [e.to_json() for e in self.excerpts],

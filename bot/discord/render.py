@@ -271,20 +271,25 @@ def _question_title(prefix: str, question: str) -> str:
     return prefix + _escape_cut(_one_line(question), TITLE_LIMIT - len(prefix))
 
 
+TENTATIVE_NOTE = "These are the closest passages I found; they may not answer your question exactly."
+
+
 def render_excerpts(
     excerpts: Sequence[Excerpt],
     *,
     title: str,
     index_version: str,
     max_excerpts: int,
+    note: str = "",
 ) -> RenderedAnswer:
     """An embed quoting the first excerpts that fit (at most ``max_excerpts``), best first."""
     candidates = list(excerpts[: max(1, max_excerpts)])
     embed = discord.Embed(title=title[:TITLE_LIMIT], colour=COLOUR_ANSWER)
     footer_room = len(_footer(index_version, len(excerpts)))
-    budget = min(DESCRIPTION_LIMIT, EMBED_TOTAL_LIMIT - len(embed.title or "") - footer_room)
+    lead = f"*{note}*\n\n" if note else ""
+    budget = min(DESCRIPTION_LIMIT, EMBED_TOTAL_LIMIT - len(embed.title or "") - footer_room) - len(lead)
     blocks = _excerpt_blocks(candidates, budget)
-    embed.description = "".join(blocks)
+    embed.description = lead + "".join(blocks)
     embed.set_footer(text=_footer(index_version, len(excerpts) - len(blocks)))
     return RenderedAnswer(embed=embed, shown=len(blocks))
 
@@ -345,6 +350,7 @@ def render_answer(
         title=title,
         index_version=answer.index_version,
         max_excerpts=max_excerpts,
+        note=TENTATIVE_NOTE if answer.tentative else "",
     )
 
 

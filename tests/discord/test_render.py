@@ -482,3 +482,14 @@ def test_about_tolerates_an_unknown_build_time_and_flags_staleness() -> None:
     embed = render_about(FakeInfo(built_at=None, stale=True))  # type: ignore[arg-type]
     names = [field.name for field in embed.fields]
     assert "Index built" not in names and "Note" in names
+
+
+def test_a_tentative_answer_says_the_passages_may_not_answer_exactly() -> None:
+    from dataclasses import replace as _replace
+
+    from bot.discord.render import TENTATIVE_NOTE, render_answer
+
+    answer = _replace(make_answer(make_excerpt("The order restricts two models.")), tentative=True)
+    rendered = render_answer(answer)
+    assert rendered.embed.description.startswith(f"*{TENTATIVE_NOTE}*")
+    assert not render_answer(_replace(answer, tentative=False)).embed.description.startswith("*")
