@@ -63,7 +63,7 @@ class RetrievalSettings:
     # Decline when the best cross-encoder logit is below this (calibrated on the dev set).
     decline_threshold: float = -4.0
     # Answers whose best passage scores below this are shown as "closest passages", not as the answer.
-    tentative_below: float = 0.0
+    tentative_below: float = -2.5
     # Decline outright when the best dense cosine is below this (plainly off-topic). Low on purpose:
     # one-word on-topic questions ("vembu", "red teams") score ~0.1; the cross-encoder decides those.
     dense_floor: float = 0.05

@@ -564,15 +564,32 @@ def _check_manifest(manifest: dict, build: Path, expect_model: str | None, expec
 
 
 def load_index(index_dir: Path, *, expect_model: str | None = None, expect_dim: int | None = None) -> LoadedIndex:
-    """Load the live build, refusing one that does not match the model or its own manifest."""
+    """Load the live build, refusing one that does not match the model or its own manifest.
+
+    A reader racing several rebuilds can find the build it started on already pruned; when the
+    ``CURRENT`` pointer moved meanwhile, it simply loads the newer build instead.
+    """
+    for _attempt in range(5):
+        before = manifest_signature(index_dir)
+        try:
+            return _load_build(index_dir, expect_model, expect_dim)
+        except (IndexMismatch, IndexMissing, OSError):
+            if manifest_signature(index_dir) == before:
+                raise
+    return _load_build(index_dir, expect_model, expect_dim)
+
+
+def _load_build(index_dir: Path, expect_model: str | None, expect_dim: int | None) -> LoadedIndex:
     import bm25s
     import faiss
 
     build = current_build_dir(index_dir)
     if build is None:
         raise IndexMissing(f"No index in {index_dir}; run `directive-bot index build`.")
-    manifest = read_manifest(index_dir)
-    assert manifest is not None
+    try:  # this build's own manifest, even if CURRENT moves on meanwhile
+        manifest = json.loads((build / "manifest.json").read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        raise IndexMismatch(f"The manifest in {build} is unreadable; run `directive-bot index build`.") from None
     _check_manifest(manifest, build, expect_model, expect_dim)
     for name, digest in manifest.get("files", {}).items():
         if _file_sha(build / name) != digest:
