@@ -23,7 +23,7 @@ from bot.discord.render import (
     escape_text,
     format_date,
     linked_title,
-    page_count,
+    render_article_page,
 )
 from bot.discord.replies import report_error, send_private
 from bot.discord.views import SourcesPaginator
@@ -357,31 +357,26 @@ def _aware(moment: dt.datetime) -> dt.datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
+def _kb_line(_n: int, article: Article) -> str:
+    parts = [f"`{article.id}`", clip(article.title, 150)]
+    if article.publisher:
+        parts.append(clip(article.publisher, 60))
+    if article.published:
+        parts.append(article.published.isoformat())
+    return " · ".join(parts)
+
+
 def render_kb_page(articles: Sequence[Article], page: int, per_page: int) -> discord.Embed:
     """One page of ``/kb list``: id, title, publisher, date."""
-    pages = page_count(len(articles), per_page)
-    page = min(max(page, 0), pages - 1)
-    embed = discord.Embed(title="Knowledge base articles", colour=COLOUR_KB)
-    if not articles:
-        embed.description = "No articles yet; add one with `/kb add`."
-        return embed
-    lines: list[str] = []
-    used = 0
-    first = page * per_page
-    for article in articles[first : first + per_page]:
-        parts = [f"`{article.id}`", clip(article.title, 150)]
-        if article.publisher:
-            parts.append(clip(article.publisher, 60))
-        if article.published:
-            parts.append(article.published.isoformat())
-        line = " · ".join(parts)
-        if used + len(line) + 1 > DESCRIPTION_LIMIT:
-            break
-        lines.append(line)
-        used += len(line) + 1
-    embed.description = "\n".join(lines)
-    embed.set_footer(text=f"Page {page + 1} of {pages} · {_count(len(articles), 'article')}")
-    return embed
+    return render_article_page(
+        articles,
+        page,
+        per_page,
+        title="Knowledge base articles",
+        colour=COLOUR_KB,
+        empty="No articles yet; add one with `/kb add`.",
+        line_for=_kb_line,
+    )
 
 
 class KbListPaginator(SourcesPaginator):

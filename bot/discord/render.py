@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
@@ -380,32 +380,59 @@ def page_count(total: int, per_page: int) -> int:
     return max(1, math.ceil(total / max(1, per_page)))
 
 
-def render_sources_page(articles: Sequence[Article], page: int, per_page: int = 10) -> discord.Embed:
-    """Page ``page`` (0-based, clamped) of the article list: linked title, publisher, date."""
+def render_article_page(
+    articles: Sequence[Article],
+    page: int,
+    per_page: int,
+    *,
+    title: str,
+    colour: int,
+    empty: str,
+    line_for: Callable[[int, Article], str],
+) -> discord.Embed:
+    """Page ``page`` (0-based, clamped) of an article list, one ``line_for(n, article)`` each."""
     per_page = max(1, per_page)
     pages = page_count(len(articles), per_page)
     page = min(max(page, 0), pages - 1)
-    embed = discord.Embed(title="Articles in the knowledge base", colour=COLOUR_ANSWER)
+    embed = discord.Embed(title=title, colour=colour)
     if not articles:
-        embed.description = "The knowledge base has no articles yet."
+        embed.description = empty
         return embed
     lines: list[str] = []
     used = 0
     first = page * per_page
     for n, article in enumerate(articles[first : first + per_page], start=first + 1):
-        details = [linked_title(article, limit=180)]
-        if article.publisher:
-            details.append(_escape_cut(_one_line(article.publisher), 80))
-        if article.published:
-            details.append(format_date(article.published.isoformat()) or "")
-        line = f"**{n}.** " + " · ".join(d for d in details if d)
+        line = line_for(n, article)
         if used + len(line) + 1 > DESCRIPTION_LIMIT:
             break
         lines.append(line)
         used += len(line) + 1
     embed.description = "\n".join(lines)
-    embed.set_footer(text=f"Page {page + 1} of {pages} · {len(articles)} articles")
+    noun = "article" if len(articles) == 1 else "articles"
+    embed.set_footer(text=f"Page {page + 1} of {pages} · {len(articles)} {noun}")
     return embed
+
+
+def _source_line(n: int, article: Article) -> str:
+    details = [linked_title(article, limit=180)]
+    if article.publisher:
+        details.append(_escape_cut(_one_line(article.publisher), 80))
+    if article.published:
+        details.append(format_date(article.published.isoformat()) or "")
+    return f"**{n}.** " + " · ".join(d for d in details if d)
+
+
+def render_sources_page(articles: Sequence[Article], page: int, per_page: int = 10) -> discord.Embed:
+    """``/sources``: linked title, publisher, date."""
+    return render_article_page(
+        articles,
+        page,
+        per_page,
+        title="Articles in the knowledge base",
+        colour=COLOUR_ANSWER,
+        empty="The knowledge base has no articles yet.",
+        line_for=_source_line,
+    )
 
 
 ABOUT_TEXT = (
