@@ -24,7 +24,7 @@ from difflib import SequenceMatcher
 
 from bot.config import RetrievalSettings
 from bot.models import Answer, Excerpt, Source, Timings
-from bot.retrieval import Passage, Retrieval
+from bot.retrieval import Passage, Retrieval, unknown_names
 from bot.store import LoadedIndex, SentenceSpan
 
 # A sentence that leans on the one before it needs it to be understood.
@@ -175,6 +175,7 @@ def compose(
     """Quote the best windows, or decline: too far from the topic, or nothing the cross-encoder believes."""
     limit = max_excerpts or settings.max_excerpts
     t0 = time.perf_counter()
+    missing = unknown_names(question, index)
     passages = list(retrieval.passages)
     best = max((p.score for p in passages), default=-math.inf)
     # Confidence: the cross-encoder's logit when it ran; otherwise a dense-cosine proxy on a similar scale.
@@ -236,7 +237,8 @@ def compose(
         confidence=_sigmoid(confidence_logit),
         covered_topics=covered_topics,
         reason="",
-        tentative=confidence_logit < settings.tentative_below,
+        tentative=confidence_logit < settings.tentative_below or bool(missing),
+        unknown_names=missing,
         timings=timings((t1 - t0) * 1000, (time.perf_counter() - t1) * 1000),
     )
 

@@ -145,7 +145,10 @@ def format_answer(answer: Answer) -> str:
             lines.append("It covers, for example:")
             lines.extend(f"  - {t}" for t in answer.covered_topics)
         return "\n".join(lines)
-    if answer.tentative:
+    if answer.unknown_names:
+        names = ", ".join(answer.unknown_names)
+        lines += [f"The articles never mention {names}; these are the closest passages found.", ""]
+    elif answer.tentative:
         lines += ["These are the closest passages found; they may not answer the question exactly.", ""]
     for n, ex in enumerate(answer.excerpts, start=1):
         quote = ex.quote.replace("\n\n", "\n   ")

@@ -169,6 +169,8 @@ class Answer:
     timings: Timings = field(default_factory=Timings)
     # The best passage is relevant but may not answer exactly: say so rather than overclaim.
     tentative: bool = False
+    # Names in the question that no article mentions (a reason the answer is tentative).
+    unknown_names: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -177,6 +179,7 @@ class Answer:
             "index_version": self.index_version,
             "confidence": round(self.confidence, 4),
             "tentative": self.tentative,
+            "unknown_names": list(self.unknown_names),
             "reason": self.reason,
             "covered_topics": list(self.covered_topics),
             "excerpts": [e.to_json() for e in self.excerpts],

@@ -166,6 +166,40 @@ def _stemmer():  # a PyStemmer object, or None without PyStemmer
         return None
 
 
+_NAME = re.compile(r"\b[A-Z][A-Za-z’'-]{2,}\b")
+
+
+def unknown_names(question: str, index: LoadedIndex) -> tuple[str, ...]:
+    """Capitalised words of the question (names, places, bodies) that no article ever uses.
+
+    A question about the European Union cannot be answered by articles that never mention it,
+    however close their wording; the answer should say so rather than quote confidently.
+    The question's first word and words after sentence punctuation are skipped (capitalised by grammar).
+    """
+    if index.bm25 is None:
+        return ()
+    import bm25s.stopwords
+
+    vocab = index.bm25.vocab_dict
+    stop = set(bm25s.stopwords.STOPWORDS_EN)
+    stemmer = _stemmer()
+    text = _MARKUP.sub(" ", _MENTION.sub(" ", question))
+    found: list[str] = []
+    for match in _NAME.finditer(text):
+        before = text[: match.start()].rstrip()
+        if not before or before[-1] in '.?!:;"“(':
+            continue
+        word = match.group(0).strip("’'-")
+        low = word.lower()
+        parts = [p for p in re.split(r"[’'-]", low) if p]
+        if not parts or low in stop or parts[0] in stop:
+            continue
+        stems = {p for p in parts} | ({stemmer.stemWord(p) for p in parts} if stemmer else set())
+        if not stems & vocab.keys():
+            found.append(word)
+    return tuple(dict.fromkeys(found))
+
+
 # --- results -----------------------------------------------------------------------------------
 
 

@@ -296,3 +296,25 @@ def test_late_interaction_ranks_the_window_sharing_the_question_words_first(late
     result = retriever(late_index, tiny_settings, late=FakeLate()).search("engineers abroad lost access", rerank=False)
     top = result.passages[0]
     assert "Engineers abroad lost access." in late_index.articles[top.article_id].body[top.start : top.end]
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("What did the European Union say about the US ban?", ("European", "Union")),
+        ("How many Fable 5 users are there in Japan?", ("Japan",)),
+        ("Why were the models turned off for non-Americans?", ()),  # "american" is in the articles
+        ("What did Dean Ball say about the decision?", ()),
+        ("Which models did Anthropic pull?", ()),  # the first word is capitalised by grammar only
+        ("Is Opus affected? Zebra asks.", ()),  # so is a word after a question mark
+    ],
+)
+def test_unknown_names_lists_capitalised_words_no_article_uses(real_service, question: str, expected) -> None:
+    from bot.retrieval import unknown_names
+
+    assert unknown_names(question, real_service.live.index) == expected
+
+
+def test_a_question_about_a_name_the_articles_never_use_is_tentative_and_says_why(real_service) -> None:
+    answer = real_service.ask("What did the European Union say about the US ban on Anthropic models?")
+    assert answer.abstained or (answer.tentative and answer.unknown_names == ("European", "Union"))

@@ -274,6 +274,14 @@ def _question_title(prefix: str, question: str) -> str:
 TENTATIVE_NOTE = "These are the closest passages I found; they may not answer your question exactly."
 
 
+def tentative_note(answer: Answer) -> str:
+    """The hedge shown above a tentative answer, naming what the articles never mention."""
+    if answer.unknown_names:
+        names = ", ".join(escape_text(n) for n in answer.unknown_names[:5])
+        return f"My articles never mention {names[:300]}; these are the closest passages I found."
+    return TENTATIVE_NOTE
+
+
 def render_excerpts(
     excerpts: Sequence[Excerpt],
     *,
@@ -350,7 +358,7 @@ def render_answer(
         title=title,
         index_version=answer.index_version,
         max_excerpts=max_excerpts,
-        note=TENTATIVE_NOTE if answer.tentative else "",
+        note=tentative_note(answer) if answer.tentative else "",
     )
 
 

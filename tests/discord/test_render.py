@@ -493,3 +493,14 @@ def test_a_tentative_answer_says_the_passages_may_not_answer_exactly() -> None:
     rendered = render_answer(answer)
     assert rendered.embed.description.startswith(f"*{TENTATIVE_NOTE}*")
     assert not render_answer(_replace(answer, tentative=False)).embed.description.startswith("*")
+
+
+def test_a_tentative_answer_names_what_the_articles_never_mention() -> None:
+    from dataclasses import replace as _replace
+
+    from bot.discord.render import render_answer
+
+    answer = _replace(
+        make_answer(make_excerpt("The order restricts two models.")), tentative=True, unknown_names=("Japan",)
+    )
+    assert render_answer(answer).embed.description.startswith("*My articles never mention Japan;")
