@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 from aiohttp import web
-from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.abc import ResolveResult
 from aiohttp.test_utils import TestServer
 
 from bot import fetch as fetch_module
@@ -31,6 +31,7 @@ from bot.fetch import (
     fetch_url,
     fetch_url_sync,
 )
+from tests.dns import StubResolver
 
 LOOPBACK = FetchPolicy(allow_loopback_for_tests=True)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -76,35 +77,6 @@ def connections(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
     monkeypatch.setattr(socket.socket, "connect_ex", spy_connect_ex)
     yield attempts
     assert blocked == [], f"code tried to connect to non-loopback addresses: {blocked}"
-
-
-class StubResolver(AbstractResolver):
-    """Resolve from a fixed table; unknown names fail like NXDOMAIN."""
-
-    def __init__(self, table: dict[str, list[str]]) -> None:
-        self.table = table
-        self.calls: list[str] = []
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        self.calls.append(host)
-        if host not in self.table:
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        return [
-            ResolveResult(
-                hostname=host,
-                host=address,
-                port=port,
-                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
-                proto=0,
-                flags=socket.AI_NUMERICHOST,
-            )
-            for address in self.table[host]
-        ]
-
-    async def close(self) -> None:
-        pass
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.abc import AbstractResolver, ResolveResult
 
 from bot.discord.client import DirectiveBot
 from bot.kb import KnowledgeBase
@@ -32,6 +31,7 @@ from bot.knowledge import write_article
 from bot.models import Article
 from bot.service import KnowledgeService
 from bot.store import BuildLock, build_index
+from tests.dns import StubResolver
 
 from .e2e_support import (  # noqa: F401  (knowledge_service is a fixture)
     ANSWER_TIMEOUT,
@@ -530,31 +530,6 @@ async def test_modal_submit_is_refused_once_the_moderator_is_no_longer_one(env: 
 
 
 # -- /kb add url: refusals ------------------------------------------------------------------------
-
-
-class StubResolver(AbstractResolver):
-    """DNS answers from a table (names not in it do not exist)."""
-
-    def __init__(self, table: dict[str, list[str]]) -> None:
-        self.table = table
-
-    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[ResolveResult]:
-        if host not in self.table:
-            raise OSError(f"no such host {host}")
-        return [
-            ResolveResult(
-                hostname=host,
-                host=address,
-                port=port,
-                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
-                proto=0,
-                flags=socket.AI_NUMERICHOST,
-            )
-            for address in self.table[host]
-        ]
-
-    async def close(self) -> None:
-        pass
 
 
 @pytest.fixture
