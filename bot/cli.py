@@ -163,12 +163,8 @@ def format_answer(answer: Answer) -> str:
 
 
 def attribution(source: Source) -> str:
-    parts = [source.title]
-    parts.append(source.publisher or "publisher unknown")
-    parts.append(source.published or "date unknown")
-    if source.url:
-        parts.append(source.url)
-    return ", ".join(parts)
+    """Title, then publisher, date and link where known (nothing is guessed)."""
+    return ", ".join(p for p in (source.title, source.publisher, source.published, source.url) if p)
 
 
 @cli.command()

@@ -112,7 +112,11 @@ class KnowledgeService:
                 if not status.built:
                     raise IndexMissing(f"No index in {settings.paths.index_dir}; run `directive-bot index build`.")
             else:
-                say(f"Index {status.summary}; building it now.")
+                say(
+                    f"Index {status.summary}; building it now."
+                    if status.built
+                    else f"No index in {settings.paths.index_dir} yet; building it now."
+                )
                 service.rebuild(started_by="startup")
                 return service
         service._load()
