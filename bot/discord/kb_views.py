@@ -20,7 +20,7 @@ from bot.discord.render import (
     DESCRIPTION_LIMIT,
     FIELD_VALUE_LIMIT,
     TITLE_LIMIT,
-    escape_text,
+    escape_cut,
     format_date,
     linked_title,
     render_article_page,
@@ -55,17 +55,7 @@ MODAL_INPUT_LIMIT = 4000
 
 def clip(text: str | None, limit: int) -> str:
     """``text`` on one line, escaped so it shows literally, within ``limit`` characters."""
-    raw = " ".join((text or "").split())
-    escaped = escape_text(raw)
-    if len(escaped) <= limit:
-        return escaped
-    keep = min(len(raw), limit)
-    while keep > 0:
-        candidate = escape_text(raw[:keep].rstrip()) + "…"
-        if len(candidate) <= limit:
-            return candidate
-        keep -= max(1, len(candidate) - limit)
-    return "…"[:limit]
+    return escape_cut(" ".join((text or "").split()), limit)
 
 
 def when(moment: dt.datetime, style: str = "f") -> str:

@@ -93,7 +93,7 @@ def escape_text(text: str) -> str:
     return discord.utils.escape_mentions(text)
 
 
-def _escape_cut(text: str, limit: int) -> str:
+def escape_cut(text: str, limit: int) -> str:
     """Escape ``text`` and shorten it (not a quote: titles, names) to ``limit`` characters."""
     escaped = escape_text(text)
     if len(escaped) <= limit:
@@ -146,8 +146,8 @@ def linked_title(source: Source | Article, *, limit: int = 200) -> str:
     title = _one_line(source.title) or source.url or "Untitled"
     url = safe_url(source.url)
     if url is None:
-        return _escape_cut(title, limit)
-    return f"[{_escape_cut(title, limit)}]({url})"
+        return escape_cut(title, limit)
+    return f"[{escape_cut(title, limit)}]({url})"
 
 
 def _outlet(source: Source) -> str:
@@ -158,7 +158,7 @@ def attribution(excerpt: Excerpt) -> str:
     """One line naming where a quote comes from, and who else reported the same thing."""
     parts = [linked_title(excerpt.source)]
     if excerpt.source.publisher:
-        parts.append(_escape_cut(_one_line(excerpt.source.publisher), 100))
+        parts.append(escape_cut(_one_line(excerpt.source.publisher), 100))
     date = format_date(excerpt.source.published)
     if date:
         parts.append(date)
@@ -168,7 +168,7 @@ def attribution(excerpt: Excerpt) -> str:
         if name and name not in outlets:
             outlets.append(name)
     if outlets:
-        named = ", ".join(_escape_cut(name, 60) for name in outlets[:MAX_OUTLETS_NAMED])
+        named = ", ".join(escape_cut(name, 60) for name in outlets[:MAX_OUTLETS_NAMED])
         if len(outlets) > MAX_OUTLETS_NAMED:
             named += f" and {len(outlets) - MAX_OUTLETS_NAMED} more"
         noun = "outlet" if len(outlets) == 1 else "outlets"
@@ -268,7 +268,7 @@ def _excerpt_blocks(excerpts: Sequence[Excerpt], budget: int) -> list[str]:
 
 
 def _question_title(prefix: str, question: str) -> str:
-    return prefix + _escape_cut(_one_line(question), TITLE_LIMIT - len(prefix))
+    return prefix + escape_cut(_one_line(question), TITLE_LIMIT - len(prefix))
 
 
 TENTATIVE_NOTE = "These are the closest passages I found; they may not answer your question exactly."
@@ -321,7 +321,7 @@ def render_declined(
     if shown_topics:
         lines.append("")
         lines.append("**The articles I have cover:**")
-        lines.extend(f"• {_escape_cut(t, 120)}" for t in shown_topics)
+        lines.extend(f"• {escape_cut(t, 120)}" for t in shown_topics)
         lines.append("")
         lines.append("Try asking about one of these, or use `/sources` to browse the articles.")
     else:
@@ -424,7 +424,7 @@ def render_article_page(
 def _source_line(n: int, article: Article) -> str:
     details = [linked_title(article, limit=180)]
     if article.publisher:
-        details.append(_escape_cut(_one_line(article.publisher), 80))
+        details.append(escape_cut(_one_line(article.publisher), 80))
     if article.published:
         details.append(format_date(article.published.isoformat()) or "")
     return f"**{n}.** " + " · ".join(d for d in details if d)
@@ -475,7 +475,7 @@ def render_about(info: IndexInfo, *, last_rebuild: RebuildEntry | None = None) -
         outcome = "succeeded" if last_rebuild.ok else "failed"
         value = (
             f"{_when(last_rebuild.started_at)}, {outcome} in {last_rebuild.seconds:.1f} s, "
-            f"started by {_escape_cut(_one_line(last_rebuild.started_by), 80)}"
+            f"started by {escape_cut(_one_line(last_rebuild.started_by), 80)}"
         )
         embed.add_field(name="Last rebuild", value=value[:FIELD_VALUE_LIMIT], inline=False)
     elif info.last_build_seconds is not None:
