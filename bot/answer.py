@@ -168,7 +168,6 @@ def compose(
     retrieval: Retrieval,
     settings: RetrievalSettings,
     *,
-    embedder=None,  # noqa: ANN001 - kept for callers; spans come from the retrieval's windows
     max_excerpts: int | None = None,
     covered_topics: tuple[str, ...] = (),
 ) -> Answer:

@@ -99,16 +99,6 @@ def sections(body: str) -> list[Section]:
     return out
 
 
-@dataclass(frozen=True)
-class SentenceRecord:
-    """A quotable sentence with where it sits, used to build spans inside a paragraph."""
-
-    article_id: str
-    paragraph: int
-    start: int
-    end: int
-
-
 def article_sentences(article: Article) -> list[tuple[int, Sentence]]:
     """(paragraph number, sentence) for every body sentence outside headings."""
     out: list[tuple[int, Sentence]] = []

@@ -106,7 +106,6 @@ class Hit:
     dense_rank: int | None = None
     lexical_rank: int | None = None
     late_rank: int | None = None
-    rerank_score: float | None = None
 
 
 @dataclass(frozen=True)

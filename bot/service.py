@@ -195,7 +195,6 @@ class KnowledgeService:
             live.index,
             retrieval,
             self.settings.retrieval,
-            embedder=self.embedder,
             max_excerpts=max_excerpts,
             covered_topics=live.topics,
         )
