@@ -414,7 +414,7 @@ def kb_add(ctx: click.Context, source: str, yes: bool, no_rebuild: bool) -> None
     """Add an article from a URL (fetched safely) or a FILE (.md with front matter, .txt, .html)."""
     base = _kb(ctx)
     path = Path(source)
-    if source.startswith(("http://", "https://")) or "://" in source:
+    if "://" in source:  # any scheme goes to the fetcher, which refuses all but http(s) with a reason
         preview = base.prepare_url(source)
     elif path.is_file():
         preview = base.prepare_file(path.name, path.read_bytes())
@@ -501,7 +501,7 @@ def kb_show(ctx: click.Context, article_id: str) -> None:
         click.echo(f"{label + ':':11}{value if value is not None else 'unknown'}")
     click.echo(f"{'Words:':11}{len(a.body.split())}")
     click.echo(f"{'Hash:':11}{a.content_hash[:16]}")
-    history = [e for e in base.db.audit_log(1000) if e.article_id == a.id]
+    history = base.db.audit_log(1000, article_id=a.id)
     for e in history:
         click.echo(f"  {e.at:%Y-%m-%d %H:%M} {e.action} by {e.actor}: {e.detail}")
 

@@ -503,9 +503,14 @@ class Database:
             )
             return int(cur.lastrowid or 0)
 
-    def audit_log(self, limit: int = 50) -> list[AuditEntry]:
-        """The newest ``limit`` changes, newest first."""
-        rows = self._query("SELECT * FROM audit ORDER BY at DESC, id DESC LIMIT ?", (limit,))
+    def audit_log(self, limit: int = 50, *, article_id: str | None = None) -> list[AuditEntry]:
+        """The newest ``limit`` changes, newest first; only one article's when ``article_id`` is given."""
+        if article_id is None:
+            rows = self._query("SELECT * FROM audit ORDER BY at DESC, id DESC LIMIT ?", (limit,))
+        else:
+            rows = self._query(
+                "SELECT * FROM audit WHERE article_id = ? ORDER BY at DESC, id DESC LIMIT ?", (article_id, limit)
+            )
         return [
             AuditEntry(
                 id=row["id"],

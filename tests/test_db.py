@@ -348,3 +348,16 @@ def test_failed_write_rolls_back(db: Database) -> None:
         cur.execute("INSERT INTO bot_threads (thread_id, created_at) VALUES (1, 'x')")
         cur.execute("INSERT INTO bot_threads (thread_id, created_at) VALUES (1, 'x')")
     assert db.bot_threads() == set()
+
+
+def test_audit_log_for_one_article_returns_only_its_changes_newest_first(tmp_path) -> None:
+    from bot.db import Database
+
+    with Database(tmp_path / "db.sqlite3") as db:
+        for n, article_id in enumerate(["a", "b", "a", "b", "a"]):
+            db.record_change(
+                actor=f"mod{n}", action="edit", article_id=article_id, hash_before=None, hash_after=None, detail=str(n)
+            )
+        entries = db.audit_log(10, article_id="a")
+    assert [e.detail for e in entries] == ["4", "2", "0"]
+    assert all(e.article_id == "a" for e in entries)

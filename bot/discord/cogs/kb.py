@@ -61,7 +61,7 @@ R = TypeVar("R")
 LIST_PER_PAGE = 10
 GAP_DAYS = 30
 GAP_LIMIT = 25
-HISTORY_SCAN = 5000
+HISTORY_LIMIT = 5000
 
 
 def actor_of(user: discord.abc.User) -> str:
@@ -363,7 +363,7 @@ class KnowledgeAdmin(commands.Cog, name="KnowledgeBase"):
         await self._send(interaction, embed=embed)
 
     def _history(self, article_id: str) -> list[AuditEntry]:
-        return [e for e in self.bot.db.audit_log(limit=HISTORY_SCAN) if e.article_id == article_id]
+        return self.bot.db.audit_log(limit=HISTORY_LIMIT, article_id=article_id)
 
     @kb.command(name="edit", description="Edit an article's headline, publisher, link, date or author.")
     @app_commands.describe(article="The article (type part of its title or id)")
