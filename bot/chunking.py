@@ -1,7 +1,10 @@
 """Article -> sentences -> chunks, by exact character offsets into the article body.
 
 Chunks never cut a sentence, stay inside one section (headings are context, not quotes) and
-overlap by whole sentences so an answer near a boundary is whole in at least one chunk.
+overlap by whole sentences so an answer near a boundary is whole in at least one chunk. A
+"sentence" longer than ``max_sentence_chars`` (a run-on list, a page without punctuation) is
+split at clause boundaries, else at word boundaries, so each part fits a chunk and the models see
+all of it; every part is still an exact slice of the body.
 """
 
 from __future__ import annotations
@@ -11,11 +14,18 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.config import ChunkingSettings
 from bot.knowledge import is_heading
 from bot.models import Article, Chunk, Sentence
 
 TokenCounter = Callable[[str], int]
+MAX_SENTENCE_CHARS = ChunkingSettings().max_sentence_chars
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+# Where a long sentence may be split: after a clause mark followed by a space, else at a space.
+_CLAUSE_BREAK = re.compile(r"[,;:)\]”’\u2013\u2014](?=\s)|\s[\u2013\u2014-](?=\s)")
+_WORD_BREAK = re.compile(r"\s+")
+# pysbd's regexes grow slow on very long text; paragraphs past this are pre-cut at sentence ends.
+_SEGMENT_WINDOW = 20_000
 
 
 @dataclass(frozen=True)
@@ -49,14 +59,56 @@ def _segmenter():  # pysbd builds regexes on construction; do it once
     return pysbd.Segmenter(language="en", clean=False)
 
 
-def split_sentences(text: str, offset: int = 0) -> list[Sentence]:
-    """Sentences of one paragraph, located exactly in ``text`` (whitespace trimmed)."""
-    return [Sentence(offset + start, offset + end, text[start:end]) for start, end in _sentence_bounds(text)]
+def split_sentences(text: str, offset: int = 0, *, max_chars: int = MAX_SENTENCE_CHARS) -> list[Sentence]:
+    """Sentences of one paragraph, located exactly in ``text`` (whitespace trimmed); long ones split in parts."""
+    return [
+        Sentence(offset + start, offset + end, text[start:end])
+        for start, end in _sentence_bounds(text)
+        for start, end in split_long(text, start, end, max_chars)
+    ]
+
+
+def split_long(text: str, start: int, end: int, max_chars: int) -> list[tuple[int, int]]:
+    """``text[start:end]`` as parts of at most ``max_chars``, cut after a clause mark, else between words.
+
+    Parts are trimmed of surrounding whitespace, so each is an exact slice; only a run of over
+    ``max_chars`` characters without any space is cut mid-word.
+    """
+    if max_chars < 1:
+        raise ValueError("max_chars must be positive")
+    parts: list[tuple[int, int]] = []
+    pos = start
+    while end - pos > max_chars:
+        limit = pos + max_chars
+        floor = pos + max_chars // 3  # do not leave tiny parts behind
+        cut = None
+        for pattern in (_CLAUSE_BREAK, _WORD_BREAK):
+            found = [m.end() for m in pattern.finditer(text, floor, limit)]
+            if found:
+                cut = found[-1]
+                break
+        if cut is None:
+            cut = limit
+        piece = text[pos:cut]
+        lead = len(piece) - len(piece.lstrip())
+        if piece.strip():
+            parts.append((pos + lead, pos + len(piece.rstrip())))
+        pos = cut
+        while pos < end and text[pos].isspace():
+            pos += 1
+    if end > pos:
+        piece = text[pos:end]
+        lead = len(piece) - len(piece.lstrip())
+        if piece.strip():
+            parts.append((pos + lead, pos + len(piece.rstrip())))
+    return parts
 
 
 @functools.lru_cache(maxsize=4096)
 def _sentence_bounds(text: str) -> tuple[tuple[int, int], ...]:
     """The segmenter is slow; chunking and the sentence store ask for the same paragraphs."""
+    if len(text) > _SEGMENT_WINDOW:
+        return _long_paragraph_bounds(text)
     out: list[tuple[int, int]] = []
     cursor = 0
     for piece in _segmenter().segment(text):
@@ -72,6 +124,23 @@ def _sentence_bounds(text: str) -> tuple[tuple[int, int], ...]:
             break
         out.append((found, found + len(piece)))
         cursor = found + len(piece)
+    return tuple(out)
+
+
+_ROUGH_END = re.compile(r"[.!?…][”’\")\]]*\s+")
+
+
+def _long_paragraph_bounds(text: str) -> tuple[tuple[int, int], ...]:
+    """A paragraph too long for pysbd: cut into windows at sentence ends (or anywhere), segment each."""
+    out: list[tuple[int, int]] = []
+    pos = 0
+    while pos < len(text):
+        stop = min(len(text), pos + _SEGMENT_WINDOW)
+        if stop < len(text):
+            ends = [m.end() for m in _ROUGH_END.finditer(text, pos + _SEGMENT_WINDOW // 2, stop)]
+            stop = ends[-1] if ends else stop
+        out.extend((pos + s, pos + e) for s, e in _sentence_bounds(text[pos:stop]))
+        pos = stop
     return tuple(out)
 
 
@@ -99,13 +168,13 @@ def sections(body: str) -> list[Section]:
     return out
 
 
-def article_sentences(article: Article) -> list[tuple[int, Sentence]]:
+def article_sentences(article: Article, *, max_chars: int = MAX_SENTENCE_CHARS) -> list[tuple[int, Sentence]]:
     """(paragraph number, sentence) for every body sentence outside headings."""
     out: list[tuple[int, Sentence]] = []
     for number, para in enumerate(paragraphs(article.body)):
         if para.heading:
             continue
-        out.extend((number, s) for s in split_sentences(para.text, para.start))
+        out.extend((number, s) for s in split_sentences(para.text, para.start, max_chars=max_chars))
     return out
 
 
@@ -115,6 +184,7 @@ def chunk_article(
     target_tokens: int,
     overlap_sentences: int = 1,
     count_tokens: TokenCounter = lambda text: len(text.split()),
+    max_sentence_chars: int = MAX_SENTENCE_CHARS,
 ) -> list[Chunk]:
     """Greedy packing of whole sentences up to ``target_tokens``; ids are ``{article_id}:{n}``."""
     if target_tokens < 1:
@@ -122,7 +192,7 @@ def chunk_article(
     chunks: list[Chunk] = []
     body = article.body
     for section in sections(body):
-        sents = [s for p in section.paragraphs for s in split_sentences(p.text, p.start)]
+        sents = [s for p in section.paragraphs for s in split_sentences(p.text, p.start, max_chars=max_sentence_chars)]
         if not sents:
             continue
         sizes = [max(1, count_tokens(s.text)) for s in sents]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bot.config import Settings, load_settings, settings_to_dict
-from bot.errors import DirectiveError, InvalidQuestion
+from bot.errors import DirectiveError, InvalidQuestion, RebuildInProgress, StorageError
 
 if TYPE_CHECKING:
     from bot.kb import Preview
@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from bot.service import KnowledgeService
 
 EXIT_ERROR = 1
+PROGRESS_DELAY_SECONDS = 3.0  # the bar appears only for builds that take longer than this
+LOG_ATTEMPTS = 3
+
+log = logging.getLogger(__name__)
 
 
 # --- shared options -----------------------------------------------------------------------------
@@ -86,7 +90,7 @@ def open_service(ctx: click.Context, *, build_if_needed: bool = True) -> Knowled
 
 
 def progress_bar() -> tuple[Callable[[int, int], None], Callable[[], None]]:
-    """A tqdm bar on a terminal; silent otherwise."""
+    """A tqdm bar on a terminal, shown once a build has run a few seconds (quick builds stay quiet)."""
     if not sys.stderr.isatty():
         return (lambda _done, _total: None), (lambda: None)
     from tqdm import tqdm
@@ -97,7 +101,9 @@ def progress_bar() -> tuple[Callable[[int, int], None], Callable[[], None]]:
         if "bar" not in bar:
             if total == 0:
                 return
-            bar["bar"] = tqdm(total=total, unit="chunk", desc="embedding", file=sys.stderr, leave=False)
+            bar["bar"] = tqdm(
+                total=total, unit="chunk", desc="embedding", file=sys.stderr, leave=False, delay=PROGRESS_DELAY_SECONDS
+            )
         b = bar["bar"]
         b.update(done - b.n)
 
@@ -109,17 +115,35 @@ def progress_bar() -> tuple[Callable[[int, int], None], Callable[[], None]]:
 
 
 class Group(click.Group):
-    """Turns domain errors into one line on stderr and exit code 1, never a traceback."""
+    """Turns domain errors into one line on stderr and exit code 1, never a traceback.
+
+    Anything unexpected also ends in one line (the traceback goes to the log with ``-v``), so a
+    person never has to read a stack to learn that something failed.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except DirectiveError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {one_line(exc)}", err=True)
             ctx.exit(EXIT_ERROR)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            log.debug("unexpected error", exc_info=True)
+            click.echo(
+                f"error: unexpected {type(exc).__name__}: {one_line(exc)} (run with -v for the details)", err=True
+            )
+            ctx.exit(EXIT_ERROR)
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an error's message, or its type when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -216,7 +240,6 @@ def index() -> None:
 @click.pass_context
 def index_build(ctx: click.Context, as_json: bool, force: bool) -> None:
     """Embed new or changed chunks and swap the new index in atomically."""
-    from bot.db import Database
     from bot.embedding import Embedder, model_token_counter
     from bot.store import build_index
 
@@ -239,15 +262,22 @@ def index_build(ctx: click.Context, as_json: bool, force: bool) -> None:
             force=force,
             late=late,
         )
+    except RebuildInProgress:
+        raise
+    except DirectiveError as exc:
+        _log_rebuild(settings, started, time.time() - started, False, one_line(exc))
+        raise
     finally:
         close()
-    with Database.open(settings) as db:
-        db.record_rebuild(
-            started_by="cli",
-            started_at=dt.datetime.fromtimestamp(started, dt.UTC),
-            seconds=report.seconds,
-            ok=True,
-            detail=f"{report.index_version}: {report.embedded} embedded",
+    if report.repaired:
+        say(f"The previous index was damaged ({report.repaired}); it has been rebuilt.")
+    logged = _log_rebuild(
+        settings, started, report.seconds, True, f"{report.index_version}: {report.embedded} embedded"
+    )
+    if not logged:
+        say(
+            "warning: the new index is live, but the rebuild log could not be written "
+            "(the database stayed locked or unwritable); `/kb status` will not list this build."
         )
     if as_json:
         click.echo(json.dumps(report.to_json()))
@@ -278,6 +308,8 @@ def index_status_cmd(ctx: click.Context, as_json: bool) -> None:
     from bot.store import index_status
 
     status = index_status(settings_from(ctx))
+    if status.damaged is not None and not as_json:
+        raise DirectiveError(f"The index is damaged: {status.damaged}")
     if as_json:
         click.echo(
             json.dumps(
@@ -292,9 +324,12 @@ def index_status_cmd(ctx: click.Context, as_json: bool) -> None:
                     "changed": list(status.changed),
                     "removed": list(status.removed),
                     "settings_changed": list(status.settings_changed),
+                    "damaged": status.damaged,
                 }
             )
         )
+        if status.damaged is not None:
+            ctx.exit(EXIT_ERROR)
         return
     click.echo(f"Index: {status.summary}")
     if status.built_at:
@@ -327,6 +362,31 @@ def index_verify(ctx: click.Context) -> None:
 @cli.group(cls=Group)
 def kb() -> None:
     """Add, remove and inspect articles in the knowledge base."""
+
+
+def _log_rebuild(settings: Settings, started: float, seconds: float, ok: bool, detail: str) -> bool:
+    """Record a build in the rebuild log, retrying a held lock; False when it could not be written.
+
+    A build that swapped in stays reported as swapped: failing to log it is a warning, not an error.
+    """
+    from bot.db import Database
+
+    for attempt in range(1, LOG_ATTEMPTS + 1):
+        try:
+            with Database.open(settings) as db:
+                db.record_rebuild(
+                    started_by="cli",
+                    started_at=dt.datetime.fromtimestamp(started, dt.UTC),
+                    seconds=seconds,
+                    ok=ok,
+                    detail=detail,
+                )
+            return True
+        except StorageError as exc:
+            log.warning("writing the rebuild log failed (attempt %d of %d): %s", attempt, LOG_ATTEMPTS, exc)
+            if attempt < LOG_ATTEMPTS:
+                time.sleep(0.5 * attempt)
+    return False
 
 
 def _kb(ctx: click.Context):
@@ -401,6 +461,7 @@ def kb_import(
     changes = _kb(ctx).import_files(files, actor=_actor(), **meta)
     for change in changes:
         click.echo(f"added {change.article.id}: {change.article.title}")
+        _warn_if_pending(change)
     click.echo(f"{len(changes)} article(s) imported; run `directive-bot index build` to index them.")
 
 
@@ -416,14 +477,15 @@ def kb_add(ctx: click.Context, source: str, yes: bool, no_rebuild: bool) -> None
     path = Path(source)
     if "://" in source:  # any scheme goes to the fetcher, which refuses all but http(s) with a reason
         preview = base.prepare_url(source)
-    elif path.is_file():
-        preview = base.prepare_file(path.name, path.read_bytes())
+    elif path.exists() or path.is_symlink():
+        preview = base.prepare_path(path)
     else:
         raise DirectiveError(f"{source} is neither an http(s) URL nor an existing file.")
     _show_preview(preview)
     _confirm("Add this article?", yes)
     change = base.add(preview, actor=_actor())
     click.echo(f"Added {change.article.id}.")
+    _warn_if_pending(change)
     if not no_rebuild:
         _rebuild_after_change(ctx)
 
@@ -440,10 +502,16 @@ def kb_remove(ctx: click.Context, article_id: str, yes: bool, no_rebuild: bool) 
     article = base.get(article_id)
     click.echo(f"Remove {article.id}: {article.title} ({article.publisher or 'publisher unknown'})?")
     _confirm("Remove this article?", yes)
-    base.remove(article_id, actor=_actor())
+    change = base.remove(article_id, actor=_actor())
     click.echo(f"Removed {article_id}.")
+    _warn_if_pending(change)
     if not no_rebuild:
         _rebuild_after_change(ctx)
+
+
+def _warn_if_pending(change: object) -> None:
+    if getattr(change, "audit_pending", False):
+        say("warning: the change was made, but its audit entry could not be completed; `kb log` shows it as pending.")
 
 
 def _rebuild_after_change(ctx: click.Context) -> None:
@@ -518,8 +586,10 @@ def kb_log(ctx: click.Context, limit: int) -> None:
     for e in entries:
         before = (e.hash_before or "-")[:10]
         after = (e.hash_after or "-")[:10]
+        state = "" if e.status == "done" else f" [{e.status}]"
         click.echo(
-            f"{e.at:%Y-%m-%d %H:%M:%S} {e.actor:<20} {e.action:<7} {e.article_id or '-'} {before}→{after} {e.detail}"
+            f"{e.at:%Y-%m-%d %H:%M:%S} {e.actor:<20} {e.action:<7} {e.article_id or '-'} {before}→{after} "
+            f"{e.detail}{state}"
         )
 
 
@@ -600,6 +670,21 @@ def run(ctx: click.Context) -> None:
     settings = settings_from(ctx)
     logging.getLogger().setLevel(logging.INFO)
     asyncio.run(run_bot(settings))
+
+
+@cli.command()
+@common_options
+@click.pass_context
+def sync(ctx: click.Context) -> None:
+    """Publish the slash commands to Discord now (a start-up syncs only when they changed)."""
+    import asyncio
+
+    from bot.discord.client import sync_commands
+
+    settings = settings_from(ctx)
+    synced = asyncio.run(sync_commands(settings))
+    where = f"guild {settings.discord.sync_guild}" if settings.discord.sync_guild else "all guilds"
+    click.echo(f"Synced {len(synced or [])} commands to {where}.")
 
 
 @cli.group(cls=Group)

@@ -40,6 +40,14 @@ class EmbeddingSettings:
 class ChunkingSettings:
     target_tokens: int = 96
     overlap_sentences: int = 1
+    # Sentences longer than this are split at clause or word boundaries, so every part can be found.
+    max_sentence_chars: int = 400
+
+
+@dataclass(frozen=True)
+class KnowledgeSettings:
+    # The largest article file read anywhere (index build, kb add, kb import, /kb add), in bytes.
+    max_article_bytes: int = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,7 @@ class Settings:
     paths: PathSettings = field(default_factory=PathSettings)
     embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
     chunking: ChunkingSettings = field(default_factory=ChunkingSettings)
+    knowledge: KnowledgeSettings = field(default_factory=KnowledgeSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     question: QuestionSettings = field(default_factory=QuestionSettings)
     fetch: FetchSettings = field(default_factory=FetchSettings)
@@ -131,20 +140,37 @@ class Settings:
 _SECRET_KEYS = {"token", "discord_token", "bot_token", "secret", "password"}
 
 
+def _expected(annotation: str) -> str:
+    """A type annotation as a person reads it: 'an integer', 'a list of integers'."""
+    names = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "text", "Path": "a path"}
+    base = annotation.split("|")[0].strip()
+    text = "a list of integers" if base.startswith("tuple[int") else names.get(base, base)
+    return text + (" or null" if "None" in annotation else "")
+
+
 def _coerce(value: Any, annotation: str, where: str) -> Any:
-    """Turn a YAML or environment value into the declared type, with a clear error."""
+    """Turn a YAML or environment value into the declared type, with a clear error.
+
+    The error names the key and the expected type, never the value: a secret pasted under the
+    wrong key must not end up in a terminal or a log.
+    """
     text_ann = str(annotation)
     if value is None:
         if "None" in text_ann:
             return None
-        raise ConfigError(f"{where}: a value is required.")
+        raise ConfigError(f"{where}: a value is required ({_expected(text_ann)}).")
     try:
         if "tuple[int" in text_ann:
             if isinstance(value, str):
                 value = [v for v in value.replace(",", " ").split() if v]
             if isinstance(value, int):
                 value = [value]
-            return tuple(int(v) for v in value)
+            if isinstance(value, (str, bytes, dict, bool)):
+                raise TypeError(type(value).__name__)
+            items = list(value)
+            if any(isinstance(v, bool) for v in items):
+                raise TypeError("bool")
+            return tuple(int(v) for v in items)
         if text_ann.startswith("bool"):
             if isinstance(value, str):
                 low = value.strip().lower()
@@ -159,13 +185,22 @@ def _coerce(value: Any, annotation: str, where: str) -> Any:
                 raise ValueError(value)
             return int(value)
         if text_ann.startswith("float"):
+            if isinstance(value, bool):
+                raise ValueError(value)
             return float(value)
         if text_ann.startswith("Path"):
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                raise TypeError(type(value).__name__)
             return Path(os.path.expanduser(str(value)))
         if text_ann.startswith("str"):
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                raise TypeError(type(value).__name__)
             return str(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}: {value!r} is not a valid {text_ann}.") from None
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(
+            f"{where} must be {_expected(text_ann)} (got {type(value).__name__}); "
+            "fix it in the config file or the environment."
+        ) from None
     return value
 
 

@@ -3,7 +3,10 @@
 The knowledge base lives in ``knowledge/`` and the index in ``index/``; this file only holds what
 the bot learns while it runs, so it can be deleted without losing any article. It is used from
 worker threads (never on the event loop), so one connection is shared behind a lock, in WAL mode
-so the CLI can read it while the bot writes.
+so the CLI can read it while the bot writes. The schema is a numbered list of migrations
+(``MIGRATIONS``) recorded in ``user_version``; add a migration, never edit an old one.
+
+Every SQLite failure leaves as :class:`bot.errors.StorageError` with one line saying what to do.
 """
 
 from __future__ import annotations
@@ -25,12 +28,12 @@ from typing import IO, TYPE_CHECKING, Literal, Self
 
 from bot.errors import NotFound
 from bot.models import Answer, Excerpt, Source
+from bot.sqlite import Migration, connect, statements, storage_error
 
 if TYPE_CHECKING:
     from bot.config import Settings
 
 DB_FILENAME = "directive-bot.sqlite3"
-SCHEMA_VERSION = 1
 
 VoteOutcome = Literal["recorded", "changed", "unchanged"]
 
@@ -97,6 +100,21 @@ CREATE TABLE IF NOT EXISTS bot_threads (
 );
 """
 
+# Audit rows are written before the change they describe ('pending') and completed after it
+# ('done', or 'failed' when the change could not be made), so a crash in between leaves evidence.
+_AUDIT_STATUS = """
+ALTER TABLE audit ADD COLUMN status TEXT NOT NULL DEFAULT 'done';
+CREATE INDEX IF NOT EXISTS audit_article ON audit (article_id, at)
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    statements(_SCHEMA),  # 1: answers, votes, declined, audit, rebuilds, bot_threads
+    statements(_AUDIT_STATUS),  # 2: audit.status
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+AuditStatus = Literal["pending", "done", "failed"]
+
 
 class AnswerExpired(NotFound):
     """A button refers to an answer the store no longer holds (pruned or a fresh database)."""
@@ -143,6 +161,7 @@ class AuditEntry:
     hash_before: str | None
     hash_after: str | None
     detail: str
+    status: str = "done"  # 'pending' while the change is being made; 'failed' when it was not made
 
 
 @dataclass(frozen=True)
@@ -232,17 +251,14 @@ class Database:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, "the bot's database", self.path) from exc
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(str(path), timeout=10.0, isolation_level=None, check_same_thread=False)
+        self._conn = connect(path, MIGRATIONS, what="the bot's database")
         self._conn.row_factory = sqlite3.Row
-        with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("PRAGMA busy_timeout=10000")
-            # executescript commits on its own, so the script carries its own transaction.
-            self._conn.executescript(f"BEGIN;\n{_SCHEMA}\nPRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;")
 
     @classmethod
     def open(cls, settings: Settings) -> Database:
@@ -264,20 +280,35 @@ class Database:
         """One write transaction under the lock; rolled back on any error."""
         with self._lock:
             cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
+            try:
+                cur.execute("BEGIN IMMEDIATE")  # waits up to the busy timeout for other writers
+            except sqlite3.Error as exc:
+                cur.close()
+                raise storage_error(exc, "the bot's database", self.path) from exc
             try:
                 yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
+            except BaseException as exc:
+                if self._conn.in_transaction:
+                    cur.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise storage_error(exc, "the bot's database", self.path) from exc
                 raise
             else:
-                cur.execute("COMMIT")
+                try:
+                    cur.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    if self._conn.in_transaction:
+                        cur.execute("ROLLBACK")
+                    raise storage_error(exc, "the bot's database", self.path) from exc
             finally:
                 cur.close()
 
     def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise storage_error(exc, "the bot's database", self.path) from exc
 
     # -- answers -------------------------------------------------------------------------------
 
@@ -485,12 +516,17 @@ class Database:
         detail: str = "",
         *,
         when: dt.datetime | None = None,
+        status: AuditStatus = "done",
     ) -> int:
-        """Append one knowledge-base change to the audit log; returns its id."""
+        """Append one knowledge-base change to the audit log; returns its id.
+
+        A change to a file is recorded with ``status='pending'`` before it is made and completed
+        with :meth:`complete_change` after, so a crash between the two leaves a pending row.
+        """
         with self._transaction() as cur:
             cur.execute(
-                "INSERT INTO audit (at, actor, action, article_id, hash_before, hash_after, detail)"
-                " VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO audit (at, actor, action, article_id, hash_before, hash_after, detail, status)"
+                " VALUES (?,?,?,?,?,?,?,?)",
                 (
                     _to_text(when or _utcnow()),
                     actor,
@@ -499,9 +535,18 @@ class Database:
                     hash_before,
                     hash_after,
                     detail,
+                    status,
                 ),
             )
             return int(cur.lastrowid or 0)
+
+    def complete_change(self, entry_id: int, status: AuditStatus = "done", detail: str | None = None) -> None:
+        """Mark a pending audit row as done (the change was made) or failed (it was not)."""
+        with self._transaction() as cur:
+            if detail is None:
+                cur.execute("UPDATE audit SET status = ? WHERE id = ?", (status, entry_id))
+            else:
+                cur.execute("UPDATE audit SET status = ?, detail = ? WHERE id = ?", (status, detail, entry_id))
 
     def audit_log(self, limit: int = 50, *, article_id: str | None = None) -> list[AuditEntry]:
         """The newest ``limit`` changes, newest first; only one article's when ``article_id`` is given."""
@@ -521,6 +566,7 @@ class Database:
                 hash_before=row["hash_before"],
                 hash_after=row["hash_after"],
                 detail=row["detail"],
+                status=row["status"],
             )
             for row in rows
         ]

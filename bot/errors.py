@@ -39,3 +39,15 @@ class FetchRefused(DirectiveError):
 
 class ExtractionFailed(DirectiveError):
     """A page or file held no article text."""
+
+
+class IndexDamaged(IndexMismatch):
+    """A build's files are missing, unreadable or disagree with its manifest; ``index build`` repairs it."""
+
+
+class StorageError(DirectiveError):
+    """A file or database could not be read or written (full or read-only disk, held lock, damage)."""
+
+
+class ConnectionFailed(DirectiveError):
+    """Discord could not be reached, even after retrying."""

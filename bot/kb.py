@@ -2,26 +2,33 @@
 
 Every change is prepared first (a Preview a person can confirm), then applied: the file is written
 atomically and an audit entry records who, when, what, and the content hash before and after.
-Nothing is written when preparing fails.
+Nothing is written when preparing fails. The audit entry is written *before* the file, as
+'pending', and completed after; so a change is never made without a row, and a crash or a held
+database lock in between leaves a pending row as evidence rather than silence.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
+import logging
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.config import Settings
-from bot.errors import ExtractionFailed, KnowledgeError, NotFound
+from bot.config import KnowledgeSettings, Settings
+from bot.errors import ExtractionFailed, KnowledgeError, StorageError
 from bot.knowledge import (
     article_from_raw,
     article_path,
     get_article,
     load_knowledge,
     parse_article,
+    read_bounded,
+    too_big,
     unique_id,
     validate_id,
     with_metadata,
@@ -34,7 +41,10 @@ if TYPE_CHECKING:
     from bot.extract import ExtractedArticle
     from bot.fetch import FetchedPage, FetchPolicy
 
-MAX_UPLOAD_BYTES = 2_000_000
+log = logging.getLogger(__name__)
+
+MAX_UPLOAD_BYTES = KnowledgeSettings().max_article_bytes  # the default of knowledge.max_article_bytes
+COMPLETE_ATTEMPTS = 3
 ALLOWED_SUFFIXES = (".md", ".txt", ".html", ".htm")
 _WORD = re.compile(r"\w+")
 
@@ -74,6 +84,7 @@ class Change:
     article: Article
     hash_before: str | None
     hash_after: str | None
+    audit_pending: bool = False  # the change was made but its audit row could not be marked done
 
 
 def _shingles(text: str, n: int = 5) -> set[tuple[str, ...]]:
@@ -109,15 +120,20 @@ class KnowledgeBase:
         self.dir = Path(settings.paths.knowledge_dir)
         self.db = db
 
+    @property
+    def max_bytes(self) -> int:
+        """``knowledge.max_article_bytes``: the one size limit for article files and uploads."""
+        return self.settings.knowledge.max_article_bytes
+
     # --- reading ------------------------------------------------------------------------------
 
     def list(self) -> list[Article]:
-        arts = load_knowledge(self.dir) if self.dir.exists() else []
+        arts = load_knowledge(self.dir, max_bytes=self.max_bytes) if self.dir.exists() else []
         return sorted(arts, key=lambda a: (a.published or a.added or dt.date.min, a.title), reverse=True)
 
     def get(self, article_id: str) -> Article:
         validate_id(article_id)
-        return get_article(self.dir, article_id)
+        return get_article(self.dir, article_id, max_bytes=self.max_bytes)
 
     def search_ids(self, text: str, limit: int = 25) -> list[Article]:
         """For autocomplete: ids or titles containing the text."""
@@ -185,8 +201,8 @@ class KnowledgeBase:
             raise KnowledgeError(f"{name}: only {', '.join(ALLOWED_SUFFIXES)} files can be added.")
         if not data.strip():
             raise KnowledgeError(f"{name} is empty.")
-        if len(data) > MAX_UPLOAD_BYTES:
-            raise KnowledgeError(f"{name} is {len(data) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB.")
+        if len(data) > self.max_bytes:
+            raise too_big(name, len(data), self.max_bytes)
         if b"\x00" in data[:8192]:
             raise KnowledgeError(f"{name} is a binary file, not text.")
         try:
@@ -214,6 +230,12 @@ class KnowledgeBase:
             )
             return self._preview(article, name)
         return self.prepare_text(text, origin=name)
+
+    def prepare_path(self, path: Path) -> Preview:
+        """A local file named by a person (``kb add FILE``, ``kb import``): bounded, regular files only."""
+        path = Path(path)
+        data = read_bounded(path, self.max_bytes)
+        return self.prepare_file(path.name if path.suffix else path.name + ".txt", data)
 
     def prepare_url(self, url: str, *, allow_loopback_for_tests: bool = False) -> Preview:
         """Fetch safely (blocking), extract, clean."""
@@ -244,57 +266,80 @@ class KnowledgeBase:
 
     # --- applying -----------------------------------------------------------------------------
 
-    def _audit(self, actor: str, change: Change, detail: str) -> None:
+    def _apply(self, actor: str, change: Change, detail: str, make: Callable[[], object]) -> Change:
+        """Record the change as pending, make it, then mark it done (or failed): never one without the other.
+
+        When the audit log cannot be written (a lock held past the busy timeout, a full disk) the
+        change is not made at all.
+        """
+        entry = None
         if self.db is not None:
-            self.db.record_change(
+            entry = self.db.record_change(
                 actor=actor,
                 action=change.action,
                 article_id=change.article.id,
                 hash_before=change.hash_before,
                 hash_after=change.hash_after,
                 detail=detail,
+                status="pending",
             )
+        try:
+            make()
+        except BaseException as exc:
+            if entry is not None:
+                try:
+                    self.db.complete_change(entry, "failed", f"{detail} (not made: {type(exc).__name__})")  # type: ignore[union-attr]
+                except StorageError as again:
+                    log.warning("audit row %s stays pending: %s", entry, again)
+            if isinstance(exc, OSError):
+                raise _write_error(exc, article_path(self.dir, change.article.id)) from exc
+            raise
+        if entry is None:
+            return change
+        for attempt in range(1, COMPLETE_ATTEMPTS + 1):
+            try:
+                self.db.complete_change(entry, "done")  # type: ignore[union-attr]
+                return change
+            except StorageError as exc:
+                log.warning("marking audit row %s done failed (attempt %d): %s", entry, attempt, exc)
+                time.sleep(0.2 * attempt)
+        return Change(change.action, change.article, change.hash_before, change.hash_after, audit_pending=True)
 
     def add(self, preview: Preview, *, actor: str) -> Change:
         article = preview.article
         path = article_path(self.dir, article.id)
-        if path.exists():
+        if path.exists() or path.is_symlink():
             raise KnowledgeError(
                 f"An article with id {article.id!r} already exists; remove it first or choose another id."
             )
-        self.dir.mkdir(parents=True, exist_ok=True)
-        write_article(self.dir, article)
+
+        def make() -> None:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            write_article(self.dir, article)
+
         change = Change("add", article, None, article.content_hash)
-        self._audit(actor, change, f"added from {preview.origin}: {article.title}")
-        return change
+        return self._apply(actor, change, f"added from {preview.origin}: {article.title}", make)
 
     def remove(self, article_id: str, *, actor: str) -> Change:
         article = self.get(article_id)
-        article_path(self.dir, article_id).unlink()
         change = Change("remove", article, article.content_hash, None)
-        self._audit(actor, change, f"removed: {article.title}")
-        return change
+        return self._apply(actor, change, f"removed: {article.title}", article_path(self.dir, article_id).unlink)
 
     def edit(self, article_id: str, *, actor: str, **fields: object) -> Change:
         before = self.get(article_id)
         after = with_metadata(before, **fields)
         if after == before:
             return Change("edit", before, before.content_hash, before.content_hash)
-        write_article(self.dir, after)
         change = Change("edit", after, before.content_hash, after.content_hash)
         changed = ", ".join(sorted(k for k in fields if getattr(before, k) != getattr(after, k)))
-        self._audit(actor, change, f"edited {changed or 'nothing'}")
-        return change
+        return self._apply(actor, change, f"edited {changed or 'nothing'}", lambda: write_article(self.dir, after))
 
     def import_files(self, paths: Iterable[Path], *, actor: str, **meta: object) -> list[Change]:
         """Clean raw article files into the knowledge base (all prepared before any is written)."""
         previews = []
         taken = set(self._taken())
         for path in paths:
-            path = Path(path)
-            if not path.is_file():
-                raise NotFound(f"{path} does not exist.")
-            preview = self.prepare_file(path.name if path.suffix else path.name + ".txt", path.read_bytes())
+            preview = self.prepare_path(Path(path))
             if preview.article.id in taken:
                 fresh = unique_id(preview.article.id, taken)
                 preview = Preview(with_id(preview.article, fresh), preview.origin, preview.duplicates)
@@ -303,6 +348,19 @@ class KnowledgeBase:
                 preview = Preview(with_metadata(preview.article, **meta), preview.origin, preview.duplicates)
             previews.append(preview)
         return [self.add(p, actor=actor) for p in previews]
+
+
+def _write_error(exc: OSError, path: Path) -> StorageError:
+    if exc.errno == errno.ENOSPC:
+        advice = "free some space and try again"
+    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        advice = "make the knowledge directory writable and try again"
+    else:
+        advice = "fix the problem and try again"
+    return StorageError(
+        f"Could not write {path.parent.name}/{path.name} ({exc.strerror or exc}); nothing was changed. "
+        f"{advice[0].upper() + advice[1:]}."
+    )
 
 
 def with_id(article: Article, article_id: str) -> Article:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import stat
 import tempfile
 import unicodedata
 from collections.abc import Iterable
@@ -18,8 +19,11 @@ from pathlib import Path
 
 import yaml
 
+from bot.config import KnowledgeSettings
 from bot.errors import KnowledgeError, NotFound
 from bot.models import Article
+
+DEFAULT_MAX_ARTICLE_BYTES = KnowledgeSettings().max_article_bytes
 
 FIELDS = ("id", "title", "publisher", "url", "published", "added", "author", "notes")
 REQUIRED = ("id", "title")
@@ -254,6 +258,8 @@ def parse_article(text: str, where: str = "<article>") -> Article:
         line = mark.line + 2 if mark else 1
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise KnowledgeError(f"{where}:{line}: front matter is not valid YAML ({problem}).") from None
+    except (ValueError, TypeError, OverflowError, RecursionError):  # e.g. "published: 2024-13-45"
+        raise KnowledgeError(f"{where}:2: front matter holds a value YAML cannot read (an impossible date?).") from None
     if not isinstance(meta, dict):
         raise KnowledgeError(f"{where}:2: front matter must be a mapping of fields.")
 
@@ -312,10 +318,64 @@ def article_path(knowledge_dir: Path, article_id: str) -> Path:
     return Path(knowledge_dir) / f"{validate_id(article_id)}.md"
 
 
-def read_article(path: Path) -> Article:
+def too_big(name: str, size: int, limit: int) -> KnowledgeError:
+    """The one message for an article over ``knowledge.max_article_bytes``, wherever it was read."""
+    return KnowledgeError(
+        f"{name} is {size / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB (knowledge.max_article_bytes)."
+    )
+
+
+def read_bounded(path: Path, limit: int, *, inside: Path | None = None) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes, or one line saying why not.
+
+    Refuses, naming the file: a symbolic link leading out of ``inside``, a broken link, a device,
+    a FIFO, a directory, a file over the limit. The size is checked with ``stat`` before reading
+    and enforced by reading at most ``limit + 1`` bytes (a file may grow meanwhile); the file is
+    opened non-blocking so a FIFO swapped in after the check cannot hang the reader.
+    """
     path = Path(path)
+    shown = f"knowledge/{path.name}" if inside is not None else str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        real = path.resolve(strict=True)
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise KnowledgeError(f"{shown} is a broken symbolic link; remove it.") from None
+        raise NotFound(f"{shown} does not exist.") from None
+    except (OSError, RuntimeError) as exc:
+        raise KnowledgeError(f"{shown} cannot be read ({exc}); remove or fix it.") from None
+    if inside is not None and not real.is_relative_to(Path(inside).resolve()):
+        raise KnowledgeError(
+            f"{shown} is a symbolic link to a file outside the knowledge directory; "
+            "copy the article into it instead, or remove the link."
+        )
+    try:
+        info = os.stat(real)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "a device, FIFO or socket"
+            raise KnowledgeError(f"{shown} is {kind}, not a regular file; only article files can be read.")
+        if info.st_size > limit:
+            raise too_big(shown, info.st_size, limit)
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise KnowledgeError(f"{shown} is not a regular file; only article files can be read.")
+            with os.fdopen(fd, "rb", closefd=False) as fh:
+                data = fh.read(limit + 1)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise KnowledgeError(f"{shown} cannot be read ({exc.strerror or exc}).") from None
+    if len(data) > limit:
+        raise too_big(shown, len(data), limit)
+    return data
+
+
+def read_article(path: Path, *, max_bytes: int = DEFAULT_MAX_ARTICLE_BYTES) -> Article:
+    """One article file of ``knowledge/``: bounded, regular, UTF-8, valid front matter, id = file name."""
+    path = Path(path)
+    data = read_bounded(path, max_bytes, inside=path.parent)
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise KnowledgeError(f"{path}: not UTF-8 text.") from None
     article = parse_article(text, str(path))
@@ -324,17 +384,21 @@ def read_article(path: Path) -> Article:
     return article
 
 
-def load_knowledge(knowledge_dir: Path) -> list[Article]:
+def load_knowledge(knowledge_dir: Path, *, max_bytes: int = DEFAULT_MAX_ARTICLE_BYTES) -> list[Article]:
     """Every article, validated; the first problem stops the load with a message naming the file."""
     directory = Path(knowledge_dir)
     if not directory.is_dir():
         raise KnowledgeError(f"Knowledge directory {directory} does not exist; pass --knowledge DIR.")
     articles: list[Article] = []
     seen: dict[str, Path] = {}
-    for path in sorted(directory.glob("*.md")):
+    try:
+        paths = sorted(directory.glob("*.md"))
+    except OSError as exc:
+        raise KnowledgeError(f"Knowledge directory {directory} cannot be read ({exc.strerror or exc}).") from None
+    for path in paths:
         if path.name.lower() == "readme.md":
             continue
-        article = read_article(path)
+        article = read_article(path, max_bytes=max_bytes)
         if article.id in seen:
             raise KnowledgeError(f"{path}:2: duplicate id {article.id!r} (also in {seen[article.id]}).")
         seen[article.id] = path
@@ -342,11 +406,11 @@ def load_knowledge(knowledge_dir: Path) -> list[Article]:
     return articles
 
 
-def get_article(knowledge_dir: Path, article_id: str) -> Article:
+def get_article(knowledge_dir: Path, article_id: str, *, max_bytes: int = DEFAULT_MAX_ARTICLE_BYTES) -> Article:
     path = article_path(knowledge_dir, article_id)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise NotFound(f"No article with id {article_id!r}; `directive-bot kb list` shows the ids.")
-    return read_article(path)
+    return read_article(path, max_bytes=max_bytes)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -58,7 +58,7 @@ def test_command_line_paths_override_everything(tmp_path: Path) -> None:
         ("discord_token: abc\n", "DISCORD_TOKEN"),
         ("discord:\n  colour: blue\n", "Unknown setting discord.colour"),
         ("nonsense:\n  a: 1\n", "Unknown config section"),
-        ("discord:\n  cooldown_seconds: soon\n", "not a valid float"),
+        ("discord:\n  cooldown_seconds: soon\n", "discord.cooldown_seconds must be a number"),
         ("discord: [1, 2\n", "not valid YAML"),
         ("- a list\n", "mapping"),
     ],
@@ -81,3 +81,36 @@ def test_token_comes_from_the_environment_only(monkeypatch: pytest.MonkeyPatch) 
 def test_malformed_environment_key_is_explained() -> None:
     with pytest.raises(ConfigError, match="SECTION__KEY"):
         load_settings(environ={"DIRECTIVE_BOT__COOLDOWN": "1"})
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "expected"),
+    [
+        ("discord:\n  cooldown_seconds: MTIzNDU2Nzg5.secret-value\n", "discord.cooldown_seconds", "a number"),
+        ("discord:\n  workers: MTIzNDU2Nzg5.secret-value\n", "discord.workers", "an integer"),
+        ("discord:\n  moderator_roles: [MTIzNDU2Nzg5.secret-value]\n", "discord.moderator_roles", "a list of integers"),
+        ("paths:\n  data_dir: {MTIzNDU2Nzg5: secret-value}\n", "paths.data_dir", "a path"),
+    ],
+)
+def test_a_wrong_value_is_named_by_key_and_type_and_never_echoed(
+    tmp_path: Path, text: str, key: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text), environ={})
+    message = str(caught.value)
+    assert key in message
+    assert expected in message
+    assert "MTIzNDU2Nzg5" not in message
+    assert "secret-value" not in message
+
+
+def test_a_wrong_environment_value_is_never_echoed() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"DIRECTIVE_BOT__KNOWLEDGE__MAX_ARTICLE_BYTES": "hunter2-secret"})
+    assert "knowledge.max_article_bytes must be an integer" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_the_article_size_limit_is_configurable() -> None:
+    settings = load_settings(environ={"DIRECTIVE_BOT__KNOWLEDGE__MAX_ARTICLE_BYTES": "1000"})
+    assert settings.knowledge.max_article_bytes == 1000

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import threading
 from dataclasses import replace
@@ -6,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.errors import IndexMismatch, IndexMissing, RebuildInProgress
+from bot.errors import IndexDamaged, IndexMismatch, IndexMissing, RebuildInProgress
 from bot.knowledge import read_article, render_article, write_article
 from bot.models import Article
 from bot.store import BuildLock, build_index, current_build_dir, index_status, load_index, verify_index
@@ -165,13 +166,27 @@ def test_verify_detects_a_missing_file(settings) -> None:
         verify_index(settings)
 
 
-def test_verify_detects_a_tampered_manifest_count(settings) -> None:
+def test_verify_detects_an_edited_manifest_by_its_hash_in_current(settings) -> None:
     build(settings)
     manifest_path = current_build_dir(settings.paths.index_dir) / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    manifest["counts"]["chunks"] += 1
+    manifest["index_version"] = "000000000000"
     manifest_path.write_text(json.dumps(manifest))
-    with pytest.raises(IndexMismatch, match="counts disagree"):
+    with pytest.raises(IndexDamaged, match="does not match its hash in CURRENT"):
+        verify_index(settings)
+
+
+def test_verify_detects_a_manifest_count_that_disagrees_with_the_files(settings) -> None:
+    build(settings)
+    index_dir = settings.paths.index_dir
+    manifest_path = current_build_dir(index_dir) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["counts"]["chunks"] += 1
+    data = json.dumps(manifest).encode()
+    manifest_path.write_bytes(data)
+    name = (index_dir / "CURRENT").read_text().split()[0]
+    (index_dir / "CURRENT").write_text(f"{name} {hashlib.sha256(data).hexdigest()}\n")
+    with pytest.raises(IndexDamaged, match="counts disagree"):
         verify_index(settings)
 
 

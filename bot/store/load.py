@@ -1,0 +1,127 @@
+"""Load the live build into memory, refusing one that is damaged or made for another model."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+
+from bot.errors import IndexDamaged, IndexMismatch, IndexMissing
+from bot.late import unpack
+from bot.models import Article, Chunk
+from bot.store.manifest import (
+    FORMAT_VERSION,
+    LATE_FILES,
+    REPAIR,
+    check_files,
+    manifest_signature,
+    read_build_manifest,
+    read_pointer,
+)
+from bot.store.records import LoadedIndex, SentenceSpan
+
+
+def check_manifest(manifest: dict, expect_model: str | None, expect_dim: int | None) -> None:
+    """The index was built for this format, model and dimension (a mismatch means: rebuild)."""
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexMismatch(
+            f"Index format {manifest.get('format_version')} is not {FORMAT_VERSION}; run `directive-bot index build`."
+        )
+    model = manifest["model"]
+    if expect_model is not None and model.get("name") != expect_model:
+        raise IndexMismatch(
+            f"The index was built with model {model.get('name')!r} but settings use {expect_model!r}; "
+            "run `directive-bot index build`."
+        )
+    if expect_dim is not None and model.get("dimension") != expect_dim:
+        raise IndexMismatch(
+            f"The index has dimension {model.get('dimension')} but the model gives {expect_dim}; "
+            "run `directive-bot index build`."
+        )
+
+
+def load_index(index_dir: Path, *, expect_model: str | None = None, expect_dim: int | None = None) -> LoadedIndex:
+    """Load the live build, refusing one that does not match the model or its own manifest.
+
+    A reader racing several rebuilds can find the build it started on already pruned; when the
+    ``CURRENT`` pointer moved meanwhile, it simply loads the newer build instead.
+    """
+    for _attempt in range(5):
+        before = manifest_signature(index_dir)
+        try:
+            return _load_build(Path(index_dir), expect_model, expect_dim)
+        except (IndexMismatch, IndexMissing, OSError):
+            if manifest_signature(index_dir) == before:
+                raise
+    return _load_build(Path(index_dir), expect_model, expect_dim)
+
+
+def _load_build(index_dir: Path, expect_model: str | None, expect_dim: int | None) -> LoadedIndex:
+    import bm25s
+    import faiss
+
+    pointer = read_pointer(index_dir)
+    if pointer is None:
+        raise IndexMissing(f"No index in {index_dir}; run `directive-bot index build`.")
+    build = index_dir / "builds" / pointer.name
+    if not build.is_dir():
+        raise IndexDamaged(f"The live build {pointer.name} named by {index_dir / 'CURRENT'} is missing; {REPAIR}.")
+    manifest = read_build_manifest(build, pointer.manifest_sha)  # this build's, even if CURRENT moves on
+    check_manifest(manifest, expect_model, expect_dim)
+    check_files(build, manifest)
+    try:
+        articles = {}
+        for line in (build / "articles.jsonl").read_text(encoding="utf-8").splitlines():
+            art = _article_from_json(json.loads(line))
+            articles[art.id] = art
+        chunks = [
+            Chunk(**json.loads(line)) for line in (build / "chunks.jsonl").read_text(encoding="utf-8").splitlines()
+        ]
+        sentences: dict[str, list[SentenceSpan]] = {}
+        for line in (build / "sentences.jsonl").read_text(encoding="utf-8").splitlines():
+            aid, para, start, end = json.loads(line)
+            sentences.setdefault(aid, []).append(SentenceSpan(aid, para, start, end))
+        faiss_index = faiss.read_index(str(build / "vectors.faiss"))
+        bm25 = bm25s.BM25.load(str(build / "bm25")) if chunks else None
+        late = None
+        late_packed = None
+        if manifest.get("late_interaction"):
+            late_vectors, late_spans, late_offsets = (np.load(build / f, allow_pickle=False) for f in LATE_FILES)
+            late = unpack(late_vectors, late_spans, late_offsets)
+            late_packed = (late_vectors.astype(np.float32), late_offsets)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, IndexError, AttributeError) as exc:
+        raise IndexDamaged(f"The index in {build} is unreadable ({type(exc).__name__}); {REPAIR}.") from None
+    if faiss_index.ntotal != len(chunks) or len(chunks) != manifest["counts"]["chunks"]:
+        raise IndexDamaged(f"The index's vector and chunk counts disagree; {REPAIR}.")
+    if late is not None and len(late) != len(chunks):
+        raise IndexDamaged(f"The index's token vectors and chunk counts disagree; {REPAIR}.")
+    if len(articles) != manifest["counts"]["articles"]:
+        raise IndexDamaged(f"The index's article count disagrees with its manifest; {REPAIR}.")
+    return LoadedIndex(
+        path=build,
+        manifest=manifest,
+        articles=articles,
+        chunks=chunks,
+        sentences=sentences,
+        faiss_index=faiss_index,
+        bm25=bm25,
+        chunk_positions={c.id: i for i, c in enumerate(chunks)},
+        late=late,
+        late_packed=late_packed,
+    )
+
+
+def _article_from_json(d: dict) -> Article:
+    return Article(
+        id=d["id"],
+        title=d["title"],
+        body=d["body"],
+        publisher=d.get("publisher"),
+        url=d.get("url"),
+        published=dt.date.fromisoformat(d["published"]) if d.get("published") else None,
+        added=dt.date.fromisoformat(d["added"]) if d.get("added") else None,
+        author=d.get("author"),
+        notes=d.get("notes"),
+    )

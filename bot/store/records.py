@@ -1,0 +1,109 @@
+"""The records the index stages pass to each other and to the edges: build reports, status, a loaded index."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from bot.late import TokenMatrix
+from bot.models import Article, Chunk
+
+
+class EmbedderLike(Protocol):
+    """The part of ``bot.embedding.Embedder`` the store needs (a fake in unit tests)."""
+
+    name: str
+    dimension: int
+
+    def encode(self, texts: list[str], *, progress: Callable[[int], None] | None = None) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class SentenceSpan:
+    article_id: str
+    paragraph: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    index_version: str
+    previous_version: str | None
+    articles: int
+    chunks: int
+    embedded: int
+    seconds: float
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    unchanged: bool = False
+    repaired: str | None = None  # why the previous build could not be used, when it was damaged
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "index_version": self.index_version,
+            "articles": self.articles,
+            "chunks": self.chunks,
+            "embedded": self.embedded,
+            "seconds": round(self.seconds, 3),
+            "previous_version": self.previous_version,
+            "added": list(self.added),
+            "changed": list(self.changed),
+            "removed": list(self.removed),
+            "repaired": self.repaired,
+        }
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    built: bool
+    fresh: bool
+    index_version: str | None
+    built_at: str | None
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    settings_changed: tuple[str, ...] = ()
+    articles: int = 0
+    chunks: int = 0
+    damaged: str | None = None  # why the live build cannot be used; `index build` repairs it
+
+    @property
+    def summary(self) -> str:
+        if self.damaged is not None:
+            return f"damaged: {self.damaged}"
+        if not self.built:
+            return "no index built yet"
+        if self.fresh:
+            return f"fresh ({self.index_version}, {self.articles} articles, {self.chunks} chunks)"
+        parts = []
+        for label, ids in (("added", self.added), ("changed", self.changed), ("removed", self.removed)):
+            if ids:
+                parts.append(f"{len(ids)} {label}")
+        parts.extend(f"{s} changed" for s in self.settings_changed)
+        return f"stale ({self.index_version}): " + ", ".join(parts)
+
+
+@dataclass
+class LoadedIndex:
+    """Everything a query needs, in memory."""
+
+    path: Path
+    manifest: dict
+    articles: dict[str, Article]
+    chunks: list[Chunk]
+    sentences: dict[str, list[SentenceSpan]]
+    faiss_index: object
+    bm25: object
+    chunk_positions: dict[str, int] = field(default_factory=dict)
+    late: list[TokenMatrix] | None = None
+    late_packed: tuple[np.ndarray, np.ndarray] | None = None  # all token vectors (float32), chunk offsets
+
+    @property
+    def version(self) -> str:
+        return self.manifest["index_version"]

@@ -1,0 +1,31 @@
+"""The deep check behind ``index verify``: more than loading, every stored fact is re-derived."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bot.config import Settings
+from bot.errors import IndexDamaged
+from bot.store.load import load_index
+from bot.store.manifest import REPAIR
+from bot.store.records import LoadedIndex
+
+
+def verify_index(settings: Settings, *, expect_model: str | None = None, expect_dim: int | None = None) -> LoadedIndex:
+    """Files, hashes, counts, vectors readable and unit length, chunk text == body slice."""
+    index = load_index(settings.paths.index_dir, expect_model=expect_model, expect_dim=expect_dim)
+    manifest = index.manifest
+    for aid, art in index.articles.items():
+        if manifest["articles"].get(aid) != art.content_hash:
+            raise IndexDamaged(f"Article {aid} in the index does not match its manifest hash; {REPAIR}.")
+    for c in index.chunks:
+        art = index.articles.get(c.article_id)
+        if art is None or art.body[c.start : c.end] != c.text:
+            raise IndexDamaged(f"Chunk {c.id} does not match its article's text; {REPAIR}.")
+    n = index.faiss_index.ntotal
+    if n:
+        vectors = index.faiss_index.reconstruct_n(0, n)
+        norms = np.linalg.norm(vectors, axis=1)
+        if not np.all(np.isfinite(vectors)) or np.any(np.abs(norms - 1.0) > 1e-3):
+            raise IndexDamaged(f"Index vectors are not unit-length finite floats; {REPAIR}.")
+    return index
