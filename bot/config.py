@@ -101,11 +101,21 @@ class DiscordSettings:
     excerpts_per_answer: int = 3
     cooldown_seconds: float = 10.0
     cooldown_questions: int = 3
-    guild_max_inflight: int = 8
     workers: int = 2
+    # Questions waiting for a worker, across all servers (round-robin between servers, FIFO within
+    # one). Past this a member is told the bot is too busy. At about 4 distinct answers a second on
+    # 2 cores, 240 waiting drain in about a minute; repeats of a waiting question take no place.
+    queue_limit: int = 240
+    # A deferred reply shows the member's place in the queue once the expected wait is this long.
+    queue_notice_seconds: float = 5.0
+    # Answers kept for repeated questions (LRU, per index version; 0 = no cache).
+    answer_cache_size: int = 512
     shard_count: int | None = None
     shard_ids: tuple[int, ...] = ()
     sync_guild: int | None = None  # sync commands to this guild only (instant) instead of globally
+    # At start-up, sync the commands only if they changed since the last sync (hash in data_dir),
+    # and only from the process running shard 0. `directive-bot sync` forces a sync.
+    sync_on_start: bool = True
     moderator_roles: tuple[int, ...] = ()
     log_question_text: bool = False
     index_poll_seconds: float = 5.0

@@ -11,10 +11,11 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from bot.answer import compose, covered_topics
+from bot.answer_cache import AnswerCache, normalise_question
 from bot.config import Settings
 from bot.errors import IndexMismatch, IndexMissing, RebuildInProgress
 from bot.knowledge import load_knowledge
@@ -80,6 +81,8 @@ class KnowledgeService:
         self._swap_lock = threading.Lock()
         self._rebuild_lock = threading.Lock()
         self._rebuild_holder = ""
+        # Repeated questions: keyed by (normalised question, excerpts) per index version.
+        self.answer_cache: AnswerCache[Answer] = AnswerCache(settings.discord.answer_cache_size)
 
     @classmethod
     def open(
@@ -198,6 +201,29 @@ class KnowledgeService:
             max_excerpts=max_excerpts,
             covered_topics=live.topics,
         )
+
+    def ask_cached(self, question: str, *, max_excerpts: int | None = None, compute: bool = True) -> Answer | None:
+        """``ask``, computed once per normalised question and index version and shared by every asker.
+
+        With ``compute=False`` it only looks (cheap, safe on an event loop) and returns None on a
+        miss. The answer carries this caller's own wording of the question; an answer computed
+        while a new index was swapped in is returned but not cached under the old version.
+        """
+        text = clean_question(question, self.settings.question)
+        version = self.live.index.version
+        key = (normalise_question(text), max_excerpts)
+        if compute:
+            answer = self.answer_cache.get_or_compute(
+                version,
+                key,
+                lambda: self.ask(text, max_excerpts=max_excerpts),
+                cacheable=lambda a: a.index_version == version,
+            )
+        else:
+            answer = self.answer_cache.get(version, key)
+            if answer is None:
+                return None
+        return answer if answer.question == text else replace(answer, question=text)
 
     # --- facts --------------------------------------------------------------------------------
 

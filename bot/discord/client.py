@@ -1,19 +1,30 @@
-"""The Discord client: intents, worker pool, extensions, persistent views, command errors.
+"""The Discord client: intents, worker pool, extensions, persistent views, command sync, errors.
 
 ``DirectiveBot(settings, service)`` holds no global state, so tests can start several against a
 fake Discord. All knowledge-base work (model, FAISS) runs in ``run_blocking``'s worker pool and
 all SQLite work in ``run_db``'s single thread, never on the event loop.
+
+Command sync is rate-limited by Discord and global changes take a while to spread, so a start-up
+syncs only when the command tree differs from the last one synced (its hash is kept in
+``data_dir``), and only in the process running shard 0; ``directive-bot sync`` forces it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime as dt
+import fcntl
 import functools
+import hashlib
+import json
 import logging
+import os
 import pkgutil
 import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import discord
@@ -23,6 +34,7 @@ from discord.ext import commands
 from bot.db import Database
 from bot.discord.cooldown import QuestionLimiter
 from bot.discord.replies import NO_MENTIONS, report_error
+from bot.discord.startup import start_with_retry
 from bot.discord.views import PERSISTENT_ITEMS
 from bot.errors import ConfigError
 
@@ -36,6 +48,8 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 
 COGS_PACKAGE = "bot.discord.cogs"
+SYNC_STATE_FILE = "command-sync.json"
+SYNC_LOCK_FILE = "command-sync.lock"
 
 
 class AnswerService(Protocol):
@@ -44,6 +58,8 @@ class AnswerService(Protocol):
     settings: Settings
 
     def ask(self, question: str, *, max_excerpts: int | None = None) -> Answer: ...
+
+    def ask_cached(self, question: str, *, max_excerpts: int | None = None, compute: bool = True) -> Answer | None: ...
 
     def info(self) -> IndexInfo: ...
 
@@ -163,8 +179,11 @@ class DirectiveBot(commands.AutoShardedBot):
         for name in names:
             await self.load_extension(name)
         self.add_dynamic_items(*PERSISTENT_ITEMS)
-        if self.sync_commands:
-            await self.sync_tree()
+        if self.sync_commands and self.settings.discord.sync_on_start:
+            if self.syncs_commands:
+                await self.sync_tree()
+            else:
+                log.info("not syncing commands: shard 0 runs in another process and syncs them")
         if self.handle_sighup:
             self._install_sighup()
         if self.poll_index and (self.settings.discord.index_poll_seconds > 0 or self._sighup_installed):
@@ -183,8 +202,55 @@ class DirectiveBot(commands.AutoShardedBot):
         self._reload_reason = reason
         self._reload_now.set()
 
-    async def sync_tree(self) -> list[app_commands.AppCommand]:
-        """Publish the commands: to ``discord.sync_guild`` (instant) when set, else globally."""
+    @property
+    def syncs_commands(self) -> bool:
+        """Whether this process may sync at start-up: the one running shard 0 (or every shard)."""
+        shard_ids = self.settings.discord.shard_ids
+        return not shard_ids or 0 in shard_ids
+
+    def command_hash(self) -> str:
+        """A hash of exactly what a sync would send: every command as Discord receives it."""
+        guild_id = self.settings.discord.sync_guild
+        found = list(self.tree.get_commands())  # global ones (a guild sync copies them to the guild)
+        if guild_id is not None:
+            found += self.tree.get_commands(guild=discord.Object(id=guild_id))
+        payload = sorted((c.to_dict(self.tree) for c in found), key=lambda d: (d.get("type", 1), d["name"]))
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def _sync_target(self) -> str:
+        guild_id = self.settings.discord.sync_guild
+        return f"{self.application_id}/{'guild:' + str(guild_id) if guild_id is not None else 'global'}"
+
+    async def sync_tree(self, *, force: bool = False) -> list[app_commands.AppCommand] | None:
+        """Publish the commands unless Discord already has exactly these; None when nothing was sent.
+
+        Publishes to ``discord.sync_guild`` (instant) when set, else globally. A file lock in
+        ``data_dir`` keeps two processes on one machine from syncing at once; the hash of what
+        was synced is written only after Discord accepted it.
+        """
+        state_dir = Path(self.settings.paths.data_dir)
+        digest = self.command_hash()
+        target = self._sync_target()
+        lock = await asyncio.to_thread(_try_lock, state_dir / SYNC_LOCK_FILE)
+        if lock is None:
+            log.info("another process is syncing commands; not syncing from this one")
+            return None
+        try:
+            state = await asyncio.to_thread(_read_sync_state, state_dir)
+            if not force and state.get(target, {}).get("hash") == digest:
+                log.info("commands unchanged since the last sync (%s); not syncing", digest[:12])
+                return None
+            synced = await self._publish()
+            if synced is None:
+                return None
+            state[target] = {"hash": digest, "synced_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+            await asyncio.to_thread(_write_sync_state, state_dir, state)
+            return synced
+        finally:
+            lock.close()  # releases the lock
+
+    async def _publish(self) -> list[app_commands.AppCommand] | None:
         guild_id = self.settings.discord.sync_guild
         try:
             if guild_id is not None:
@@ -196,7 +262,7 @@ class DirectiveBot(commands.AutoShardedBot):
         except discord.HTTPException:
             # The commands Discord already has keep working; a failed sync must not stop the bot.
             log.exception("command sync failed; continuing with the commands Discord already has")
-            return []
+            return None
         log.info(
             "synced %d commands to %s",
             len(synced),
@@ -264,6 +330,64 @@ class DirectiveBot(commands.AutoShardedBot):
         self.db_executor.shutdown(wait=False)
 
 
+def _try_lock(path: Path) -> Any:
+    """An exclusive lock on ``path`` (an open file; closing it unlocks), or None when another process holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+")  # noqa: SIM115 - held until the caller closes it
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+def _read_sync_state(state_dir: Path) -> dict[str, Any]:
+    """What was last synced, per application and target; a missing or broken file means "never"."""
+    try:
+        data = json.loads((state_dir / SYNC_STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_sync_state(state_dir: Path, state: dict[str, Any]) -> None:
+    """Atomically: a crash mid-write leaves the previous state, which at worst means one extra sync."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    tmp = state_dir / f".{SYNC_STATE_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, state_dir / SYNC_STATE_FILE)
+
+
+class _NoService:
+    """Stands in for the knowledge service where only the command tree is needed (``directive-bot sync``)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"the knowledge service is not loaded here (asked for {name})")
+
+
+async def sync_commands(settings: Settings) -> list[app_commands.AppCommand] | None:
+    """``directive-bot sync``: log in over HTTP only (no gateway, no models) and publish the commands."""
+    token = settings.discord_token
+    if not token:
+        raise ConfigError("DISCORD_TOKEN is not set; export the bot token in the environment and run again.")
+    bot = DirectiveBot(settings, _NoService(settings), sync_commands=False, poll_index=False)
+    async with bot:
+        try:
+            await bot.login(token)
+        except discord.LoginFailure:
+            raise ConfigError(
+                "Discord rejected DISCORD_TOKEN; copy the bot token again from the developer portal."
+            ) from None
+        synced = await bot.sync_tree(force=True)
+        if synced is None:
+            raise ConfigError("Command sync did not complete (see the log above); try again.")
+        return synced
+
+
 async def run_bot(settings: Settings, *, service: AnswerService | None = None) -> None:
     """``directive-bot run``: check the token, open the knowledge service off the loop, connect."""
     token = settings.discord_token
@@ -277,8 +401,13 @@ async def run_bot(settings: Settings, *, service: AnswerService | None = None) -
         opened = await asyncio.to_thread(KnowledgeService.open, settings, build_if_needed=True, log=log.info)
         service = opened
     async with DirectiveBot(settings, service, handle_sighup=True) as bot:
+        # A stop (systemd, docker) closes cleanly, so members still waiting are told to ask again.
+        loop = asyncio.get_running_loop()
+        closing: set[asyncio.Task[None]] = set()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGTERM, lambda: closing.add(loop.create_task(bot.close())))
         try:
-            await bot.start(token)
+            await start_with_retry(bot, token)
         except discord.LoginFailure:
             raise ConfigError(
                 "Discord rejected DISCORD_TOKEN; copy the bot token again from the developer portal."

@@ -20,6 +20,39 @@ log = logging.getLogger(__name__)
 NO_MENTIONS = discord.AllowedMentions.none()
 GENERIC_ERROR = "Something went wrong; the error was logged."
 EXPIRED = "This answer has expired; ask again."
+# Sent to everyone still waiting when the bot stops (a restart or deploy): nothing is lost silently.
+RESTARTING = "I restarted before I could answer this; please ask again."
+# A deferred reply that shows a place in the queue starts with this (and has no embed).
+QUEUE_NOTICE_PREFIX = "⏳ "
+
+
+def _duration(seconds: float) -> str:
+    """Seconds under a minute, minutes above: members need the order of magnitude, not false precision."""
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    return f"{max(1, round(seconds / 60))} min"
+
+
+def queue_notice(position: int, eta_seconds: float) -> str:
+    """What a member sees while their question waits: where they are and about how long."""
+    ahead = position - 1
+    place = "you're next" if ahead == 0 else f"{ahead} question{'s' if ahead != 1 else ''} ahead of yours"
+    return (
+        f"{QUEUE_NOTICE_PREFIX}Queued, about {_duration(eta_seconds)}: many people are asking right now "
+        f"({place}). Your answer will appear here."
+    )
+
+
+def is_queue_notice(content: str | None) -> bool:
+    return bool(content) and content.startswith(QUEUE_NOTICE_PREFIX)  # type: ignore[union-attr]
+
+
+def too_busy(waiting: int, retry_after: float) -> str:
+    """The one refusal left: the queue is at its hard bound; say when it will have drained."""
+    return (
+        f"I'm too busy to take another question right now ({waiting} are waiting); "
+        f"please ask again in about {_duration(retry_after)}."
+    )
 
 
 async def send_private(

@@ -33,6 +33,7 @@ import pytest
 from bot.config import REPO_ROOT, Settings, load_settings
 from bot.db import DB_FILENAME, Database
 from bot.discord.client import DirectiveBot
+from bot.discord.replies import is_queue_notice
 from bot.models import Answer, Article
 from bot.service import KnowledgeService
 
@@ -281,8 +282,8 @@ async def start_env(harness: DiscordHarness, service: Any, data_dir: Path, **dis
 
 
 async def final_message(rec: InteractionRecord, *, timeout: float = ANSWER_TIMEOUT) -> FakeMessage:
-    """The interaction's reply once it is no longer a "thinking…" placeholder (direct or deferred)."""
-    return await rec.wait_original(lambda m: not m.loading, timeout=timeout)
+    """The interaction's reply once it is neither a "thinking…" placeholder nor a place in the queue."""
+    return await rec.wait_original(lambda m: not m.loading and not is_queue_notice(m.content), timeout=timeout)
 
 
 class ScriptedService:
@@ -303,6 +304,12 @@ class ScriptedService:
         self.answers = answers
         self.delays = delays or {}
         self.settings = real.settings
+
+    def ask_cached(self, question: str, *, max_excerpts: int | None = None, compute: bool = True) -> Answer | None:
+        """Scripted questions are never cached (each asker sees the script); others use the real cache."""
+        if question in self.answers or question in self.delays:
+            return self.ask(question, max_excerpts=max_excerpts) if compute else None
+        return self.real.ask_cached(question, max_excerpts=max_excerpts, compute=compute)
 
     def ask(self, question: str, *, max_excerpts: int | None = None) -> Answer:
         if question in self.delays:

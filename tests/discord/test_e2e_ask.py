@@ -338,9 +338,10 @@ async def test_an_unexpected_failure_is_one_private_generic_line_never_a_traceba
     boom = "What does the secret appendix say?"
     service = ScriptedService(knowledge_service, {boom: RuntimeError("index exploded")})
     env = await start_env(discord_harness, service, tmp_path)
-    rec = await env.ask(boom)
-    await rec.wait_response()
-    assert one_line_private(rec) == GENERIC_ERROR
+    rec = await env.ask(boom, private=True)
+    assert (await rec.wait_response()).ephemeral  # deferred at once, privately as asked
+    message = await final_message(rec)
+    assert message.ephemeral and message.content == GENERIC_ERROR and message.embeds == []
     assert "index exploded" in caplog.text  # the traceback goes to the log instead
     asked = await env.mention(boom)
     notice = await env.reply_to(asked)
@@ -367,19 +368,3 @@ async def test_ask_in_a_direct_message_is_answered(env: Env) -> None:
     assert message.guild_id is None
     assert_quotes_verbatim(message.embeds[0]["description"], env.service.articles())
     assert not any(i.startswith("dbot:thread:") for i in message.all_custom_ids())
-
-
-async def test_a_guild_at_its_in_flight_cap_gets_a_private_busy_reply(
-    discord_harness, knowledge_service, tmp_path
-) -> None:
-    slow = "Who is affected by the ban?"
-    service = ScriptedService(knowledge_service, {}, delays={slow: 1.0})
-    env = await start_env(discord_harness, service, tmp_path, guild_max_inflight=1)
-    first = await env.ask(slow)
-    await env.fake.wait_until(lambda: env.bot.limiter.inflight(env.sg.guild.id, env.member.id) == 1, timeout=5)
-    second = await env.ask(ON_TOPIC, user=env.sg.moderator)
-    await second.wait_response()
-    assert one_line_private(second) == (
-        "I'm answering a lot of questions here right now; please try again in 5 seconds."
-    )
-    assert (await final_message(first)).embeds[0]["title"] == slow

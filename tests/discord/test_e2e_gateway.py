@@ -53,8 +53,7 @@ QUESTIONS = [
 
 @pytest_asyncio.fixture
 async def env(discord_harness, knowledge_service, tmp_path) -> Env:
-    # All twenty in flight at once in one guild (the default cap of 8 would refuse twelve as "busy").
-    return await start_env(discord_harness, knowledge_service, tmp_path, guild_max_inflight=len(QUESTIONS))
+    return await start_env(discord_harness, knowledge_service, tmp_path)
 
 
 def report(capsys, record_property, **figures: object) -> None:

@@ -58,6 +58,9 @@ class FakeService:
         )
         return Answer(question, False, excerpts, "v1")
 
+    def ask_cached(self, question: str, *, max_excerpts: int | None = None, compute: bool = True) -> Answer | None:
+        return self.ask(question, max_excerpts=max_excerpts) if compute else None
+
     def covered_topics(self) -> tuple[str, ...]:
         return ("export rules",)
 

@@ -1,8 +1,10 @@
 """Asking: ``/ask``, mentioning the bot (or any message in a thread it opened), and Find sources.
 
-All three share one path: rate limits, the answer computed in the worker pool, the embed from
-``render``, the answer stored for its buttons, declined questions recorded as gaps, and one
-structured log line per question.
+All three share one path: the member's rate limit; a cached answer at once, or a place in the
+fair queue (``bot.discord.queue``) whose workers compute in the worker pool; the embed from
+``render``; the answer stored for its buttons; declined questions recorded as gaps; and one
+structured log line per question. Interactions are deferred at once and, while they wait long,
+show their place in the queue; when the bot stops, everyone still waiting is told to ask again.
 """
 
 from __future__ import annotations
@@ -19,9 +21,18 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord.cooldown import Refused, Ticket
+from bot.answer_cache import normalise_question
+from bot.discord.queue import FairQueue, QueueClosed, QueueFull, Waiting
 from bot.discord.render import RenderedAnswer, cut_content, render_answer
-from bot.discord.replies import GENERIC_ERROR, NO_MENTIONS, send_private, user_message
+from bot.discord.replies import (
+    GENERIC_ERROR,
+    NO_MENTIONS,
+    RESTARTING,
+    queue_notice,
+    send_private,
+    too_busy,
+    user_message,
+)
 from bot.discord.views import answer_view
 from bot.errors import DirectiveError, InvalidQuestion
 from bot.models import Answer
@@ -36,6 +47,10 @@ Via = Literal["slash", "mention", "thread", "find_sources"]
 
 # Notices to a message (which cannot be private) disappear after this many seconds.
 NOTICE_SECONDS = 15.0
+# A queue notice is refreshed this often while the question still waits (one edit per refresh).
+QUEUE_REFRESH_SECONDS = 10.0
+# On shutdown, how long to wait for the "please ask again" replies to go out.
+SHUTDOWN_GRACE_SECONDS = 5.0
 MENTION_HINT = "Ask me a question after the mention, e.g. “what does the order restrict?”"
 
 
@@ -116,21 +131,60 @@ def precheck_question(question: str, settings: QuestionSettings) -> str | None:
 class Ask(commands.Cog):
     """Answer questions with quotes from the knowledge base."""
 
-    # Answers slower than this get a "thinking…" placeholder (Discord allows 3 s for the first reply).
-    defer_after_seconds: float = 2.0
-
     def __init__(self, bot: DirectiveBot) -> None:
         self.bot = bot
+        settings = bot.settings.discord
+        self.queue: FairQueue[Answer] = FairQueue(workers=settings.workers, limit=settings.queue_limit)
         self.find_sources_menu = app_commands.ContextMenu(name="Find sources", callback=self.find_sources)
         self.bot.tree.add_command(self.find_sources_menu)
         self._typing: set[asyncio.Task[None]] = set()
+        # Handlers with a member waiting on them, so a shutdown can let their last reply go out.
+        self._waiting_handlers: set[asyncio.Task[Any]] = set()
 
     async def cog_unload(self) -> None:
+        """Tell everyone still waiting to ask again, before the connection closes."""
         self.bot.tree.remove_command(self.find_sources_menu.name, type=self.find_sources_menu.type)
         for task in self._typing:
             task.cancel()
+        failed = await self.queue.close()
+        handlers = {t for t in self._waiting_handlers if t is not asyncio.current_task()}
+        if handlers:
+            log.info("shutting down: telling %d waiting asker(s) to ask again (%d questions)", len(handlers), failed)
+            await asyncio.wait(handlers, timeout=SHUTDOWN_GRACE_SECONDS)
+
+    def _track(self) -> asyncio.Task[Any] | None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._waiting_handlers.add(task)
+        return task
 
     # -- the shared path -----------------------------------------------------------------------
+
+    def enqueue(self, question: str, *, guild_id: int | None, user_id: int) -> Answer | Waiting[Answer]:
+        """A cached answer at once, or a place in the fair queue (raises ``QueueFull`` / ``QueueClosed``).
+
+        Synchronous: the place is taken before the caller awaits anything, so the bound holds.
+        The lane is the server (a DM is its own lane), so one busy server cannot starve others.
+        """
+        cached = self._cached(question)
+        if cached is not None:
+            return cached
+        lane: object = ("guild", guild_id) if guild_id is not None else ("dm", user_id)
+        return self.queue.submit(lane, normalise_question(question), lambda: self._compute(question))
+
+    def _cached(self, question: str) -> Answer | None:
+        """Look in the answer cache on the loop (a dictionary lookup); any problem is left to the worker."""
+        try:
+            found = self.bot.service.ask_cached(question, compute=False)
+        except DirectiveError:
+            return None
+        return found if isinstance(found, Answer) else None
+
+    async def _compute(self, question: str) -> Answer:
+        answer = await self.bot.run_blocking(self.bot.service.ask_cached, question)
+        if answer is None:  # pragma: no cover - compute=True always returns an answer
+            raise RuntimeError("the service returned no answer")
+        return answer
 
     async def answer(
         self,
@@ -142,10 +196,33 @@ class Ask(commands.Cog):
         user_id: int,
         record_gap: bool = True,
     ) -> Reply:
-        """Answer in the worker pool, render, store; raises ``DirectiveError`` for bad questions."""
-        settings = self.bot.settings.discord
+        """Answer through the queue, render, store; raises ``DirectiveError`` for bad questions."""
         started = time.perf_counter()
-        answer = await self.bot.run_blocking(self.bot.service.ask, question)
+        queued = self.enqueue(question, guild_id=guild_id, user_id=user_id)
+        answer = queued if isinstance(queued, Answer) else await queued.result()
+        return await self.reply_for(
+            answer,
+            via=via,
+            guild_id=guild_id,
+            channel_id=channel_id,
+            user_id=user_id,
+            record_gap=record_gap,
+            started=started,
+        )
+
+    async def reply_for(
+        self,
+        answer: Answer,
+        *,
+        via: Via,
+        guild_id: int | None,
+        channel_id: int | None,
+        user_id: int,
+        record_gap: bool,
+        started: float,
+    ) -> Reply:
+        """Render an answer for this asker, store it for its buttons (or record the gap), log one line."""
+        settings = self.bot.settings.discord
         subject: Literal["question", "message"] = "message" if via == "find_sources" else "question"
         rendered = render_answer(answer, max_excerpts=settings.excerpts_per_answer, subject=subject)
         answer_id = None
@@ -158,7 +235,7 @@ class Ask(commands.Cog):
                 user_id=user_id,
             )
         elif record_gap:
-            await self._record_gap(question, guild_id)
+            await self._record_gap(answer.question, guild_id)
         latency_ms = (time.perf_counter() - started) * 1000
         self._log(via, answer, rendered, guild_id=guild_id, latency_ms=latency_ms)
         return Reply(answer=answer, rendered=rendered, answer_id=answer_id)
@@ -204,7 +281,8 @@ class Ask(commands.Cog):
         settings = self.bot.settings.discord
         line = (
             f"question via={via} guild={guild_id} latency_ms={latency_ms:.0f} abstained={answer.abstained} "
-            f"excerpts={len(answer.excerpts)} shown={rendered.shown} index_version={answer.index_version}"
+            f"excerpts={len(answer.excerpts)} shown={rendered.shown} index_version={answer.index_version} "
+            f"waiting={self.queue.waiting}"
         )
         if settings.log_question_text:
             line += f" question={answer.question!r}"
@@ -220,9 +298,6 @@ class Ask(commands.Cog):
     def _can_thread(self, channel: Any) -> bool:
         """Only plain text channels take threads, and answering there needs mention replies."""
         return self.bot.settings.discord.mention_replies and isinstance(channel, discord.TextChannel)
-
-    def _admit(self, user_id: int, guild_id: int | None) -> Ticket | Refused:
-        return self.bot.limiter.admit(user_id, guild_id)
 
     # -- /ask and Find sources ----------------------------------------------------------------
 
@@ -272,74 +347,93 @@ class Ask(commands.Cog):
         private: bool,
         allow_thread: bool,
     ) -> None:
-        """Answer within Discord's 3 seconds when possible; defer ("thinking…") only when slower.
+        """Refusals (rate limit, full queue) privately and at once; otherwise defer at once, then answer.
 
-        Answering directly keeps any error private even for a public question: once a public
-        "thinking…" placeholder exists, Discord makes the first follow-up public too.
+        Deferring first leaves all of Discord's 3 seconds to the acknowledgement, however busy the
+        machine is; the answer (or the member's place in the queue) is edited into the reply.
         """
-        admitted = self._admit(interaction.user.id, interaction.guild_id)
-        if isinstance(admitted, Refused):
-            await send_private(interaction, admitted.message)
+        started = time.perf_counter()
+        refused = self.bot.limiter.admit(interaction.user.id)
+        if refused is not None:
+            await send_private(interaction, refused.message)
             return
-        with admitted:
-            task = asyncio.ensure_future(
-                self.answer(
-                    question,
+        try:
+            queued = self.enqueue(question, guild_id=interaction.guild_id, user_id=interaction.user.id)
+        except QueueFull as full:
+            log.warning("queue full: %d waiting; refused a question via=%s", full.waiting, via)
+            await send_private(interaction, too_busy(full.waiting, full.retry_after))
+            return
+        except QueueClosed:
+            await send_private(interaction, RESTARTING)
+            return
+        task = self._track()
+        try:
+            try:
+                await interaction.response.defer(ephemeral=private, thinking=True)
+            except discord.HTTPException as exc:
+                # Too late to acknowledge: nobody can be shown an answer. The computation still
+                # serves any other asker of the same question.
+                log.warning("could not defer interaction %s: %s", interaction.id, exc)
+                return
+            try:
+                answer = queued if isinstance(queued, Answer) else await self._wait_in_queue(interaction, queued)
+                reply = await self.reply_for(
+                    answer,
                     via=via,
                     guild_id=interaction.guild_id,
                     channel_id=interaction.channel_id,
                     user_id=interaction.user.id,
                     record_gap=via != "find_sources",
+                    started=started,
                 )
-            )
-            try:
-                done, _ = await asyncio.wait({task}, timeout=self.defer_after_seconds)
-                if not done:
-                    await interaction.response.defer(ephemeral=private, thinking=True)
-                reply = await task
-            except Exception as exc:
-                await self._fail(interaction, exc, private=private)
+            except QueueClosed:
+                await self._edit_reply(interaction, content=RESTARTING, embed=None, view=None)
                 return
-            finally:
-                if not task.done():
-                    task.cancel()
-        kwargs: dict[str, Any] = {
-            "embed": reply.rendered.embed,
-            "ephemeral": private,
-            "allowed_mentions": NO_MENTIONS,
-        }
-        if reply.rendered.content is not None:
-            kwargs["content"] = cut_content(reply.rendered.content)
-        view = self._view(reply, allow_thread=allow_thread)
-        if view is not None:
-            kwargs["view"] = view
-        try:
-            if interaction.response.is_done():
-                await interaction.followup.send(**kwargs)
-            else:
-                await interaction.response.send_message(**kwargs)
-        except discord.HTTPException as exc:
-            log.warning(
-                "could not deliver an answer for interaction %s: %s",
-                interaction.id,
-                exc,
-            )
+            except Exception as exc:
+                await self._fail(interaction, exc)
+                return
+            view = self._view(reply, allow_thread=allow_thread)
+            content = cut_content(reply.rendered.content) if reply.rendered.content is not None else None
+            # Editing (not a followup) replaces the "thinking…" placeholder or the queue notice alike.
+            await self._edit_reply(interaction, content=content, embed=reply.rendered.embed, view=view)
+        finally:
+            if task is not None:
+                self._waiting_handlers.discard(task)
 
-    async def _fail(self, interaction: discord.Interaction[Any], error: Exception, *, private: bool) -> None:
-        """One line for the user; after a public placeholder it replaces the placeholder, so it is seen."""
+    async def _wait_in_queue(self, interaction: discord.Interaction[Any], queued: Waiting[Answer]) -> Answer:
+        """Wait for the answer; while the expected wait is long, show the member their place."""
+        result = asyncio.create_task(queued.result(), name=f"directive-wait-{interaction.id}")
+        notice_after = self.bot.settings.discord.queue_notice_seconds
+        shown: str | None = None
+        try:
+            while True:
+                place = queued.place()
+                if place is not None and place.eta >= notice_after:
+                    text = queue_notice(place.position, place.eta)
+                    if text != shown:
+                        shown = text
+                        await self._edit_reply(interaction, content=text)
+                done, _ = await asyncio.wait({result}, timeout=QUEUE_REFRESH_SECONDS)
+                if done:
+                    return result.result()
+        finally:
+            if not result.done():
+                result.cancel()
+
+    async def _edit_reply(self, interaction: discord.Interaction[Any], **fields: Any) -> None:
+        """Replace the deferred reply's content; a gone interaction is logged, not raised."""
+        try:
+            await interaction.edit_original_response(allowed_mentions=NO_MENTIONS, **fields)
+        except discord.HTTPException as exc:
+            log.warning("could not edit the reply to interaction %s: %s", interaction.id, exc)
+
+    async def _fail(self, interaction: discord.Interaction[Any], error: Exception) -> None:
+        """One line for the user, replacing the deferred reply (private when the question was)."""
         message = user_message(error)
         if message is None:
             log.error("unhandled error answering a question", exc_info=error)
             message = GENERIC_ERROR
-        if interaction.response.is_done() and not private:
-            try:
-                await interaction.edit_original_response(
-                    content=message, embed=None, view=None, allowed_mentions=NO_MENTIONS
-                )
-                return
-            except discord.HTTPException:
-                pass
-        await send_private(interaction, message)
+        await self._edit_reply(interaction, content=message, embed=None, view=None)
 
     # -- mentions and bot-opened threads -------------------------------------------------------
 
@@ -369,20 +463,38 @@ class Ask(commands.Cog):
             if via == "mention":
                 await self._reply_notice(message, MENTION_HINT)
             return
-        admitted = self._admit(message.author.id, message.guild.id if message.guild else None)
-        if isinstance(admitted, Refused):
-            await self._reply_notice(message, admitted.message)
+        guild_id = message.guild.id if message.guild else None
+        started = time.perf_counter()
+        refused = self.bot.limiter.admit(message.author.id)
+        if refused is not None:
+            await self._reply_notice(message, refused.message)
             return
-        with admitted:
+        try:
+            queued = self.enqueue(question, guild_id=guild_id, user_id=message.author.id)
+        except QueueFull as full:
+            log.warning("queue full: %d waiting; refused a question via=%s", full.waiting, via)
+            await self._reply_notice(message, too_busy(full.waiting, full.retry_after))
+            return
+        except QueueClosed:
+            await self._reply_notice(message, RESTARTING)
+            return
+        task = self._track()
+        try:
             self._show_typing(message.channel)
             try:
-                reply = await self.answer(
-                    question,
+                answer = queued if isinstance(queued, Answer) else await queued.result()
+                reply = await self.reply_for(
+                    answer,
                     via=via,
-                    guild_id=message.guild.id if message.guild else None,
+                    guild_id=guild_id,
                     channel_id=message.channel.id,
                     user_id=message.author.id,
+                    record_gap=True,
+                    started=started,
                 )
+            except QueueClosed:
+                await self._reply_notice(message, RESTARTING)
+                return
             except DirectiveError as exc:
                 await self._reply_notice(message, user_message(exc) or GENERIC_ERROR)
                 return
@@ -390,11 +502,14 @@ class Ask(commands.Cog):
                 log.exception("unhandled error answering a mention")
                 await self._reply_notice(message, GENERIC_ERROR)
                 return
-        view = self._view(reply, allow_thread=self._can_thread(message.channel))
-        kwargs: dict[str, Any] = {}
-        if view is not None:
-            kwargs["view"] = view
-        await self._send_reply(message, embed=reply.rendered.embed, **kwargs)
+            view = self._view(reply, allow_thread=self._can_thread(message.channel))
+            kwargs: dict[str, Any] = {}
+            if view is not None:
+                kwargs["view"] = view
+            await self._send_reply(message, embed=reply.rendered.embed, **kwargs)
+        finally:
+            if task is not None:
+                self._waiting_handlers.discard(task)
 
     def _show_typing(self, channel: Any) -> None:
         """Start the typing indicator without waiting for it.
