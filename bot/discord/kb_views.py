@@ -6,8 +6,11 @@ moderator rule again on submit: a role can be taken away while a modal is open.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
+import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -157,6 +160,76 @@ def render_remove_prompt(article: Article, chunks: int | None) -> discord.Embed:
     embed.description = "\n".join(lines)
     embed.set_footer(text="Confirm deletes the file and rebuilds the index; Cancel changes nothing.")
     return embed
+
+
+# -- rebuild progress -------------------------------------------------------------------------
+
+PROGRESS_FIRST_SECONDS = 3.0  # quick rebuilds finish before any progress is shown
+PROGRESS_EDIT_SECONDS = 2.0  # at most one edit this often (Discord rate-limits message edits)
+
+
+def _eta(seconds: float) -> str:
+    if seconds < 60:
+        return f"about {max(1, round(seconds))} s"
+    return f"about {round(seconds / 60)} min"
+
+
+def render_progress(done: int, total: int, elapsed: float) -> str:
+    """'Rebuilding: embedded 120 of 400 chunks (30%), about 45 s left.' for the moderator who started it."""
+    if total <= 0:
+        return "Rebuilding the index: nothing new to embed; writing it."
+    done = max(0, min(done, total))
+    percent = round(100 * done / total)
+    if done == 0:
+        left = "estimating the time left"
+    elif done == total:
+        left = "writing the index"
+    else:
+        left = f"{_eta(elapsed / done * (total - done))} left"
+    return f"Rebuilding the index: embedded {done} of {total} chunks ({percent}%), {left}."
+
+
+class ProgressMessage:
+    """Edits the moderator's ephemeral "thinking" reply with the rebuild's progress.
+
+    Called from the build thread (``progress(done, total)``); edits are made on the event loop,
+    never more often than ``PROGRESS_EDIT_SECONDS``, and not at all for a rebuild that ends within
+    ``PROGRESS_FIRST_SECONDS``. A failed edit is logged and skipped: progress is a courtesy.
+    """
+
+    def __init__(
+        self,
+        edit: Callable[[str], Awaitable[Any]],
+        loop: asyncio.AbstractEventLoop,
+        *,
+        first_after: float = PROGRESS_FIRST_SECONDS,
+        every: float = PROGRESS_EDIT_SECONDS,
+    ) -> None:
+        self._edit = edit
+        self._loop = loop
+        self._first_after = first_after
+        self._every = every
+        self._started = time.monotonic()
+        self._last_edit = float("-inf")
+        self._lock = threading.Lock()
+        self.edits = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        elapsed = now - self._started
+        with self._lock:
+            if elapsed < self._first_after or now - self._last_edit < self._every:
+                return
+            self._last_edit = now
+        text = render_progress(done, total, elapsed)
+        asyncio.run_coroutine_threadsafe(self._send(text), self._loop)
+
+    async def _send(self, text: str) -> None:
+        try:
+            await self._edit(text)
+            self.edits += 1
+        except discord.HTTPException as exc:
+            log.debug("could not show rebuild progress: %s", exc)
 
 
 @dataclass(frozen=True)

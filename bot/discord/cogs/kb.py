@@ -29,6 +29,7 @@ from bot.discord.kb_views import (
     AddTextModal,
     EditArticleModal,
     KbListPaginator,
+    ProgressMessage,
     RebuildOutcome,
     RunningRebuild,
     TextArticle,
@@ -44,7 +45,8 @@ from bot.discord.kb_views import (
 from bot.discord.replies import NO_MENTIONS, send_private
 from bot.discord.views import ConfirmView
 from bot.errors import DirectiveError, KnowledgeError, NotFound, RebuildInProgress
-from bot.kb import ALLOWED_SUFFIXES, MAX_UPLOAD_BYTES, KnowledgeBase
+from bot.kb import ALLOWED_SUFFIXES, KnowledgeBase
+from bot.knowledge import too_big
 from bot.models import Article
 
 if TYPE_CHECKING:
@@ -126,10 +128,13 @@ class KnowledgeAdmin(commands.Cog, name="KnowledgeBase"):
 
     # -- rebuilding: one at a time, off the loop, reported --------------------------------------
 
-    async def rebuild_index(self, user: discord.abc.User) -> RebuildOutcome:
+    async def rebuild_index(
+        self, user: discord.abc.User, *, progress: Callable[[int, int], None] | None = None
+    ) -> RebuildOutcome:
         """Incremental rebuild and atomic swap; raises ``RebuildInProgress`` (with who and when).
 
         A failure is returned, not raised: the old index keeps serving and the moderator is told why.
+        ``progress(done, total)`` is called from the build thread as chunks are embedded.
         """
         running = self.rebuilding
         if running is not None:
@@ -140,10 +145,11 @@ class KnowledgeAdmin(commands.Cog, name="KnowledgeBase"):
         t0 = time.perf_counter()
         loop = asyncio.get_running_loop()
         log.info("rebuild started by=%s serving=%s", actor, self._serving_version())
+        extra = {"progress": progress} if progress is not None else {}
         try:
             report = await loop.run_in_executor(
                 self._builder,
-                functools.partial(self.bot.service.rebuild, started_by=actor),  # type: ignore[attr-defined]
+                functools.partial(self.bot.service.rebuild, started_by=actor, **extra),  # type: ignore[attr-defined]
             )
         except RebuildInProgress:
             raise  # another process (an operator's `index build`) holds the build lock
@@ -258,11 +264,8 @@ class KnowledgeAdmin(commands.Cog, name="KnowledgeBase"):
         name = file.filename
         if Path(name).suffix.lower() not in ALLOWED_SUFFIXES:
             raise KnowledgeError(f"{name}: only {', '.join(ALLOWED_SUFFIXES)} files can be added; convert it first.")
-        if file.size > MAX_UPLOAD_BYTES:
-            raise KnowledgeError(
-                f"{name} is {file.size / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB. "
-                "Trim it and try again."
-            )
+        if file.size > self.base.max_bytes:
+            raise KnowledgeError(f"{too_big(name, file.size, self.base.max_bytes)} Trim it and try again.")
         if file.size == 0:
             raise KnowledgeError(f"{name} is empty; attach the file with the article in it.")
         try:
@@ -410,7 +413,10 @@ class KnowledgeAdmin(commands.Cog, name="KnowledgeBase"):
             await self._send(interaction, running.refusal())
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        outcome = await self.rebuild_index(interaction.user)
+        progress = ProgressMessage(
+            lambda text: interaction.edit_original_response(content=text), asyncio.get_running_loop()
+        )
+        outcome = await self.rebuild_index(interaction.user, progress=progress)
         await self._send(interaction, embed=render_rebuild(outcome))
 
     @kb.command(name="status", description="Index version, freshness, counts, the last rebuild and the model.")
