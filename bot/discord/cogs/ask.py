@@ -10,6 +10,7 @@ show their place in the queue; when the bot stops, everyone still waiting is tol
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import time
@@ -112,6 +113,16 @@ def channel_allowed(channel: Any, allowed: Iterable[int]) -> bool:
     return bool(ids & wanted)
 
 
+def in_own_words(answer: Answer, asked: str | None) -> Answer:
+    """The shared answer to a repeated question, titled with this asker's wording (same normalised form)."""
+    if asked is None:
+        return answer
+    text = " ".join(asked.split())
+    if text == answer.question or normalise_question(text) != normalise_question(answer.question):
+        return answer
+    return dataclasses.replace(answer, question=text)
+
+
 def precheck_question(question: str, settings: QuestionSettings) -> str | None:
     """The core's own validation, run before any work so the error is private and instant.
 
@@ -208,6 +219,7 @@ class Ask(commands.Cog):
             user_id=user_id,
             record_gap=record_gap,
             started=started,
+            asked=question,
         )
 
     async def reply_for(
@@ -220,9 +232,11 @@ class Ask(commands.Cog):
         user_id: int,
         record_gap: bool,
         started: float,
+        asked: str | None = None,
     ) -> Reply:
         """Render an answer for this asker, store it for its buttons (or record the gap), log one line."""
         settings = self.bot.settings.discord
+        answer = in_own_words(answer, asked)
         subject: Literal["question", "message"] = "message" if via == "find_sources" else "question"
         rendered = render_answer(answer, max_excerpts=settings.excerpts_per_answer, subject=subject)
         answer_id = None
@@ -385,6 +399,7 @@ class Ask(commands.Cog):
                     user_id=interaction.user.id,
                     record_gap=via != "find_sources",
                     started=started,
+                    asked=question,
                 )
             except QueueClosed:
                 await self._edit_reply(interaction, content=RESTARTING, embed=None, view=None)
@@ -491,6 +506,7 @@ class Ask(commands.Cog):
                     user_id=message.author.id,
                     record_gap=True,
                     started=started,
+                    asked=question,
                 )
             except QueueClosed:
                 await self._reply_notice(message, RESTARTING)
