@@ -65,7 +65,10 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> int:
     """Apply the migrations past ``user_version`` in order, in one immediate transaction; returns the new version.
 
     A file newer than this code (``user_version`` beyond the list) is refused rather than guessed at.
+    An up-to-date file takes no write lock, so opening it to read never waits for a writer.
     """
+    if conn.execute("PRAGMA user_version").fetchone()[0] == len(migrations):
+        return len(migrations)
     conn.execute("BEGIN IMMEDIATE")
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]

@@ -121,7 +121,9 @@ def build_index(
         except OSError as exc:
             raise _write_failed(exc, index_dir) from exc
         except sqlite3.Error as exc:
-            raise storage_error(exc, "the embedding cache", index_dir / "cache") from exc
+            raise _still_serving(storage_error(exc, "the embedding cache", index_dir / "cache")) from exc
+        except StorageError as exc:  # the embedding cache, already one line
+            raise _still_serving(exc) from exc
         prune(index_dir / BUILDS, keep=name)
     return BuildReport(
         index_version=version,
@@ -144,6 +146,10 @@ def _previous_manifest(index_dir: Path) -> tuple[dict | None, str | None]:
     except IndexMismatch as exc:
         log.warning("the live index is damaged, rebuilding it: %s", exc)
         return None, str(exc)
+
+
+def _still_serving(exc: StorageError) -> StorageError:
+    return StorageError(f"{str(exc).rstrip('.')}; the previous index is still serving.")
 
 
 def _write_failed(exc: OSError, index_dir: Path) -> StorageError:

@@ -70,7 +70,11 @@ def running(real_copy: Settings, real_service: KnowledgeService) -> KnowledgeSer
 
 def repair(settings: Settings, real_service: KnowledgeService):
     return build_index(
-        settings, real_service.embedder, count_tokens=real_service.count_tokens, late=real_service.late, started_by="test"
+        settings,
+        real_service.embedder,
+        count_tokens=real_service.count_tokens,
+        late=real_service.late,
+        started_by="test",
     )
 
 
@@ -155,4 +159,3 @@ def test_an_index_from_before_the_manifest_hash_is_rebuilt_not_trusted(real_copy
     name = (index_dir / "CURRENT").read_text().split()[0]
     (index_dir / "CURRENT").write_text(name + "\n")
     assert "older version" in index_status(real_copy).damaged
-
