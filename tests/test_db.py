@@ -361,3 +361,37 @@ def test_audit_log_for_one_article_returns_only_its_changes_newest_first(tmp_pat
         entries = db.audit_log(10, article_id="a")
     assert [e.detail for e in entries] == ["4", "2", "0"]
     assert all(e.article_id == "a" for e in entries)
+
+
+def test_a_database_of_the_previous_schema_is_upgraded_in_place(tmp_path: Path) -> None:
+    from bot.db import MIGRATIONS, SCHEMA_VERSION
+
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(path, isolation_level=None)
+    MIGRATIONS[0](old)  # what version 1 created
+    old.execute("PRAGMA user_version=1")
+    old.execute(
+        "INSERT INTO audit (at, actor, action, article_id, hash_before, hash_after, detail)"
+        " VALUES ('2026-01-01T00:00:00+00:00', 'cli:old', 'add', 'a-1', NULL, 'h1', 'added')"
+    )
+    old.close()
+    with Database(path) as db:
+        (entry,) = db.audit_log()
+    assert (entry.actor, entry.status) == ("cli:old", "done")
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_database_from_a_newer_version_is_refused_in_one_line(tmp_path: Path) -> None:
+    from bot.errors import StorageError
+
+    path = tmp_path / "new.sqlite3"
+    sqlite3.connect(path).execute("PRAGMA user_version=99")
+    with pytest.raises(StorageError, match="newer than this program knows"):
+        Database(path)
+
+
+def test_a_change_recorded_as_pending_is_completed_in_place(db: Database) -> None:
+    entry = db.record_change("cli", "add", "a-1", None, "h1", "added", status="pending")
+    assert db.audit_log()[0].status == "pending"
+    db.complete_change(entry, "done")
+    assert db.audit_log()[0].status == "done"

@@ -226,3 +226,8 @@ def test_kb_import_of_the_seeds_reproduces_the_bundled_knowledge_base(tmp_path: 
     for article_id, article in bundled.items():
         assert produced[article_id].body == article.body
         assert produced[article_id].title == article.title
+
+
+def test_an_impossible_date_in_front_matter_is_a_knowledge_error() -> None:
+    with pytest.raises(KnowledgeError, match="YAML cannot read"):
+        parse_article("---\nid: x\ntitle: X\npublished: 2024-13-45\n---\nBody.\n", "x.md")

@@ -36,14 +36,16 @@ async def start_with_retry(
     client: discord.Client,
     token: str,
     *,
-    attempts: int = ATTEMPTS,
-    first_delay: float = FIRST_DELAY_SECONDS,
+    attempts: int | None = None,
+    first_delay: float | None = None,
 ) -> None:
     """``client.start(token)`` with retries for the log-in and the first gateway connection.
 
     Raises ``discord.LoginFailure`` at once for a rejected token, and ``ConnectionFailed`` (one
     line) when Discord could not be reached in ``attempts`` tries.
     """
+    attempts = ATTEMPTS if attempts is None else attempts
+    first_delay = FIRST_DELAY_SECONDS if first_delay is None else first_delay
     await _retrying("log in", lambda: client.login(token), client, attempts, first_delay)
     await _retrying("connect to the gateway", lambda: client.connect(reconnect=True), client, attempts, first_delay)
 
@@ -67,7 +69,5 @@ async def _retrying(what: str, step: object, client: discord.Client, attempts: i
             log.warning(
                 "could not %s (attempt %d of %d: %s); retrying in %.0f s", what, attempt, attempts, describe(exc), delay
             )
-            if what == "log in":
-                await client.http.close()  # the next log-in opens a fresh HTTP session
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_DELAY_SECONDS)
