@@ -164,6 +164,9 @@ class KnowledgeBase:
         notes: str | None = None,
         article_id: str | None = None,
     ) -> Preview:
+        size = len(raw.encode("utf-8", "surrogatepass"))
+        if size > self.max_bytes:  # a fetched page's text, or a form, is held to the same limit as a file
+            raise too_big(origin, size, self.max_bytes)
         article = article_from_raw(
             raw,
             article_id=article_id,
