@@ -200,7 +200,7 @@ def compose(
     if retrieval.dense_top < settings.dense_floor:
         return decline("the question is not about the directive")
     if retrieval.reranked:
-        if best < settings.decline_threshold:
+        if best - settings.decline_unknown_weight * len(retrieval.unknown_terms) < settings.decline_threshold:
             return decline("the knowledge base does not answer this")
         floor = max(settings.decline_threshold, best - settings.relative_cutoff)
         passages = [p for p in passages if p.score >= floor]
@@ -236,10 +236,15 @@ def compose(
         confidence=_sigmoid(confidence_logit),
         covered_topics=covered_topics,
         reason="",
-        tentative=confidence_logit < settings.tentative_below or bool(missing),
+        tentative=hedged(confidence_logit, retrieval, settings) or bool(missing),
         unknown_names=missing,
         timings=timings((t1 - t0) * 1000, (time.perf_counter() - t1) * 1000),
     )
+
+
+def hedged(best: float, retrieval: Retrieval, settings: RetrievalSettings) -> bool:
+    """Show as "closest passages": the best score, less a penalty per question word no article uses, is low."""
+    return best - settings.unknown_term_weight * len(retrieval.unknown_terms) < settings.tentative_below
 
 
 def _sigmoid(x: float) -> float:

@@ -155,6 +155,8 @@ def cli(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if not verbose:  # bm25s sets its own logger to DEBUG and reports every index it builds
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 
 # --- ask ----------------------------------------------------------------------------------------
@@ -612,32 +614,174 @@ def kb_gaps(ctx: click.Context, limit: int, days: int) -> None:
 
 @cli.command("eval")
 @common_options
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True)
-@click.option("--show-misses", is_flag=True, help="List the questions missed by the full pipeline.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.option(
+    "--misses", "show_misses", is_flag=True, help="List missed questions with the rank of the gold per stage."
+)
+@click.option(
+    "--cv", "folds", type=click.IntRange(2, 20), default=None, help="k-fold cross-validate the tuned settings."
+)
+@click.option(
+    "--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="PNG of the decision score."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Fold assignment seed for --cv.")
 @click.pass_context
-def eval_cmd(ctx: click.Context, file: Path, as_json: bool, show_misses: bool) -> None:
-    """Score a question file: hit@1, hit@3, MRR and decline rates, full pipeline vs BM25-only vs dense-only."""
-    from bot.evaluation import MODES, evaluate, load_eval_set
+def eval_cmd(
+    ctx: click.Context,
+    files: tuple[Path, ...],
+    as_json: bool,
+    show_misses: bool,
+    folds: int | None,
+    plot: Path | None,
+    seed: int,
+) -> None:
+    """Score question files: hit@1, hit@3, MRR and decline rates, by mode, kind and language.
 
-    eval_set = load_eval_set(file)
+    With --cv K the expensive half runs once per question; the settings (windows read, prior weight,
+    decline and "closest passages" thresholds) are chosen on K-1 folds and scored on the held-out one.
+    """
+    from bot.evaluation import load_eval_set
+
+    sets = [load_eval_set(f) for f in files]
     service = open_service(ctx)
-    results = [
-        evaluate(service, eval_set, label=label, mode=mode, rerank=rerank) for label, (mode, rerank) in MODES.items()
-    ]
-    rows = [r.row() for r in results]
+    if folds is None:
+        _eval_modes(service, sets, files, as_json=as_json, show_misses=show_misses, plot=plot)
+    else:
+        _eval_cv(service, sets, folds, seed=seed, as_json=as_json, show_misses=show_misses, plot=plot)
+
+
+def _eval_modes(service, sets, files, *, as_json: bool, show_misses: bool, plot: Path | None) -> None:  # noqa: ANN001
+    from bot.evaluation import MODES, Observation, Tuner, evaluate
+
+    out: dict[str, object] = {}
+    for path, eval_set in zip(files, sets, strict=True):
+        results = [evaluate(service, eval_set, label=lb, mode=m, rerank=rr) for lb, (m, rr) in MODES.items()]
+        full = results[0]
+        out[path.name] = {"modes": [r.row() for r in results], "kinds": [f.row() for f in full.by(_kind).values()]}
+        if as_json:
+            continue
+        click.echo(f"\n{path.name}")
+        print_table([r.row() for r in results])
+        print_groups(full)
+        if show_misses:
+            observations = [Observation(q, service.retrieve(q.text), 0.0) for q in eval_set.on_topic]
+            print_misses(Tuner(service, observations), _current_params(service))
     if as_json:
-        click.echo(json.dumps(rows))
+        click.echo(json.dumps(out))
+    if plot is not None:
+        from bot.evaluation import Figures, plot_scores
+
+        everything = Figures("all", [o for s in sets for o in evaluate(service, s).outcomes])
+        plot_scores(everything, _current_params(service), plot)
+        say(f"Wrote {plot}.")
+
+
+def _eval_cv(service, sets, folds: int, *, seed: int, as_json: bool, show_misses: bool, plot: Path | None) -> None:  # noqa: ANN001
+    from bot.evaluation import EvalSet, Grid, Tuner, observe, plot_scores
+
+    questions = EvalSet(tuple(q for s in sets for q in s.questions))
+    grid = Grid()
+    say(
+        f"Running {len(questions.questions)} questions once (the cross-encoder reads up to {max(grid.rerank_windows)})."
+    )
+    tuner = Tuner(service, observe(service, questions.questions, read=max(grid.rerank_windows)), grid)
+    everyone = list(range(len(tuner.observations)))
+    current = _current_params(service)
+    fitted = tuner.fit(everyone)
+    held, chosen = tuner.cross_validate(folds, seed=seed)
+    rows = [
+        tuner.score(current, everyone, "current settings").row(),
+        tuner.score(fitted, everyone, "fitted on all (in-sample)").row(),
+        held.row(),
+    ]
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "rows": rows,
+                    "by_file": {k: f.row() for k, f in held.by(lambda q: q.source).items()},
+                    "by_kind": {k: f.row() for k, f in held.by(_kind).items()},
+                    "by_language": {k: f.row() for k, f in held.by(lambda q: q.lang).items()},
+                    "current": vars(current),
+                    "fitted": vars(fitted),
+                    "folds": [vars(p) for p in chosen],
+                }
+            )
+        )
+    else:
+        print_table(rows)
+        click.echo(f"\nSettings now:          {_params_line(current)}")
+        click.echo(f"Fitted on all:         {_params_line(fitted)}")
+        for n, p in enumerate(chosen, start=1):
+            click.echo(f"Chosen without fold {n}: {_params_line(p)}")
+        click.echo(f"\nHeld-out figures by file ({folds}-fold):")
+        print_table([f.row() for f in held.by(lambda q: q.source).values()])
+        print_groups(held)
+        if show_misses:
+            print_misses(tuner, fitted)
+    if plot is not None:
+        plot_scores(held, fitted, plot)
+        say(f"Wrote {plot}.")
+
+
+def _kind(q) -> str | None:  # noqa: ANN001
+    return q.kind if q.cls == "on" else q.cls.replace("near", "near-miss").replace("off", "off-topic")
+
+
+def _current_params(service):  # noqa: ANN001
+    from bot.evaluation import Params
+
+    return Params.of(service.settings.retrieval)
+
+
+def _params_line(p) -> str:  # noqa: ANN001
+    return " ".join(f"{k}={v}" for k, v in vars(p).items())
+
+
+def print_table(rows: list[dict[str, object]]) -> None:
+    if not rows:
         return
     columns = list(rows[0])
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
     click.echo("  ".join(c.ljust(widths[c]) for c in columns))
     for r in rows:
         click.echo("  ".join(str(r[c]).ljust(widths[c]) for c in columns))
-    if show_misses and results[0].misses:
-        click.echo("\nMissed by the full pipeline:")
-        for q in results[0].misses:
-            click.echo(f"  - {q}")
+
+
+def print_groups(figures) -> None:  # noqa: ANN001
+    kinds = figures.by(_kind)
+    if len(kinds) > 1:
+        click.echo("\nBy kind:")
+        print_table([f.row() for f in kinds.values()])
+    langs = figures.by(lambda q: q.lang)
+    if langs:
+        click.echo("\nBy language:")
+        print_table([f.row() for f in langs.values()])
+
+
+def print_misses(tuner, params) -> None:  # noqa: ANN001
+    """Each missed on-topic question with where its gold first appears: fused chunks, windows read, excerpts."""
+    from bot.evaluation import stage_ranks
+
+    service = tuner.service
+    bodies = {aid: a.body for aid, a in service.live.index.articles.items()}
+    figures = tuner.score(params, list(range(len(tuner.observations))))
+    lines = []
+    for ob, o in zip(tuner.observations, figures.outcomes, strict=True):
+        if ob.question.cls != "on" or (o.rank is not None and o.rank <= 3):
+            continue
+        answer = service.answer_from(
+            ob.question.text,
+            ob.retrieval.reweighted(params.rerank_windows, params.prior_weight),
+            settings=params.apply(service.settings.retrieval),
+        )
+        st = stage_ranks(ob, answer, params.rerank_windows, params.prior_weight, bodies)
+        why = "declined" if o.declined else f"chunks {st.first_stage} · read {st.read} · excerpts {st.final}"
+        lines.append(f"  - [{ob.question.source}] {ob.question.text}  ({why})")
+    click.echo(f"\nMissed ({len(lines)}): rank of the gold in fused chunks · windows read · excerpts")
+    for line in lines:
+        click.echo(line)
 
 
 @cli.group(cls=Group)

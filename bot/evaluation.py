@@ -1,46 +1,108 @@
-"""Measure answer quality on a question file (the format of the shared development set).
+"""Measure answer quality on question files, and choose settings by cross-validation.
 
 A question counts as answered when one of its first three excerpts contains (case, quotes and
 whitespace folded) a gold sentence, or a substring of at least 40 characters of one.
+
+Evaluation runs the expensive half of answering (models, search, the cross-encoder over the widest
+candidate list any setting reads) once per question, then scores every setting of the cheap half
+(how many windows the cross-encoder reads, how much the prior counts, the decline and "closest
+passages" thresholds) on those observations. ``cross_validate`` chooses the settings on k-1 folds
+and reports the held-out fold, so a figure never comes from the questions it was tuned on.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+import random
 import re
 import time
 import unicodedata
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
+import numpy as np
 import yaml
 
 from bot.errors import ConfigError
 from bot.models import Answer
 
 if TYPE_CHECKING:
+    from bot.config import RetrievalSettings
+    from bot.retrieval import Retrieval
     from bot.service import KnowledgeService
 
 _QUOTES = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'", "„": '"', "‟": '"', "′": "'", "″": '"'})
 MIN_SUBSTRING = 40
+Kind = Literal["on", "off", "near"]
+
+
+# --- question files ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    cls: Kind  # on-topic (answerable), off-topic (decline), near-miss (on the topic, not answered)
+    gold: tuple[str, ...] = ()
+    kind: str | None = None  # persona, casual, short, ... where the file says
+    lang: str | None = None
+    source: str = ""  # the file it came from
 
 
 @dataclass(frozen=True)
 class EvalSet:
-    on_topic: tuple[tuple[str, tuple[str, ...]], ...]
-    off_topic: tuple[str, ...]
-    near_miss: tuple[str, ...]
+    questions: tuple[Question, ...]
+
+    @property
+    def on_topic(self) -> tuple[Question, ...]:
+        return tuple(q for q in self.questions if q.cls == "on")
+
+    @property
+    def off_topic(self) -> tuple[Question, ...]:
+        return tuple(q for q in self.questions if q.cls == "off")
+
+    @property
+    def near_miss(self) -> tuple[Question, ...]:
+        return tuple(q for q in self.questions if q.cls == "near")
+
+    def __add__(self, other: EvalSet) -> EvalSet:
+        return EvalSet(self.questions + other.questions)
+
+
+def _item(raw: object, cls: Kind, source: str) -> Question:
+    if isinstance(raw, str):
+        return Question(raw, cls, source=source)
+    if isinstance(raw, dict) and "q" in raw:
+        return Question(
+            str(raw["q"]),
+            cls,
+            tuple(str(g) for g in raw.get("gold") or ()),
+            str(raw["kind"]) if raw.get("kind") else None,
+            str(raw["lang"]) if raw.get("lang") else None,
+            source,
+        )
+    raise ConfigError(f"{source}: each question is a string or a mapping with 'q'.")
 
 
 def load_eval_set(path: Path) -> EvalSet:
+    """A question file: ``on_topic`` (``q``, ``gold``, optional ``kind``/``lang``), ``off_topic``, ``near_miss``."""
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"Cannot read question file {path}: {type(exc).__name__}.") from None
     if not isinstance(data, dict) or "on_topic" not in data:
         raise ConfigError(f"{path}: expected keys on_topic, off_topic, near_miss.")
-    on = tuple((str(item["q"]), tuple(str(g) for g in item.get("gold", []))) for item in data.get("on_topic") or [])
-    return EvalSet(on, tuple(map(str, data.get("off_topic") or [])), tuple(map(str, data.get("near_miss") or [])))
+    name = Path(path).name
+    questions = [_item(x, "on", name) for x in data.get("on_topic") or []]
+    questions += [_item(x, "off", name) for x in data.get("off_topic") or []]
+    questions += [_item(x, "near", name) for x in data.get("near_miss") or []]
+    return EvalSet(tuple(questions))
+
+
+# --- scoring rule ------------------------------------------------------------------------------
 
 
 def fold(text: str) -> str:
@@ -55,7 +117,7 @@ def _longest_common_substring(a: str, b: str) -> int:
     return m.size
 
 
-def matches_gold(quote: str, gold: tuple[str, ...]) -> bool:
+def matches_gold(quote: str, gold: Sequence[str]) -> bool:
     q = fold(quote)
     for g in gold:
         fg = fold(g)
@@ -64,58 +126,11 @@ def matches_gold(quote: str, gold: tuple[str, ...]) -> bool:
     return False
 
 
-def first_hit_rank(answer: Answer, gold: tuple[str, ...]) -> int | None:
+def first_hit_rank(answer: Answer, gold: Sequence[str]) -> int | None:
     for rank, excerpt in enumerate(answer.excerpts, start=1):
         if matches_gold(excerpt.quote, gold):
             return rank
     return None
-
-
-@dataclass
-class EvalResult:
-    label: str
-    n_on: int = 0
-    hit1: int = 0
-    hit3: int = 0
-    rr: float = 0.0
-    false_declines: int = 0
-    off_declined: int = 0
-    n_off: int = 0
-    near_declined: int = 0
-    n_near: int = 0
-    seconds: float = 0.0
-    misses: list[str] = field(default_factory=list)
-    latencies_ms: list[float] = field(default_factory=list)  # wall time of each ask()
-    stages_ms: dict[str, list[float]] = field(default_factory=dict)  # Answer.timings, by stage
-
-    def record(self, answer: Answer, wall_ms: float) -> None:
-        self.latencies_ms.append(wall_ms)
-        t = answer.timings
-        for stage, value in (("embed", t.embed_ms), ("search", t.search_ms), ("select", t.select_ms)):
-            self.stages_ms.setdefault(stage, []).append(value)
-        self.stages_ms.setdefault("compose", []).append(t.compose_ms)
-
-    def row(self) -> dict[str, object]:
-        def ratio(a: int, b: int) -> float:
-            return round(a / b, 3) if b else 0.0
-
-        return {
-            "mode": self.label,
-            "hit@1": ratio(self.hit1, self.n_on),
-            "hit@3": ratio(self.hit3, self.n_on),
-            "mrr": round(self.rr / self.n_on, 3) if self.n_on else 0.0,
-            "off_topic_declined": ratio(self.off_declined, self.n_off),
-            "near_miss_declined": ratio(self.near_declined, self.n_near),
-            "on_topic_false_declines": self.false_declines,
-            "on_topic": self.n_on,
-            "ms_per_question": round(1000 * self.seconds / max(1, self.n_on + self.n_off + self.n_near), 1),
-            "p50_ms": round(percentile(self.latencies_ms, 0.5), 1),
-            "p95_ms": round(percentile(self.latencies_ms, 0.95), 1),
-        }
-
-    def stage_row(self) -> dict[str, float]:
-        """Median milliseconds per stage (embed, search, select, compose)."""
-        return {stage: round(percentile(v, 0.5), 1) for stage, v in self.stages_ms.items()}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -128,13 +143,108 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-# Full pipeline vs each first stage alone (the cross-encoder still reads their windows) vs no cross-encoder.
-MODES = {
-    "hybrid+rerank": ("hybrid", True),
-    "bm25-only": ("lexical", True),
-    "dense-only": ("dense", True),
-    "hybrid-no-rerank": ("hybrid", False),
-}
+# --- outcomes and figures ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One question answered under one setting."""
+
+    question: Question
+    rank: int | None  # of the first excerpt matching the gold (on-topic questions)
+    declined: bool
+    tentative: bool
+    score: float  # the answer/decline score: the best passage's score
+    wall_ms: float = 0.0
+    unknown: int = 0  # question words no article uses
+
+
+@dataclass
+class Figures:
+    """hit@1, hit@3, MRR and decline rates of a list of outcomes."""
+
+    label: str
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def _of(self, cls: Kind) -> list[Outcome]:
+        return [o for o in self.outcomes if o.question.cls == cls]
+
+    @property
+    def n_on(self) -> int:
+        return len(self._of("on"))
+
+    @property
+    def hit1(self) -> int:
+        return sum(o.rank == 1 for o in self._of("on"))
+
+    @property
+    def hit3(self) -> int:
+        return sum(o.rank is not None and o.rank <= 3 for o in self._of("on"))
+
+    @property
+    def rr(self) -> float:
+        return sum(1.0 / o.rank for o in self._of("on") if o.rank)
+
+    @property
+    def false_declines(self) -> int:
+        return sum(o.declined for o in self._of("on"))
+
+    @property
+    def n_off(self) -> int:
+        return len(self._of("off"))
+
+    @property
+    def off_declined(self) -> int:
+        return sum(o.declined for o in self._of("off"))
+
+    @property
+    def n_near(self) -> int:
+        return len(self._of("near"))
+
+    @property
+    def near_declined(self) -> int:
+        return sum(o.declined for o in self._of("near"))
+
+    @property
+    def near_flagged(self) -> int:
+        """Near-miss questions declined or answered as "closest passages"."""
+        return sum(o.declined or o.tentative for o in self._of("near"))
+
+    @property
+    def misses(self) -> list[str]:
+        return [o.question.text for o in self._of("on") if o.rank is None or o.rank > 3]
+
+    def row(self) -> dict[str, object]:
+        def ratio(a: float, b: int) -> float:
+            return round(a / b, 3) if b else 0.0
+
+        latencies = [o.wall_ms for o in self.outcomes if o.wall_ms]
+        return {
+            "mode": self.label,
+            "hit@1": ratio(self.hit1, self.n_on),
+            "hit@3": ratio(self.hit3, self.n_on),
+            "mrr": ratio(self.rr, self.n_on),
+            "on_topic_declined": ratio(self.false_declines, self.n_on),
+            "off_topic_declined": ratio(self.off_declined, self.n_off),
+            "near_miss_declined_or_hedged": ratio(self.near_flagged, self.n_near),
+            "on_topic": self.n_on,
+            "p50_ms": round(percentile(latencies, 0.5), 1),
+            "p95_ms": round(percentile(latencies, 0.95), 1),
+        }
+
+    def by(self, key: Callable[[Question], str | None]) -> dict[str, Figures]:
+        groups: dict[str, Figures] = {}
+        for o in self.outcomes:
+            name = key(o.question)
+            if name:
+                groups.setdefault(name, Figures(name)).outcomes.append(o)
+        return dict(sorted(groups.items()))
+
+
+def outcome(question: Question, answer: Answer, wall_ms: float = 0.0) -> Outcome:
+    rank = first_hit_rank(answer, question.gold) if question.cls == "on" and not answer.abstained else None
+    best = max((e.score for e in answer.excerpts), default=-math.inf)
+    return Outcome(question, rank, answer.abstained, answer.tentative, best, wall_ms)
 
 
 def evaluate(
@@ -144,33 +254,320 @@ def evaluate(
     label: str = "hybrid+rerank",
     mode: str = "hybrid",
     rerank: bool = True,
-) -> EvalResult:
-    result = EvalResult(label)
-    t0 = time.perf_counter()
-
-    def ask(question: str) -> Answer:
+) -> Figures:
+    """Ask every question with the service's own settings."""
+    figures = Figures(label)
+    for q in eval_set.questions:
         t = time.perf_counter()
-        answer = service.ask(question, mode=mode, rerank=rerank)
-        result.record(answer, (time.perf_counter() - t) * 1000)
-        return answer
+        answer = service.ask(q.text, mode=mode, rerank=rerank)  # type: ignore[arg-type]
+        figures.outcomes.append(outcome(q, answer, (time.perf_counter() - t) * 1000))
+    return figures
 
-    for question, gold in eval_set.on_topic:
-        answer = ask(question)
-        result.n_on += 1
-        if answer.abstained:
-            result.false_declines += 1
-        rank = first_hit_rank(answer, gold)
-        if rank is not None:
-            result.rr += 1.0 / rank
-            result.hit1 += rank == 1
-            result.hit3 += rank <= 3
-        if rank is None or rank > 3:
-            result.misses.append(question)
-    for question in eval_set.off_topic:
-        result.n_off += 1
-        result.off_declined += ask(question).abstained
-    for question in eval_set.near_miss:
-        result.n_near += 1
-        result.near_declined += ask(question).abstained
-    result.seconds = time.perf_counter() - t0
-    return result
+
+# Full pipeline vs each first stage alone (the cross-encoder still reads their windows) vs no cross-encoder.
+MODES = {
+    "hybrid+rerank": ("hybrid", True),
+    "bm25-only": ("lexical", True),
+    "dense-only": ("dense", True),
+    "hybrid-no-rerank": ("hybrid", False),
+}
+
+
+# --- settings chosen by cross-validation ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Params:
+    """The tuned settings of the cheap half of answering."""
+
+    rerank_windows: int
+    prior_weight: float
+    relative_cutoff: float
+    decline_threshold: float
+    decline_unknown_weight: float
+    tentative_below: float
+    unknown_term_weight: float
+
+    @classmethod
+    def of(cls, settings: RetrievalSettings) -> Params:
+        return cls(**{f: getattr(settings, f) for f in cls.__dataclass_fields__})
+
+    def apply(self, settings: RetrievalSettings) -> RetrievalSettings:
+        return replace(settings, **vars(self))
+
+
+@dataclass(frozen=True)
+class Grid:
+    rerank_windows: tuple[int, ...] = (6, 8, 10, 12, 16)
+    prior_weight: tuple[float, ...] = (0.0, 5.0, 10.0, 20.0, 40.0)
+    relative_cutoff: tuple[float, ...] = (4.0, 6.0, 8.0, 12.0)
+    unknown_term_weight: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 3.0)
+    decline_unknown_weight: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
+    # Costs of the decline rule, per question of each class: an answerable question declined is the
+    # worse error, an off-topic question quoted the lesser.
+    cost_on_declined: float = 4.0
+    cost_off_answered: float = 2.0
+    # Near-miss questions (on the topic, not answered) shown as declined or "closest passages".
+    near_flagged_target: float = 0.85
+    max_cuts: int = 160
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A question's expensive half, done once: the retrieval with the widest candidate list."""
+
+    question: Question
+    retrieval: Retrieval
+    wall_ms: float
+
+
+def observe(service: KnowledgeService, questions: Iterable[Question], *, read: int) -> list[Observation]:
+    out = []
+    for q in questions:
+        t = time.perf_counter()
+        out.append(Observation(q, service.retrieve(q.text, read=read), (time.perf_counter() - t) * 1000))
+    return out
+
+
+@dataclass(frozen=True)
+class _Ranked:
+    """Outcomes of one ranking setting with no threshold, as arrays for the threshold search."""
+
+    outcomes: list[Outcome]
+    score: np.ndarray  # best passage score
+    unknown: np.ndarray  # question words no article uses
+    floor: np.ndarray  # declined whatever the thresholds (dense floor, nothing retrieved)
+    named: np.ndarray  # hedged whatever the thresholds (names no article mentions)
+
+
+class Tuner:
+    """Scores settings on observations; chooses them by grid search; reports them by k-fold cross-validation."""
+
+    def __init__(
+        self, service: KnowledgeService, observations: Sequence[Observation], grid: Grid | None = None
+    ) -> None:
+        self.service = service
+        self.observations = list(observations)
+        self.grid = grid or Grid()
+        self._ranked: dict[tuple[int, float, float], _Ranked] = {}
+        self.classes = np.array([ob.question.cls for ob in self.observations])
+
+    def ranked(self, read: int, weight: float, cutoff: float) -> _Ranked:
+        """Outcomes with no threshold (nothing declined, nothing hedged but unknown names): the ranking half."""
+        key = (read, weight, cutoff)
+        if key not in self._ranked:
+            base = self.service.settings.retrieval
+            open_settings = replace(
+                base,
+                decline_threshold=-math.inf,
+                tentative_below=-math.inf,
+                rerank_windows=read,
+                prior_weight=weight,
+                relative_cutoff=cutoff,
+            )
+            outs = []
+            for ob in self.observations:
+                r = ob.retrieval.reweighted(read, weight)
+                answer = self.service.answer_from(ob.question.text, r, settings=open_settings)
+                best = max((p.score for p in r.passages), default=-math.inf)
+                floor = r.dense_top < base.dense_floor or not r.passages
+                outs.append(
+                    replace(outcome(ob.question, answer), declined=floor, score=best, unknown=len(r.unknown_terms))
+                )
+            self._ranked[key] = _Ranked(
+                outs,
+                np.array([o.score for o in outs], dtype=np.float64),
+                np.array([o.unknown for o in outs], dtype=np.float64),
+                np.array([o.declined for o in outs]),
+                np.array([o.tentative for o in outs]),
+            )
+        return self._ranked[key]
+
+    @staticmethod
+    def thresholded(ranked: _Ranked, p: Params) -> list[Outcome]:
+        result = []
+        for o in ranked.outcomes:
+            declined = o.declined or o.score - p.decline_unknown_weight * o.unknown < p.decline_threshold
+            hedge = o.tentative or o.score - p.unknown_term_weight * o.unknown < p.tentative_below
+            result.append(
+                replace(o, declined=declined, rank=None if declined else o.rank, tentative=not declined and hedge)
+            )
+        return result
+
+    def _ranking_value(self, ranked: _Ranked, members: Sequence[int]) -> float:
+        on = [ranked.outcomes[i] for i in members if ranked.outcomes[i].question.cls == "on"]
+        if not on:
+            return 0.0
+        hit3 = sum(o.rank is not None and o.rank <= 3 for o in on)
+        rr = sum(1.0 / o.rank for o in on if o.rank)
+        return (hit3 + rr) / len(on)
+
+    def _thresholds(self, ranked: _Ranked, members: Sequence[int]) -> tuple[float, float, float, float]:
+        """(decline, its unknown-term weight, tentative, its unknown-term weight) for ``members``.
+
+        Decline: the threshold (on the best score less a weight per question word no article uses) with
+        the least class-weighted cost of answerable questions declined and off-topic questions quoted.
+        Hedge: for each unknown-term weight, the lowest threshold that shows
+        at least ``near_flagged_target`` of near-miss questions as declined or "closest passages"; of
+        those, the one hedging the fewest answerable questions.
+        """
+        g = self.grid
+        m = np.asarray(members)
+        score, unknown, floor, named, cls = (
+            ranked.score[m],
+            ranked.unknown[m],
+            ranked.floor[m],
+            ranked.named[m],
+            self.classes[m],
+        )
+        on, off, near = cls == "on", cls == "off", cls == "near"
+        choice = (math.inf, 0.0, 0.0, np.zeros(len(m), dtype=bool))  # (cost, threshold, weight, answered)
+        for wd in g.decline_unknown_weight:
+            adjusted = score - wd * unknown
+            declines = _cuts(adjusted, g.max_cuts)
+            declined = floor[None, :] | (adjusted[None, :] < declines[:, None])  # (D, N)
+            cost = g.cost_on_declined * (declined & on).sum(1) / max(1, on.sum()) + g.cost_off_answered * (
+                (~declined) & off
+            ).sum(1) / max(1, off.sum())
+            d = int(np.argmin(cost + 1e-9 * np.arange(len(declines))[::-1]))  # ties: the highest threshold
+            if cost[d] < choice[0] - 1e-9:
+                choice = (float(cost[d]), float(declines[d]), wd, ~declined[d])
+        _, decline, decline_weight, answered = choice
+        best: tuple[float, float, float] = (math.inf, math.inf, 0.0)  # (on hedged, tentative, weight)
+        for w in g.unknown_term_weight:
+            adjusted = score - w * unknown
+            for t in _cuts(adjusted, g.max_cuts):
+                hedged = named | (adjusted < t)
+                flagged = (~answered | hedged)[near].mean() if near.any() else 1.0
+                if flagged + 1e-9 < g.near_flagged_target:
+                    continue
+                on_hedged = float((answered & hedged & on).sum())
+                if (on_hedged, t) < best[:2]:
+                    best = (on_hedged, float(t), w)
+                break  # the lowest threshold meeting the target hedges the fewest
+        if not math.isfinite(best[1]):
+            return decline, decline_weight, math.inf, 0.0
+        return decline, decline_weight, best[1], best[2]
+
+    def fit(self, members: Sequence[int]) -> Params:
+        """The best settings for these observations: ranking first (hit@3 + MRR), then the thresholds."""
+        g = self.grid
+        key = max(
+            itertools.product(g.rerank_windows, g.prior_weight, g.relative_cutoff),
+            key=lambda k: (self._ranking_value(self.ranked(*k), members), -k[0]),  # ties: read fewer
+        )
+        decline, decline_weight, tentative, weight = self._thresholds(self.ranked(*key), members)
+        return Params(key[0], key[1], key[2], _round(decline), decline_weight, _round(tentative), weight)
+
+    def score(self, params: Params, members: Sequence[int], label: str = "") -> Figures:
+        ranked = self.ranked(params.rerank_windows, params.prior_weight, params.relative_cutoff)
+        outs = self.thresholded(ranked, params)
+        return Figures(label, [replace(outs[i], wall_ms=self.observations[i].wall_ms) for i in members])
+
+    def cross_validate(self, k: int, *, seed: int = 0) -> tuple[Figures, list[Params]]:
+        """Held-out figures of k-fold cross-validation (folds stratified by question class and file)."""
+        folds = stratified_folds([ob.question for ob in self.observations], k, seed=seed)
+        held = Figures(f"{k}-fold held-out")
+        chosen = []
+        everyone = range(len(self.observations))
+        position: dict[int, int] = {}
+        for fold_members in folds:
+            test = set(fold_members)
+            params = self.fit([i for i in everyone if i not in test])
+            chosen.append(params)
+            for i, o in zip(fold_members, self.score(params, fold_members).outcomes, strict=True):
+                position[len(held.outcomes)] = i
+                held.outcomes.append(o)
+        order = sorted(range(len(held.outcomes)), key=lambda j: position[j])
+        held.outcomes = [held.outcomes[j] for j in order]
+        return held, chosen
+
+
+def _cuts(values: np.ndarray, limit: int) -> np.ndarray:
+    """Candidate thresholds: below everything, midpoints between neighbouring values, above everything."""
+    finite = np.unique(values[np.isfinite(values)])
+    mids = (finite[1:] + finite[:-1]) / 2 if len(finite) > 1 else finite
+    if len(mids) > limit:
+        mids = np.quantile(mids, np.linspace(0, 1, limit))
+    lo = finite[0] - 1 if len(finite) else 0.0
+    hi = finite[-1] + 1 if len(finite) else 0.0
+    return np.concatenate([[lo], mids, [hi]])
+
+
+def _round(x: float) -> float:
+    return x if not math.isfinite(x) else round(x, 2)
+
+
+def stratified_folds(questions: Sequence[Question], k: int, *, seed: int = 0) -> list[list[int]]:
+    """k folds with each (file, class) spread evenly, so every fold has off-topic and near-miss questions."""
+    rng = random.Random(seed)
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, q in enumerate(questions):
+        groups.setdefault((q.source, q.cls), []).append(i)
+    folds: list[list[int]] = [[] for _ in range(max(2, k))]
+    offset = 0
+    for key in sorted(groups):
+        members = groups[key]
+        rng.shuffle(members)
+        for j, i in enumerate(members):
+            folds[(j + offset) % len(folds)].append(i)
+        offset += len(members)
+    return [sorted(f) for f in folds]
+
+
+# --- where a question is lost -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageRanks:
+    """Rank (from 1) of the first candidate holding the gold at each stage; None where it never appears."""
+
+    first_stage: int | None  # chunks, fused
+    read: int | None  # windows the cross-encoder read, in prior order
+    final: int | None  # excerpts
+
+
+def stage_ranks(
+    observation: Observation, answer: Answer, read: int, weight: float, bodies: Mapping[str, str]
+) -> StageRanks:
+    """Where the gold first appears: in the fused chunks, among the windows read, among the excerpts."""
+    q, r = observation.question, observation.retrieval
+    first = next((n for n, h in enumerate(r.hits, start=1) if matches_gold(h.chunk.text, q.gold)), None)
+    windows = sorted(r.reweighted(read, weight).passages, key=lambda p: -p.prior)
+    read_rank = next(
+        (n for n, p in enumerate(windows, start=1) if matches_gold(bodies[p.article_id][p.start : p.end], q.gold)),
+        None,
+    )
+    return StageRanks(first, read_rank, first_hit_rank(answer, q.gold))
+
+
+# --- the score plot ---------------------------------------------------------------------------
+
+
+def plot_scores(figures: Figures, params: Params, path: Path) -> None:
+    """Histogram of the answer/decline score for on-topic, near-miss and off-topic questions, thresholds marked."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ConfigError("--plot needs matplotlib: pip install 'directive-bot[eval]'.") from None
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    finite = [o.score for o in figures.outcomes if math.isfinite(o.score)]
+    lo, hi = (min(finite), max(finite)) if finite else (-12.0, 12.0)
+    bins = [lo + (hi - lo) * i / 40 for i in range(41)]
+    for cls, label in (("on", "on-topic"), ("near", "near-miss"), ("off", "off-topic")):
+        values = [o.score for o in figures.outcomes if o.question.cls == cls and math.isfinite(o.score)]
+        if values:
+            ax.hist(values, bins=bins, alpha=0.55, label=f"{label} ({len(values)})")
+    ax.axvline(params.decline_threshold, color="black", linestyle="--", label=f"decline < {params.decline_threshold}")
+    ax.axvline(
+        params.tentative_below, color="grey", linestyle=":", label=f"closest passages < {params.tentative_below}"
+    )
+    ax.set_xlabel("best passage score (cross-encoder logit + weighted prior)")
+    ax.set_ylabel("questions")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

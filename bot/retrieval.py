@@ -1,13 +1,17 @@
-"""Question -> candidate passages: a hybrid first stage over chunks, then a cross-encoder over short windows.
+"""Question -> candidate passages: a wide, cheap funnel over every window, then a cross-encoder.
 
-1. First stage (chunks): dense (FAISS), lexical (BM25) and late interaction (token MaxSim) rankings
+1. The question is spelt out and expanded (bot.query): chat-speak written in full, typos corrected
+   towards the articles' words, and glossary terms it implies that the articles use.
+2. First stage (chunks): dense (FAISS), lexical (BM25) and late interaction (token MaxSim) rankings
    fused by reciprocal rank. Chunks of ~96 tokens carry enough context to be found.
-2. Windows: every run of up to two sentences of one paragraph touching the best ``rerank_chunks``
-   chunks is a candidate quote. A cheap prior (the chunk's rank, fused with the late-interaction score
-   of the window's own tokens read in their chunk's context) keeps the best ``rerank_windows``.
-3. The cross-encoder reads exactly those windows (with the article title as context), so its score is
-   the score of the passage that will be quoted; short windows let it read more candidates per millisecond
-   than whole chunks would.
+3. Windows: every run of up to ``window_sentences`` sentences of one paragraph is a candidate quote.
+   Each window gets a cheap prior from three rankings fused by reciprocal rank: the late-interaction
+   score of its own tokens read in their chunk's context, its BM25 score, and the first-stage rank of
+   the best chunk it lies in. Scoring every window this way costs a few milliseconds and finds
+   answers that sit in a chunk the first stage ranked low.
+4. The cross-encoder reads the ``rerank_windows`` best windows (with the article title as context);
+   a window's score is its logit plus ``prior_weight`` times its prior, so two weak-but-agreeing
+   signals can outvote a cross-encoder that misreads a casual question.
 
 ``compose`` (bot.answer) turns the scored windows into quotes or a decline.
 """
@@ -20,7 +24,7 @@ import time
 import unicodedata
 from collections import Counter
 from collections.abc import Container, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -28,6 +32,7 @@ import numpy as np
 from bot.config import QuestionSettings, RetrievalSettings
 from bot.errors import InvalidQuestion
 from bot.models import Hit
+from bot.query import Query, QueryAnalyzer
 from bot.store import LoadedIndex, SentenceSpan
 
 if TYPE_CHECKING:
@@ -200,6 +205,27 @@ def unknown_names(question: str, index: LoadedIndex) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
+def unknown_terms(text: str, index: LoadedIndex) -> tuple[str, ...]:
+    """Content words of the question (any case) whose stem no article uses: what the question asks
+    about that the knowledge base cannot speak to ("refund", "benchmarks", "amodei"). One signal of
+    a question on the topic that the articles do not answer; persona details ("homework") count too,
+    so evaluation weighs it against the passage score rather than trusting it alone."""
+    if index.bm25 is None:
+        return ()
+    import bm25s.stopwords
+
+    vocab = index.bm25.vocab_dict
+    stop = set(bm25s.stopwords.STOPWORDS_EN)
+    stemmer = _stemmer()
+    found = []
+    for word in _WORD.findall(_MARKUP.sub(" ", _MENTION.sub(" ", text)).casefold()):
+        if len(word) < 3 or word in stop:
+            continue
+        if word not in vocab and (stemmer is None or stemmer.stemWord(word) not in vocab):
+            found.append(word)
+    return tuple(dict.fromkeys(found))
+
+
 # --- results -----------------------------------------------------------------------------------
 
 
@@ -212,27 +238,45 @@ class Passage:
     last: int
     start: int
     end: int
-    prior: float  # first-stage evidence (reciprocal-rank fused)
-    chunk_id: str  # the best-ranked chunk the window was drawn from
+    prior: float  # cheap evidence: reciprocal ranks of late interaction, BM25 and chunk rank, fused
+    chunk_id: str  # the best-ranked chunk the window lies in
     rerank_score: float | None = None  # cross-encoder logit, when it read this window
+    prior_weight: float = 0.0  # how much the prior adds to the logit (RetrievalSettings.prior_weight)
 
     @property
     def score(self) -> float:
-        return self.rerank_score if self.rerank_score is not None else self.prior
+        """The ranking score: logit plus weighted prior when the cross-encoder read it, else the prior."""
+        if self.rerank_score is None:
+            return self.prior
+        return self.rerank_score + self.prior_weight * self.prior
 
 
 @dataclass(frozen=True)
 class Retrieval:
     hits: tuple[Hit, ...]  # first-stage chunks, best first
-    passages: tuple[Passage, ...]  # candidate windows, best first (by cross-encoder when it ran)
-    query_vector: np.ndarray
-    query_tokens: np.ndarray | None
+    # Candidate windows. Reranked: the windows the cross-encoder read, best score first; the rest are
+    # not quoted. Otherwise the best windows by prior.
+    passages: tuple[Passage, ...]
     dense_top: float  # best dense cosine over all chunks: the plainly-off-topic signal
     embed_ms: float
     search_ms: float
     rerank_ms: float = 0.0
-    query: str = ""  # what the models read (typos corrected)
+    query: Query | None = None  # what the models read, and why
     reranked: bool = False
+    unknown_terms: tuple[str, ...] = ()  # question words no article uses (see unknown_terms)
+
+    @property
+    def query_text(self) -> str:
+        return self.query.expanded if self.query is not None else ""
+
+    def reweighted(self, read: int, prior_weight: float) -> Retrieval:
+        """The same retrieval as if the cross-encoder had read only the ``read`` best windows by prior,
+        scored with ``prior_weight``: how evaluation tries counts and weights without running models again."""
+        if not self.reranked:
+            return self
+        by_prior = sorted(self.passages, key=lambda p: -p.prior)[:read]
+        scored = sorted((replace(p, prior_weight=prior_weight) for p in by_prior), key=lambda p: -p.score)
+        return replace(self, passages=tuple(scored))
 
 
 # --- windows -----------------------------------------------------------------------------------
@@ -270,11 +314,18 @@ class _Layout:
             for g in ids:
                 heading.setdefault(g, chunk.heading)
         self.heading = heading
-        # Windows: up to ``window_sentences`` consecutive sentences of one paragraph; a one-sentence
-        # paragraph is a window of its own.
+        self.chunks_of_sentence: dict[int, list[int]] = {}
+        for ci, ids in enumerate(self.chunk_sentences):
+            for g in ids:
+                self.chunks_of_sentence.setdefault(g, []).append(ci)
+        self._build_windows(index, window_sentences)
+        self.segments = self._token_segments(index)
+
+    def _build_windows(self, index: LoadedIndex, window_sentences: int) -> None:
+        """Up to ``window_sentences`` consecutive sentences of one paragraph; a one-sentence paragraph
+        is a window of its own. Also each window's text and a BM25 index over the windows."""
         size = max(1, window_sentences)
         self.windows: list[_Window] = []
-        self.windows_of_sentence: dict[int, list[int]] = {}
         for aid, spans in index.sentences.items():
             n = len(spans)
             for lo in range(n):
@@ -285,38 +336,88 @@ class _Layout:
                 if hi - lo + 1 < size and not starts_para and hi == lo:
                     continue  # a lone last sentence is already inside the window before it
                 ids = tuple(self.sentence_of[(aid, p)] for p in range(lo, hi + 1))
-                w = len(self.windows)
                 self.windows.append(_Window(aid, lo, hi, ids))
-                for g in ids:
-                    self.windows_of_sentence.setdefault(g, []).append(w)
-        # Token segments of the packed late-interaction matrix: one per (chunk, sentence) pair, so a
-        # sentence is scored with the vectors its chunk's context gave it.
-        self.segments: tuple[np.ndarray, np.ndarray] | None = None
-        if index.late is not None and index.late_packed is not None:
-            _, offsets = index.late_packed
-            bounds: set[int] = {0, int(offsets[-1])}
-            seg_start: list[int] = []
-            seg_sentence: list[int] = []
-            for ci, (chunk, mat) in enumerate(zip(index.chunks, index.late, strict=True)):
-                shift = len(chunk.embed_text) - len(chunk.text) - chunk.start  # embed_text = prefix + text
-                base = int(offsets[ci])
-                for g in self.chunk_sentences[ci]:
-                    span = self.sentences[g][2]
-                    lo, hi = span.start + shift, span.end + shift
-                    inside = np.nonzero((mat.spans[:, 0] >= lo) & (mat.spans[:, 1] <= hi))[0]
-                    if len(inside):
-                        a, b = base + int(inside[0]), base + int(inside[-1]) + 1
-                        bounds.update((a, b))
-                        seg_start.append(a)
-                        seg_sentence.append(g)
-            cuts = np.array(sorted(b for b in bounds if b < int(offsets[-1])), dtype=np.int64)
-            if len(seg_start):
-                where = np.searchsorted(cuts, np.array(seg_start))
-                self.segments = (cuts, np.stack([where, np.array(seg_sentence)]))
+        self.window_sentence_ids = [np.array(w.sentences, dtype=np.int64) for w in self.windows]
+        texts = []
+        for w in self.windows:
+            spans = index.sentences[w.article_id]
+            texts.append(index.articles[w.article_id].body[spans[w.first].start : spans[w.last].end])
+        self.window_texts = texts
+        self.window_bm25 = _bm25_over(texts)
+        # Windows as (sentence ids padded with -1) for one vectorised max over sentence scores.
+        width = max((len(w.sentences) for w in self.windows), default=1)
+        grid = np.full((len(self.windows), width), -1, dtype=np.int64)
+        for i, w in enumerate(self.windows):
+            grid[i, : len(w.sentences)] = w.sentences
+        self.window_grid = grid
+
+    def _token_segments(self, index: LoadedIndex) -> tuple[np.ndarray, np.ndarray] | None:
+        """Token segments of the packed late-interaction matrix: one per (chunk, sentence) pair, so a
+        sentence is scored with the vectors its chunk's context gave it."""
+        if index.late is None or index.late_packed is None:
+            return None
+        _, offsets = index.late_packed
+        bounds: set[int] = {0, int(offsets[-1])}
+        seg_start: list[int] = []
+        seg_sentence: list[int] = []
+        for ci, (chunk, mat) in enumerate(zip(index.chunks, index.late, strict=True)):
+            shift = len(chunk.embed_text) - len(chunk.text) - chunk.start  # embed_text = prefix + text
+            base = int(offsets[ci])
+            for g in self.chunk_sentences[ci]:
+                span = self.sentences[g][2]
+                lo, hi = span.start + shift, span.end + shift
+                inside = np.nonzero((mat.spans[:, 0] >= lo) & (mat.spans[:, 1] <= hi))[0]
+                if len(inside):
+                    a, b = base + int(inside[0]), base + int(inside[-1]) + 1
+                    bounds.update((a, b))
+                    seg_start.append(a)
+                    seg_sentence.append(g)
+        cuts = np.array(sorted(b for b in bounds if b < int(offsets[-1])), dtype=np.int64)
+        if not seg_start:
+            return None
+        where = np.searchsorted(cuts, np.array(seg_start))
+        return cuts, np.stack([where, np.array(seg_sentence)])
+
+    def window_max(self, per_sentence: np.ndarray) -> np.ndarray:
+        """Each window's best sentence score."""
+        padded = np.append(per_sentence, -np.inf)  # index -1 reads the padding
+        return padded[self.window_grid].max(axis=1)
+
+
+def _bm25_over(texts: list[str]) -> object | None:
+    import bm25s
+
+    if not texts:
+        return None
+    tokens = bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), show_progress=False)
+    model = bm25s.BM25()
+    model.index(tokens, show_progress=False)
+    return model
+
+
+def _bm25_scores(model: object | None, query: str, n: int) -> np.ndarray:
+    """BM25 score of every document of ``model`` for ``query`` (zeros when no query word is known)."""
+    import bm25s
+
+    out = np.zeros(n, dtype=np.float32)
+    if model is None or not n:
+        return out
+    tokens = bm25s.tokenize([query], stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False)
+    vocab = model.vocab_dict  # type: ignore[attr-defined]
+    words = [t for t in tokens[0] if t in vocab]
+    if words:
+        out[:] = model.get_scores(words)  # type: ignore[attr-defined]
+    return out
+
+
+def _reciprocal_ranks(scores: np.ndarray, k: int, present: np.ndarray | None = None) -> np.ndarray:
+    """``1 / (k + rank)`` per item, ranks from 1 by descending score; 0 where ``present`` is False."""
+    rr = 1.0 / (k + _rank_array(scores))
+    return rr if present is None else np.where(present, rr, 0.0)
 
 
 class Retriever:
-    """Hybrid first stage over chunks, then windows of the best chunks, read by the cross-encoder."""
+    """Hybrid first stage over chunks, a prior over every window, the cross-encoder over the best."""
 
     def __init__(
         self,
@@ -334,7 +435,8 @@ class Retriever:
         self.reranker = reranker
         self.layout = _Layout(index, settings.window_sentences)
         self.corrector = self._make_corrector() if settings.typo_correction else None
-        self._words_cache: dict[int, frozenset[str]] = {}
+        texts = [a.title for a in index.articles.values()] + [a.body for a in index.articles.values()]
+        self.analyzer = QueryAnalyzer(texts, home_country=settings.home_country) if settings.query_expansion else None
 
     def _make_corrector(self) -> TypoCorrector | None:
         tokenizer = getattr(self.reranker, "tokenizer", None) or getattr(self.late, "tokenizer", None)
@@ -343,6 +445,14 @@ class Retriever:
         known = {w for w in tokenizer.get_vocab() if not w.startswith("##")}
         texts = [a.title for a in self.index.articles.values()] + [a.body for a in self.index.articles.values()]
         return TypoCorrector(texts, known)
+
+    def understand(self, question: str) -> Query:
+        """The question as the models read it: markup removed, spelt out, typos corrected, expanded."""
+        text = model_query(question)
+        if self.analyzer is not None:
+            return self.analyzer.analyze(text, self.corrector)
+        corrected = self.corrector(text) if self.corrector is not None else text
+        return Query(question, corrected, (), (), ())
 
     # --- first stage ---------------------------------------------------------------------------
 
@@ -381,33 +491,45 @@ class Retriever:
             np.maximum.at(sentence, owner, seg)
         return chunk, sentence
 
-    def search(self, question: str, *, mode: Mode = "hybrid", rerank: bool = True) -> Retrieval:
+    def _first_stage(
+        self, text: str, qvec: np.ndarray, late_chunk: np.ndarray | None, mode: Mode
+    ) -> tuple[list[int], dict[int, float], dict[str, dict[int, int]], float, dict[int, float]]:
+        """Chunks fused by reciprocal rank: order, fused score, rank in each ranking, best dense cosine,
+        dense cosine of the chunks dense search returned."""
         s = self.settings
         n = len(self.index.chunks)
-        t0 = time.perf_counter()
-        query = model_query(question, self.corrector)
-        # Embedded in every mode: the dense top score is the off-topic signal.
-        qvec = self.embedder.encode([query])[0]
-        qtok = self.late.encode_query(query) if self.late is not None else None
-        t1 = time.perf_counter()
         dense: list[tuple[int, float]] = []
         if n:
             k = min(s.dense_candidates, n)
             scores, ids = self.index.faiss_index.search(qvec.reshape(1, -1).astype(np.float32), k)
             dense = [(int(i), float(v)) for i, v in zip(ids[0], scores[0], strict=True) if i >= 0]
-        dense_top = dense[0][1] if dense else 0.0
-        late_chunk, late_sentence = self._late_scores(qtok)
         rankings: dict[str, list[int]] = {}
         if mode in ("hybrid", "dense"):
             rankings["dense"] = [i for i, _ in dense]
         if mode in ("hybrid", "lexical"):
-            rankings["lexical"] = [i for i, _ in self._lexical(query, s.lexical_candidates)]
-        if mode == "hybrid" and qtok is not None and n:
+            rankings["lexical"] = [i for i, _ in self._lexical(text, s.lexical_candidates)]
+        if mode == "hybrid" and late_chunk is not None and n:
             rankings["late"] = [int(i) for i in np.argsort(-late_chunk, kind="stable")[: s.dense_candidates]]
         fused = rrf(rankings.values(), s.rrf_k)
         rank_of = {name: {c: r for r, c in enumerate(order, start=1)} for name, order in rankings.items()}
-        dense_score = dict(dense)
         order = sorted(fused, key=lambda i: -fused[i])
+        return order, fused, rank_of, (dense[0][1] if dense else 0.0), dict(dense)
+
+    def search(
+        self, question: str, *, mode: Mode = "hybrid", rerank: bool = True, read: int | None = None
+    ) -> Retrieval:
+        """Rank candidate quotes for a question. ``read`` overrides how many windows the cross-encoder reads."""
+        t0 = time.perf_counter()
+        query = self.understand(question)
+        text = query.expanded
+        # Embedded in every mode: the dense top score is the off-topic signal.
+        qvec = self.embedder.encode([text])[0]
+        qtok = self.late.encode_query(text) if self.late is not None else None
+        t1 = time.perf_counter()
+        late_chunk, late_sentence = self._late_scores(qtok)
+        order, fused, rank_of, dense_top, dense_score = self._first_stage(
+            text, qvec, late_chunk if qtok is not None else None, mode
+        )
         hits = tuple(
             Hit(
                 chunk=self.index.chunks[i],
@@ -419,62 +541,73 @@ class Retriever:
             )
             for i in order
         )
-        passages = self._windows(order[: s.rerank_chunks], late_sentence if qtok is not None else None, query)
+        use_late = qtok is not None and mode == "hybrid"
+        passages = self._windows(order, late_sentence if use_late else None, text, lexical=mode != "dense")
         t2 = time.perf_counter()
         reranked = False
         if rerank and self.reranker is not None and passages:
-            head = passages[: s.rerank_windows]
-            logits = self.reranker.score(query, [self._window_text(p) for p in head])
-            scored = [
-                Passage(p.article_id, p.first, p.last, p.start, p.end, p.prior, p.chunk_id, float(v))
-                for p, v in zip(head, logits, strict=True)
-            ]
-            scored.sort(key=lambda p: -(p.rerank_score or 0.0))
+            head = passages[: read or self.settings.rerank_windows]
+            # The cross-encoder reads the member's question spelt out, without the glossary terms: they
+            # widen the search but would pull its judgement towards the concept and away from the
+            # question asked (cross-validated: persona hit@3 0.62 with them, 0.71 without).
+            logits = self.reranker.score(query.text, [self._window_text(p) for p in head])
+            weight = self.settings.prior_weight
+            scored = [replace(p, rerank_score=float(v), prior_weight=weight) for p, v in zip(head, logits, strict=True)]
+            scored.sort(key=lambda p: -p.score)
             passages = scored  # windows the cross-encoder did not read are not quoted
             reranked = True
         t3 = time.perf_counter()
         return Retrieval(
             hits=hits,
             passages=tuple(passages),
-            query_vector=qvec,
-            query_tokens=qtok,
             dense_top=dense_top,
             embed_ms=(t1 - t0) * 1000,
             search_ms=(t2 - t1) * 1000,
             rerank_ms=(t3 - t2) * 1000,
             query=query,
             reranked=reranked,
+            unknown_terms=unknown_terms(query.text, self.index),
         )
 
     # --- windows -------------------------------------------------------------------------------
 
-    def _windows(self, chunk_order: list[int], late_sentence: np.ndarray | None, query: str) -> list[Passage]:
-        """Windows touching the given chunks, best prior first."""
+    def _windows(
+        self, chunk_order: list[int], late_sentence: np.ndarray | None, text: str, *, lexical: bool = True
+    ) -> list[Passage]:
+        """Every window of the knowledge base, best prior first (windows with no evidence at all are left out)."""
         layout = self.layout
-        chunk_rank: dict[int, int] = {}  # window -> best rank of a chunk it was drawn from
-        from_chunk: dict[int, int] = {}
-        for rank, ci in enumerate(chunk_order, start=1):
-            for g in layout.chunk_sentences[ci]:
-                for w in layout.windows_of_sentence.get(g, ()):
-                    if w not in chunk_rank:
-                        chunk_rank[w] = rank
-                        from_chunk[w] = ci
-        if not chunk_rank:
+        n = len(layout.windows)
+        if not n:
             return []
-        ids = list(chunk_rank)
-        by_chunk = -np.array([chunk_rank[w] for w in ids], dtype=np.float64)
+        k = self.settings.window_rrf_k
+        # Rank of the best first-stage chunk each window lies in (chunks outside the fusion: none).
+        chunk_rank = np.full(len(self.index.chunks), np.inf)
+        chunk_rank[np.array(chunk_order, dtype=np.int64)] = np.arange(1, len(chunk_order) + 1)
+        sentence_chunk_rank = np.full(len(layout.sentences), np.inf)
+        best_chunk = np.full(len(layout.sentences), -1, dtype=np.int64)
+        for g, chunks in layout.chunks_of_sentence.items():
+            c = min(chunks, key=lambda ci: chunk_rank[ci])
+            sentence_chunk_rank[g], best_chunk[g] = chunk_rank[c], c
+        window_chunk_rank = -layout.window_max(-sentence_chunk_rank)
+        in_stage = np.isfinite(window_chunk_rank)
+        prior = np.where(in_stage, 1.0 / (k + np.where(in_stage, window_chunk_rank, 0)), 0.0)
+        evidence = in_stage.copy()
         if late_sentence is not None:
-            evidence = np.array([max(late_sentence[g] for g in layout.windows[w].sentences) for w in ids])
-        else:  # no token vectors: how many of the question's words each window contains
-            words = {w.casefold() for w in _WORD.findall(query) if len(w) > 2}
-            evidence = np.array([len(words & self._window_words(w)) for w in ids], dtype=np.float64)
-        k = self.settings.rrf_k
-        prior = 1.0 / (k + _rank_array(by_chunk)) + 1.0 / (k + _rank_array(evidence))
+            late = layout.window_max(late_sentence)
+            prior += _reciprocal_ranks(late, k)
+            evidence |= late > 0
+        if lexical:
+            bm = _bm25_scores(layout.window_bm25, text, n)
+            prior += _reciprocal_ranks(bm, k, bm > 0)
+            evidence |= bm > 0
         out = []
         for j in np.argsort(-prior, kind="stable"):
-            w = ids[j]
-            win = layout.windows[w]
+            if not evidence[j]:
+                continue
+            win = layout.windows[j]
             spans = self.index.sentences[win.article_id]
+            first_sentence = win.sentences[0]
+            ci = int(best_chunk[first_sentence]) if best_chunk[first_sentence] >= 0 else 0
             out.append(
                 Passage(
                     win.article_id,
@@ -483,19 +616,10 @@ class Retriever:
                     spans[win.first].start,
                     spans[win.last].end,
                     float(prior[j]),
-                    self.index.chunks[from_chunk[w]].id,
+                    self.index.chunks[ci].id if self.index.chunks else "",
                 )
             )
         return out
-
-    def _window_words(self, w: int) -> frozenset[str]:
-        words = self._words_cache.get(w)
-        if words is None:
-            win = self.layout.windows[w]
-            spans = self.index.sentences[win.article_id]
-            text = self.index.articles[win.article_id].body[spans[win.first].start : spans[win.last].end]
-            words = self._words_cache[w] = frozenset(x.casefold() for x in _WORD.findall(text))
-        return words
 
     def _window_text(self, p: Passage) -> str:
         """What the cross-encoder reads: the headline (and section) as context, then the window."""

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 
 from bot.answer import compose, covered_topics
 from bot.answer_cache import AnswerCache, normalise_question
-from bot.config import Settings
+from bot.config import RetrievalSettings, Settings
 from bot.errors import IndexMismatch, IndexMissing, RebuildInProgress
 from bot.knowledge import load_knowledge
 from bot.models import Answer, Article
-from bot.retrieval import Mode, Retriever, clean_question
+from bot.retrieval import Mode, Retrieval, Retriever, clean_question
 from bot.store import (
     BuildReport,
     IndexStatus,
@@ -93,8 +93,9 @@ class KnowledgeService:
         log: Callable[[str], None] | None = None,
         embedder: Embedder | None = None,
         reranker: CrossEncoder | None = None,
+        late: LateInteraction | None = None,
     ) -> KnowledgeService:
-        """Load the model and the index, building the index first when missing or stale."""
+        """Load the models (or share ones already loaded) and the index, building it first when missing or stale."""
         from bot.embedding import Embedder, model_token_counter
 
         say = log or (lambda _msg: None)
@@ -103,8 +104,7 @@ class KnowledgeService:
             from bot.rerank import CrossEncoder
 
             reranker = CrossEncoder(settings.retrieval.rerank_model)
-        late = None
-        if settings.retrieval.late_interaction:
+        if late is None and settings.retrieval.late_interaction:
             from bot.late import LateInteraction
 
             late = LateInteraction(settings.retrieval.late_model, dim=settings.retrieval.late_dim)
@@ -193,11 +193,32 @@ class KnowledgeService:
         text = clean_question(question, self.settings.question)
         live = self.live
         retrieval = live.retriever.search(text, mode=mode, rerank=rerank)
+        return self.answer_from(text, retrieval, max_excerpts=max_excerpts, live=live)
+
+    def retrieve(
+        self, question: str, *, mode: Mode = "hybrid", rerank: bool = True, read: int | None = None
+    ) -> Retrieval:
+        """The expensive half of ``ask`` (models, search): evaluation scores many settings of the cheap half on it."""
+        return self.live.retriever.search(
+            clean_question(question, self.settings.question), mode=mode, rerank=rerank, read=read
+        )
+
+    def answer_from(
+        self,
+        question: str,
+        retrieval: Retrieval,
+        *,
+        settings: RetrievalSettings | None = None,
+        max_excerpts: int | None = None,
+        live: _Live | None = None,
+    ) -> Answer:
+        """The cheap half of ``ask``: quotes or a decline from a retrieval, under the given settings."""
+        live = live or self.live
         return compose(
-            text,
+            question,
             live.index,
             retrieval,
-            self.settings.retrieval,
+            settings or self.settings.retrieval,
             max_excerpts=max_excerpts,
             covered_topics=live.topics,
         )

@@ -2,7 +2,6 @@
 
 from dataclasses import replace
 
-import numpy as np
 import pytest
 
 from bot.answer import compose, expand_span, similar
@@ -127,8 +126,6 @@ def retrieval(passages, *, dense_top: float = 0.5, reranked: bool = True) -> Ret
     return Retrieval(
         hits=(),
         passages=tuple(passages),
-        query_vector=np.zeros(4, dtype=np.float32),
-        query_tokens=None,
         dense_top=dense_top,
         embed_ms=1.0,
         search_ms=2.0,

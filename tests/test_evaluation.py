@@ -1,9 +1,19 @@
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from bot.errors import ConfigError
-from bot.evaluation import first_hit_rank, fold, load_eval_set, matches_gold
+from bot.evaluation import (
+    Figures,
+    Outcome,
+    Question,
+    first_hit_rank,
+    fold,
+    load_eval_set,
+    matches_gold,
+    stratified_folds,
+)
 from bot.models import Answer, Excerpt, Source
 
 GOLD = ("The restriction specifically applies to Anthropic’s Fable 5 and Mythos 5 models.",)
@@ -40,8 +50,8 @@ def test_load_eval_set_reads_the_shared_format(tmp_path: Path) -> None:
     path = tmp_path / "q.yaml"
     path.write_text("on_topic:\n- q: Who?\n  gold:\n  - A sentence.\noff_topic:\n- Weather?\nnear_miss: []\n")
     es = load_eval_set(path)
-    assert es.on_topic == (("Who?", ("A sentence.",)),)
-    assert es.off_topic == ("Weather?",)
+    assert [(q.text, q.gold, q.cls) for q in es.on_topic] == [("Who?", ("A sentence.",), "on")]
+    assert [q.text for q in es.off_topic] == ["Weather?"]
 
 
 def test_load_eval_set_refuses_another_format(tmp_path: Path) -> None:
@@ -49,3 +59,36 @@ def test_load_eval_set_refuses_another_format(tmp_path: Path) -> None:
     path.write_text("- just a list\n")
     with pytest.raises(ConfigError, match="on_topic"):
         load_eval_set(path)
+
+
+def test_load_eval_set_keeps_kind_and_language(tmp_path: Path) -> None:
+    path = tmp_path / "q.yaml"
+    path.write_text("on_topic:\n- q: Wer?\n  gold: [A.]\n  kind: persona\n  lang: de\nnear_miss:\n- q: Wann?\n")
+    es = load_eval_set(path)
+    assert (es.on_topic[0].kind, es.on_topic[0].lang, es.on_topic[0].source) == ("persona", "de", "q.yaml")
+    assert [q.text for q in es.near_miss] == ["Wann?"]
+
+
+def test_folds_spread_every_file_and_class_over_every_fold() -> None:
+    questions = [
+        Question(f"q{i}", cls, source=src)
+        for i, (cls, src) in enumerate([("on", "a")] * 10 + [("off", "a")] * 5 + [("near", "b")] * 5)
+    ]
+    folds = stratified_folds(questions, 5, seed=1)
+    assert sorted(i for f in folds for i in f) == list(range(20))
+    for f in folds:
+        assert {questions[i].cls for i in f} == {"on", "off", "near"}
+
+
+def outcome_of(cls: str, score: float, rank: int | None = 1, unknown: int = 0) -> Outcome:
+    return Outcome(Question("q", cls, ("g",)), rank, False, False, score, unknown=unknown)
+
+
+def test_figures_count_hits_declines_and_hedged_near_misses() -> None:
+    f = Figures(
+        "x",
+        [outcome_of("on", 5.0, 1), outcome_of("on", 5.0, 4), replace(outcome_of("near", 0.0, None), tentative=True)],
+    )
+    row = f.row()
+    assert (row["hit@1"], row["hit@3"], row["mrr"]) == (0.5, 0.5, round((1 + 0.25) / 2, 3))
+    assert row["near_miss_declined_or_hedged"] == 1.0

@@ -224,7 +224,7 @@ def test_windows_are_one_or_two_sentences_of_one_paragraph(tiny_index, tiny_sett
 
 
 def test_every_sentence_of_a_candidate_chunk_is_in_some_window(tiny_index, tiny_settings) -> None:
-    settings = replace(tiny_settings.retrieval, rerank_chunks=100)
+    settings = replace(tiny_settings.retrieval, dense_candidates=100)
     passages = Retriever(tiny_index, FakeEmbedder(), settings).search("anything", rerank=False).passages
     covered = {(p.article_id, i) for p in passages for i in range(p.first, p.last + 1)}
     assert covered == {(aid, i) for aid, spans in tiny_index.sentences.items() for i in range(len(spans))}
@@ -249,7 +249,7 @@ def test_the_cross_encoder_reads_only_the_best_windows_and_orders_them(tiny_inde
     result = Retriever(tiny_index, FakeEmbedder(), settings, reranker=reranker).search("Banks paused their pilots")
     assert len(reranker.calls) == 1 and len(reranker.calls[0]) == 3
     assert result.reranked and len(result.passages) == 3
-    scores = [p.rerank_score for p in result.passages]
+    scores = [p.score for p in result.passages]
     assert scores == sorted(scores, reverse=True)
 
 

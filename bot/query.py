@@ -1,0 +1,168 @@
+"""What the models read: the member's question in the articles' register.
+
+Members ask in chat ("r ppl in canada affected rn?"), name their own case ("im an indian student")
+and expect the bot to know what that case is an instance of. Three general steps, none of them
+written from the knowledge base or from any question list:
+
+1. Chat-speak and apostrophe-less contractions are spelt out (``resources/chatspeak.yaml``).
+2. Nationalities and countries are recognised (from the ``countryinfo`` package): a demonym brings
+   its country's name ("canadians" -> Canada) and the reverse, so lexical search meets either form.
+3. Domain concepts (``resources/glossary.yaml``): a cue ("green card", a nationality other than the
+   home country) adds the concept's terms, but only those the knowledge base itself uses.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib import resources
+
+import yaml
+
+_WORDS = re.compile(r"[^\W_]+(?:[-/][^\W_]+)*")
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9/;'’-]*|\S")
+
+
+@functools.lru_cache(maxsize=1)
+def chatspeak() -> dict[str, str]:
+    data = yaml.safe_load(resources.files("bot.resources").joinpath("chatspeak.yaml").read_text(encoding="utf-8"))
+    return {str(k).casefold(): str(v or "") for k, v in (data or {}).items()}
+
+
+@functools.lru_cache(maxsize=1)
+def glossary() -> dict[str, dict[str, tuple[str, ...]]]:
+    data = yaml.safe_load(resources.files("bot.resources").joinpath("glossary.yaml").read_text(encoding="utf-8"))
+    out: dict[str, dict[str, tuple[str, ...]]] = {}
+    for name, concept in (data or {}).get("concepts", {}).items():
+        out[str(name)] = {
+            "terms": tuple(str(t) for t in concept.get("terms", ())),
+            "cues": tuple(str(c).casefold() for c in concept.get("cues", ())),
+        }
+    return out
+
+
+@dataclass(frozen=True)
+class Country:
+    code: str  # ISO 3166-1 alpha-2
+    name: str
+
+
+@functools.lru_cache(maxsize=1)
+def _countries() -> dict[str, Country]:
+    """Lower-case name, alternative spelling or demonym -> country. Two-letter codes are left out
+    ("in", "us" are words); a name or demonym several countries share ("American", "Korean") goes to
+    the most populous of them."""
+    from countryinfo import all_countries
+
+    names: dict[str, tuple[int, Country]] = {}
+    demonyms: dict[str, tuple[int, Country]] = {}
+
+    def offer(table: dict[str, tuple[int, Country]], key: str, people: int, country: Country) -> None:
+        if len(key) >= 4 and (key not in table or table[key][0] < people):
+            table[key] = (people, country)
+
+    for info in all_countries():
+        try:
+            country = Country(info.iso(2), info.name())
+            spellings = [info.name(), *info.alt_spellings()]
+            demonym = info.demonym() or ""
+            people = int(info.population() or 0)
+        except (KeyError, TypeError, ValueError, AttributeError):  # a country with missing fields is skipped
+            continue
+        for name in spellings:
+            if not name.isupper():
+                offer(names, name.casefold(), people, country)
+        for dem in re.split(r"[,/]", demonym):
+            dem = dem.strip().casefold()
+            last = dem.split()[-1] if dem else ""
+            for key in {dem, dem + "s", last, last + "s"}:  # "south korean" -> "korean", "canadians"
+                offer(demonyms, key, people, country)
+    table = {k: c for k, (_, c) in demonyms.items()}
+    table.update({k: c for k, (_, c) in names.items()})
+    return table
+
+
+def find_countries(text: str) -> tuple[Country, ...]:
+    """Countries a question names by name or nationality, longest phrase first, each once."""
+    table = _countries()
+    words = re.findall(r"[^\W\d_]+", text.casefold())
+    found: list[Country] = []
+    i = 0
+    while i < len(words):
+        for n in (4, 3, 2, 1):
+            phrase = " ".join(words[i : i + n])
+            if len(words[i : i + n]) == n and phrase in table:
+                found.append(table[phrase])
+                i += n
+                break
+        else:
+            i += 1
+    return tuple(dict.fromkeys(found))
+
+
+def spell_out(text: str) -> str:
+    """Chat-speak and contractions written in full; everything else untouched."""
+    lexicon = chatspeak()
+
+    def one(match: re.Match[str]) -> str:
+        token = match.group(0)
+        key = token.casefold().replace("’", "'")
+        if key in lexicon:
+            return lexicon[key]
+        stripped = key.rstrip("?!.,;:")
+        if stripped != key and stripped in lexicon:
+            return lexicon[stripped] + token[len(stripped) :]
+        return token
+
+    out = _TOKEN.sub(one, text)
+    return re.sub(r"\s+", " ", out).strip() or text
+
+
+@dataclass(frozen=True)
+class Query:
+    """A question as the models read it, and what was added to it and why."""
+
+    question: str  # the member's words (cleaned)
+    text: str  # spelt out: what the models read
+    countries: tuple[Country, ...]
+    concepts: tuple[str, ...]  # glossary concepts the question is an instance of
+    added: tuple[str, ...]  # terms appended for the models (all used by the knowledge base)
+
+    @property
+    def expanded(self) -> str:
+        return f"{self.text} ({', '.join(self.added)})" if self.added else self.text
+
+
+class QueryAnalyzer:
+    """Turns a question into a :class:`Query` for one knowledge base (its vocabulary decides what may be added)."""
+
+    def __init__(self, knowledge_texts: Iterable[str], *, home_country: str = "US") -> None:
+        corpus = " ".join(knowledge_texts).casefold()
+        self.home = home_country.upper()
+        self._has = functools.lru_cache(maxsize=4096)(lambda term: _contains(corpus, term.casefold()))
+
+    def analyze(self, question: str, correct: Callable[[str], str] | None = None) -> Query:
+        text = spell_out(question)
+        if correct is not None:
+            text = correct(text)
+        low = " " + " ".join(_WORDS.findall(text.casefold())) + " "
+        countries = find_countries(text)
+        concepts: list[str] = []
+        for name, concept in glossary().items():
+            if any(f" {cue} " in low for cue in concept["cues"]):
+                concepts.append(name)
+        if any(c.code != self.home for c in countries) and "foreign person" in glossary():
+            concepts.append("foreign person")
+        added: list[str] = []
+        for name in dict.fromkeys(concepts):
+            added.extend(t for t in glossary()[name]["terms"] if self._has(t) and t.casefold() not in low)
+        for country in countries:
+            if self._has(country.name) and f" {country.name.casefold()} " not in low:
+                added.append(country.name)
+        return Query(question, text, countries, tuple(dict.fromkeys(concepts)), tuple(dict.fromkeys(added)))
+
+
+def _contains(corpus: str, term: str) -> bool:
+    return re.search(rf"(?<!\w){re.escape(term)}(?!\w)", corpus) is not None

@@ -1,0 +1,81 @@
+"""Query understanding: chat-speak spelt out, countries and nationalities found, glossary terms added
+only when the knowledge base uses them."""
+
+import pytest
+
+from bot.query import QueryAnalyzer, find_countries, spell_out
+
+KB = [
+    "The order bars foreign nationals from the models, including employees in Canada.",
+    "Older models and other Claude models were not affected.",
+]
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("r ppl in the govt affected rn tho", "are people in the government affected right now though"),
+        ("wat r u saying", "what are you saying"),
+        ("im a dev, cant use it", "I am a developer, cannot use it"),
+        ("is it down? pls", "is it down? please"),
+        ("tl;dr?", "summary?"),
+    ],
+)
+def test_chat_speak_is_spelt_out(question: str, expected: str) -> None:
+    assert spell_out(question) == expected
+
+
+@pytest.mark.parametrize("question", ["are US users affected?", "is it in effect", "Who is Kun Chen?", "am I affected"])
+def test_ordinary_words_are_left_alone(question: str) -> None:
+    assert spell_out(question) == question
+
+
+def test_a_question_of_nothing_but_filler_is_kept() -> None:
+    assert spell_out("lol") == "lol"
+
+
+@pytest.mark.parametrize(
+    ("question", "codes"),
+    [
+        ("are canadians affected?", ["CA"]),
+        ("i live in germany", ["DE"]),
+        ("korean grad student", ["KR"]),
+        ("im from the united kingdom", ["GB"]),
+        ("brazilian and portuguese devs", ["BR", "PT"]),
+        ("is it in effect for us", []),
+    ],
+)
+def test_countries_are_found_by_name_or_nationality(question: str, codes: list[str]) -> None:
+    assert [c.code for c in find_countries(question)] == codes
+
+
+def test_a_foreign_nationality_adds_the_knowledge_bases_own_term_and_the_country() -> None:
+    query = QueryAnalyzer(KB).analyze("are canadians affected?")
+    assert query.concepts == ("foreign person",)
+    assert query.added == ("foreign nationals", "Canada")
+    assert query.expanded == "are canadians affected? (foreign nationals, Canada)"
+
+
+def test_the_home_countrys_nationality_is_not_foreign() -> None:
+    query = QueryAnalyzer(KB, home_country="US").analyze("im american, am i affected")
+    assert "foreign person" not in query.concepts
+
+
+def test_a_residence_status_is_a_cue_of_the_foreign_person_concept() -> None:
+    assert "foreign person" in QueryAnalyzer(KB).analyze("green card holder here, can i use it?").concepts
+
+
+def test_terms_the_knowledge_base_never_uses_are_not_added() -> None:
+    query = QueryAnalyzer(["A ferry was grounded in Norway after a fire."]).analyze("im norwegian, is my ferry ok?")
+    assert query.added == ("Norway",)
+    assert "foreign nationals" not in query.expanded
+
+
+def test_a_model_family_name_adds_the_generic_term() -> None:
+    assert QueryAnalyzer(KB).analyze("is sonnet still up").added == ("other Claude models", "older models")
+
+
+def test_typo_correction_runs_after_spelling_out() -> None:
+    seen = []
+    QueryAnalyzer(KB).analyze("r goverments ok", correct=lambda t: seen.append(t) or t)
+    assert seen == ["are goverments okay"]
