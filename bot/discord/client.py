@@ -35,6 +35,7 @@ from bot.db import Database
 from bot.discord.cooldown import QuestionLimiter
 from bot.discord.replies import NO_MENTIONS, report_error
 from bot.discord.startup import start_with_retry
+from bot.discord.translator import CatalogueTranslator
 from bot.discord.views import PERSISTENT_ITEMS
 from bot.errors import ConfigError
 
@@ -175,6 +176,8 @@ class DirectiveBot(commands.AutoShardedBot):
         if self._db is None:
             self._db = await self.run_db(Database.open, self.settings)
         self.bot_threads = await self.run_db(self.db.bot_threads)
+        # Command names and descriptions in each member's language (the same catalogues as replies).
+        await self.tree.set_translator(CatalogueTranslator())
         names = self.extension_names if self.extension_names is not None else find_extensions()
         for name in names:
             await self.load_extension(name)
@@ -208,13 +211,21 @@ class DirectiveBot(commands.AutoShardedBot):
         shard_ids = self.settings.discord.shard_ids
         return not shard_ids or 0 in shard_ids
 
-    def command_hash(self) -> str:
-        """A hash of exactly what a sync would send: every command as Discord receives it."""
+    async def command_hash(self) -> str:
+        """A hash of exactly what a sync would send: every command as Discord receives it.
+
+        Translations included, so a new or corrected translation is synced like any other change.
+        """
         guild_id = self.settings.discord.sync_guild
         found = list(self.tree.get_commands())  # global ones (a guild sync copies them to the guild)
         if guild_id is not None:
             found += self.tree.get_commands(guild=discord.Object(id=guild_id))
-        payload = sorted((c.to_dict(self.tree) for c in found), key=lambda d: (d.get("type", 1), d["name"]))
+        translator = self.tree.translator
+        dicts = [
+            await c.get_translated_payload(self.tree, translator) if translator is not None else c.to_dict(self.tree)
+            for c in found
+        ]
+        payload = sorted(dicts, key=lambda d: (d.get("type", 1), d["name"]))
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -230,7 +241,7 @@ class DirectiveBot(commands.AutoShardedBot):
         was synced is written only after Discord accepted it.
         """
         state_dir = Path(self.settings.paths.data_dir)
-        digest = self.command_hash()
+        digest = await self.command_hash()
         target = self._sync_target()
         lock = await asyncio.to_thread(_try_lock, state_dir / SYNC_LOCK_FILE)
         if lock is None:

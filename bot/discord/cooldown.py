@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bot.i18n import ENGLISH, Frame
+
 if TYPE_CHECKING:
     from bot.config import DiscordSettings
 
@@ -36,9 +38,15 @@ class Refused:
     @property
     def message(self) -> str:
         """The polite one-line reply shown only to the asker, saying when to ask again."""
-        seconds = self.wait_seconds
-        unit = "second" if seconds == 1 else "seconds"
-        return f"You're asking quickly; please wait {seconds} {unit} before asking again."
+        return self.message_in(ENGLISH)
+
+    def message_in(self, tr: Frame) -> str:
+        """:attr:`message` in the asker's language, with that language's plural of "seconds"."""
+        return tr.ngettext(
+            "You're asking quickly; please wait {count} second before asking again.",
+            "You're asking quickly; please wait {count} seconds before asking again.",
+            self.wait_seconds,
+        ).format(count=self.wait_seconds)
 
 
 class QuestionLimiter:

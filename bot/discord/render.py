@@ -3,6 +3,9 @@
 Quoted text is only ever escaped (so it shows exactly as written: no markdown, no mentions, no
 masked links) and, when it must be, cut at a sentence boundary with " …". Excerpts that do not
 fit are dropped from the message; they stay reachable through "More sources".
+
+Everything around the quotes is in the reader's language: each function takes a ``tr`` frame
+from ``bot.i18n`` (English by default). Quotes, titles and publishers never go through it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from urllib.parse import urlsplit
 
 import discord
 
+from bot.i18n import ENGLISH, N_, Frame
 from bot.models import Answer, Article, Excerpt, Source
 
 if TYPE_CHECKING:
@@ -44,7 +48,7 @@ MAX_OUTLETS_NAMED = 5
 COLOUR_ANSWER = discord.Colour.blurple()
 COLOUR_DECLINED = discord.Colour.light_grey()
 
-DISCLAIMER = "Verbatim quotes from the articles named; not legal advice"
+DISCLAIMER = N_("Verbatim quotes from the articles named; not legal advice")
 
 
 @dataclass(frozen=True)
@@ -130,20 +134,20 @@ def safe_url(url: str | None) -> str | None:
     return url
 
 
-def format_date(published: str | None) -> str | None:
-    """``2025-03-07`` -> ``7 March 2025``; anything unparseable is shown as written."""
+def format_date(published: str | None, tr: Frame = ENGLISH) -> str | None:
+    """``2025-03-07`` -> ``7 March 2025`` (``7. März 2025`` in German); anything unparseable as written."""
     if not published:
         return None
     try:
         day = dt.date.fromisoformat(published[:10])
     except ValueError:
         return escape_text(_one_line(published))[:40]
-    return f"{day.day} {day:%B} {day.year}"
+    return tr.format_date(day)
 
 
-def linked_title(source: Source | Article, *, limit: int = 200) -> str:
+def linked_title(source: Source | Article, *, limit: int = 200, tr: Frame = ENGLISH) -> str:
     """``[title](url)`` when the URL is safe to link, else the escaped title alone."""
-    title = _one_line(source.title) or source.url or "Untitled"
+    title = _one_line(source.title) or source.url or tr.gettext("Untitled")
     url = safe_url(source.url)
     if url is None:
         return escape_cut(title, limit)
@@ -154,12 +158,12 @@ def _outlet(source: Source) -> str:
     return _one_line(source.publisher or source.title or source.article_id)
 
 
-def attribution(excerpt: Excerpt) -> str:
+def attribution(excerpt: Excerpt, tr: Frame = ENGLISH) -> str:
     """One line naming where a quote comes from, and who else reported the same thing."""
-    parts = [linked_title(excerpt.source)]
+    parts = [linked_title(excerpt.source, tr=tr)]
     if excerpt.source.publisher:
         parts.append(escape_cut(_one_line(excerpt.source.publisher), 100))
-    date = format_date(excerpt.source.published)
+    date = format_date(excerpt.source.published, tr)
     if date:
         parts.append(date)
     outlets: list[str] = []
@@ -168,11 +172,16 @@ def attribution(excerpt: Excerpt) -> str:
         if name and name not in outlets:
             outlets.append(name)
     if outlets:
-        named = ", ".join(escape_cut(name, 60) for name in outlets[:MAX_OUTLETS_NAMED])
+        named = tr.gettext(", ").join(escape_cut(name, 60) for name in outlets[:MAX_OUTLETS_NAMED])
         if len(outlets) > MAX_OUTLETS_NAMED:
-            named += f" and {len(outlets) - MAX_OUTLETS_NAMED} more"
-        noun = "outlet" if len(outlets) == 1 else "outlets"
-        parts.append(f"also reported by {len(outlets)} {noun}: {named}")
+            rest = len(outlets) - MAX_OUTLETS_NAMED
+            named = tr.ngettext("{names} and {count} more", "{names} and {count} more", rest).format(
+                names=named, count=rest
+            )
+        also = tr.ngettext(
+            "also reported by {count} outlet: {names}", "also reported by {count} outlets: {names}", len(outlets)
+        )
+        parts.append(also.format(count=len(outlets), names=named))
     return "— " + " · ".join(parts)
 
 
@@ -230,20 +239,22 @@ def fit_quote(quote: str, budget: int, *, allow_word_cut: bool = False) -> str |
 # -- answers ----------------------------------------------------------------------------------
 
 
-def _footer(index_version: str, hidden: int) -> str:
-    text = f"{DISCLAIMER} · index {index_version}"
+def _footer(index_version: str, hidden: int, tr: Frame = ENGLISH) -> str:
+    text = tr.gettext(DISCLAIMER) + " · " + tr.gettext("index {version}").format(version=index_version)
     if hidden > 0:
-        noun = "excerpt" if hidden == 1 else "excerpts"
-        text += f" · {hidden} more {noun} under More sources"
+        more = tr.ngettext(
+            "{count} more excerpt under More sources", "{count} more excerpts under More sources", hidden
+        )
+        text += " · " + more.format(count=hidden)
     return text[:FOOTER_LIMIT]
 
 
-def _excerpt_blocks(excerpts: Sequence[Excerpt], budget: int) -> list[str]:
+def _excerpt_blocks(excerpts: Sequence[Excerpt], budget: int, tr: Frame = ENGLISH) -> list[str]:
     """Quote + attribution blocks, best first, that fit in ``budget``; stops at the first misfit."""
     blocks: list[str] = []
     used = 0
     for i, excerpt in enumerate(excerpts):
-        credit = attribution(excerpt)
+        credit = attribution(excerpt, tr)
         sep = "\n\n" if blocks else ""
         room = budget - used - len(sep) - len(credit) - 1
         if room < MIN_QUOTE_CHARS and blocks:
@@ -271,15 +282,17 @@ def _question_title(prefix: str, question: str) -> str:
     return prefix + escape_cut(_one_line(question), TITLE_LIMIT - len(prefix))
 
 
-TENTATIVE_NOTE = "These are the closest passages I found; they may not answer your question exactly."
+TENTATIVE_NOTE = N_("These are the closest passages I found; they may not answer your question exactly.")
 
 
-def tentative_note(answer: Answer) -> str:
+def tentative_note(answer: Answer, tr: Frame = ENGLISH) -> str:
     """The hedge shown above a tentative answer, naming what the articles never mention."""
     if answer.unknown_names:
-        names = ", ".join(escape_text(n) for n in answer.unknown_names[:5])
-        return f"My articles never mention {names[:300]}; these are the closest passages I found."
-    return TENTATIVE_NOTE
+        names = tr.gettext(", ").join(escape_text(n) for n in answer.unknown_names[:5])
+        return tr.gettext("My articles never mention {names}; these are the closest passages I found.").format(
+            names=names[:300]
+        )
+    return tr.gettext(TENTATIVE_NOTE)
 
 
 def render_excerpts(
@@ -289,16 +302,21 @@ def render_excerpts(
     index_version: str,
     max_excerpts: int,
     note: str = "",
+    tr: Frame = ENGLISH,
 ) -> RenderedAnswer:
-    """An embed quoting the first excerpts that fit (at most ``max_excerpts``), best first."""
+    """An embed quoting the first excerpts that fit (at most ``max_excerpts``), best first.
+
+    A reader whose frame is not English is told first that the quotes are English and untouched,
+    so an English block under a German title reads as intended, not as a failure to translate.
+    """
     candidates = list(excerpts[: max(1, max_excerpts)])
     embed = discord.Embed(title=title[:TITLE_LIMIT], colour=COLOUR_ANSWER)
-    footer_room = len(_footer(index_version, len(excerpts)))
-    lead = f"*{note}*\n\n" if note else ""
+    footer_room = len(_footer(index_version, len(excerpts), tr))
+    lead = "".join(f"*{line}*\n\n" for line in (tr.sources_note(), note) if line)
     budget = min(DESCRIPTION_LIMIT, EMBED_TOTAL_LIMIT - len(embed.title or "") - footer_room) - len(lead)
-    blocks = _excerpt_blocks(candidates, budget)
+    blocks = _excerpt_blocks(candidates, budget, tr)
     embed.description = lead + "".join(blocks)
-    embed.set_footer(text=_footer(index_version, len(excerpts) - len(blocks)))
+    embed.set_footer(text=_footer(index_version, len(excerpts) - len(blocks), tr))
     return RenderedAnswer(embed=embed, shown=len(blocks))
 
 
@@ -308,32 +326,35 @@ def render_declined(
     *,
     subject: Literal["question", "message"] = "question",
     index_version: str | None = None,
+    tr: Frame = ENGLISH,
 ) -> RenderedAnswer:
     """A kind no: the articles do not cover this, and here is what they do cover."""
     if subject == "message":
-        title = "Nothing found in the knowledge base"
-        lead = "I found nothing in the knowledge base about that message, so I have nothing to quote."
+        title = tr.gettext("Nothing found in the knowledge base")
+        lead = tr.gettext("I found nothing in the knowledge base about that message, so I have nothing to quote.")
     else:
-        title = _question_title("Not covered: ", question)
-        lead = "I couldn't find anything in my articles that answers this. I only quote articles, so I won't guess."
+        title = _question_title(tr.gettext("Not covered: "), question)
+        lead = tr.gettext(
+            "I couldn't find anything in my articles that answers this. I only quote articles, so I won't guess."
+        )
     lines = [lead]
     shown_topics = [t for t in (_one_line(t) for t in topics) if t][:MAX_TOPICS]
     if shown_topics:
         lines.append("")
-        lines.append("**The articles I have cover:**")
+        lines.append("**" + tr.gettext("The articles I have cover:") + "**")
         lines.extend(f"• {escape_cut(t, 120)}" for t in shown_topics)
         lines.append("")
-        lines.append("Try asking about one of these, or use `/sources` to browse the articles.")
+        lines.append(tr.gettext("Try asking about one of these, or use `/sources` to browse the articles."))
     else:
         lines.append("")
-        lines.append("Use `/sources` to browse the articles I can quote.")
+        lines.append(tr.gettext("Use `/sources` to browse the articles I can quote."))
     embed = discord.Embed(
         title=title[:TITLE_LIMIT],
         description="\n".join(lines)[:DESCRIPTION_LIMIT],
         colour=COLOUR_DECLINED,
     )
     if index_version:
-        embed.set_footer(text=f"index {index_version}"[:FOOTER_LIMIT])
+        embed.set_footer(text=tr.gettext("index {version}").format(version=index_version)[:FOOTER_LIMIT])
     return RenderedAnswer(embed=embed, shown=0)
 
 
@@ -342,6 +363,7 @@ def render_answer(
     *,
     max_excerpts: int = 3,
     subject: Literal["question", "message"] = "question",
+    tr: Frame = ENGLISH,
 ) -> RenderedAnswer:
     """The reply to a question: quotes with attribution, or a kind decline listing covered topics."""
     if answer.abstained or not answer.excerpts:
@@ -350,15 +372,17 @@ def render_answer(
             answer.covered_topics,
             subject=subject,
             index_version=answer.index_version,
+            tr=tr,
         )
-    prefix = "About that message: " if subject == "message" else ""
+    prefix = tr.gettext("About that message: ") if subject == "message" else ""
     title = _question_title(prefix, answer.question)
     return render_excerpts(
         answer.excerpts,
         title=title,
         index_version=answer.index_version,
         max_excerpts=max_excerpts,
-        note=tentative_note(answer) if answer.tentative else "",
+        note=tentative_note(answer, tr) if answer.tentative else "",
+        tr=tr,
     )
 
 
@@ -369,14 +393,16 @@ def render_more_sources(
     start: int,
     index_version: str,
     max_excerpts: int = 3,
+    tr: Frame = ENGLISH,
 ) -> RenderedAnswer:
     """The excerpts after the first ``start`` ones, for the "More sources" button."""
-    title = _question_title("More sources: ", question)
+    title = _question_title(tr.gettext("More sources: "), question)
     return render_excerpts(
         excerpts[start:],
         title=title,
         index_version=index_version,
         max_excerpts=max_excerpts,
+        tr=tr,
     )
 
 
@@ -397,6 +423,7 @@ def render_article_page(
     colour: int,
     empty: str,
     line_for: Callable[[int, Article], str],
+    tr: Frame = ENGLISH,
 ) -> discord.Embed:
     """Page ``page`` (0-based, clamped) of an article list, one ``line_for(n, article)`` each."""
     per_page = max(1, per_page)
@@ -416,34 +443,42 @@ def render_article_page(
         lines.append(line)
         used += len(line) + 1
     embed.description = "\n".join(lines)
-    noun = "article" if len(articles) == 1 else "articles"
-    embed.set_footer(text=f"Page {page + 1} of {pages} · {len(articles)} {noun}")
+    pages_text = tr.gettext("Page {page} of {pages}").format(page=page + 1, pages=pages)
+    count = tr.ngettext("{count} article", "{count} articles", len(articles)).format(count=len(articles))
+    embed.set_footer(text=f"{pages_text} · {count}")
     return embed
 
 
-def _source_line(n: int, article: Article) -> str:
-    details = [linked_title(article, limit=180)]
+def _source_line(n: int, article: Article, tr: Frame = ENGLISH) -> str:
+    details = [linked_title(article, limit=180, tr=tr)]
     if article.publisher:
         details.append(escape_cut(_one_line(article.publisher), 80))
     if article.published:
-        details.append(format_date(article.published.isoformat()) or "")
+        details.append(format_date(article.published.isoformat(), tr) or "")
     return f"**{n}.** " + " · ".join(d for d in details if d)
 
 
-def render_sources_page(articles: Sequence[Article], page: int, per_page: int = 10) -> discord.Embed:
-    """``/sources``: linked title, publisher, date."""
-    return render_article_page(
+def render_sources_page(
+    articles: Sequence[Article], page: int, per_page: int = 10, *, tr: Frame = ENGLISH
+) -> discord.Embed:
+    """``/sources``: linked title, publisher, date; the articles themselves stay in English."""
+    embed = render_article_page(
         articles,
         page,
         per_page,
-        title="Articles in the knowledge base",
+        title=tr.gettext("Articles in the knowledge base"),
         colour=COLOUR_ANSWER,
-        empty="The knowledge base has no articles yet.",
-        line_for=_source_line,
+        empty=tr.gettext("The knowledge base has no articles yet."),
+        line_for=lambda n, article: _source_line(n, article, tr),
+        tr=tr,
     )
+    note = tr.sources_note()
+    if note and articles:
+        embed.description = f"*{note}*\n\n{embed.description}"[:DESCRIPTION_LIMIT]
+    return embed
 
 
-ABOUT_TEXT = (
+ABOUT_TEXT = N_(
     "I answer questions about the US government order restricting Anthropic's Fable 5 and "
     "Mythos 5 models by **quoting news articles** from a curated knowledge base, word for word, "
     "with each article's title, publisher, date and link.\n\n"
@@ -459,43 +494,55 @@ def _when(moment: dt.datetime) -> str:
     return f"{discord.utils.format_dt(moment, 'f')} ({discord.utils.format_dt(moment, 'R')})"
 
 
-def render_about(info: IndexInfo, *, last_rebuild: RebuildEntry | None = None) -> discord.Embed:
+def render_about(info: IndexInfo, *, last_rebuild: RebuildEntry | None = None, tr: Frame = ENGLISH) -> discord.Embed:
     """What the bot is and is not, and the state of the index it answers from."""
-    embed = discord.Embed(title="About directive-bot", description=ABOUT_TEXT, colour=COLOUR_ANSWER)
+    description = tr.gettext(ABOUT_TEXT)
+    note = tr.sources_note()
+    if note:
+        description += "\n\n" + tr.gettext(
+            "The articles are in English; I quote them as written and translate only the text around the quotes."
+        )
+    embed = discord.Embed(title=tr.gettext("About directive-bot"), description=description, colour=COLOUR_ANSWER)
     embed.add_field(
-        name="Index version",
+        name=tr.gettext("Index version"),
         value=f"`{_one_line(info.index_version)[:200]}`",
         inline=True,
     )
-    embed.add_field(name="Articles", value=str(info.articles), inline=True)
-    embed.add_field(name="Passages", value=str(info.chunks), inline=True)
+    embed.add_field(name=tr.gettext("Articles"), value=str(info.articles), inline=True)
+    embed.add_field(name=tr.gettext("Passages"), value=str(info.chunks), inline=True)
     if info.built_at is not None:
-        embed.add_field(name="Index built", value=_when(info.built_at), inline=False)
+        embed.add_field(name=tr.gettext("Index built"), value=_when(info.built_at), inline=False)
     if last_rebuild is not None:
-        outcome = "succeeded" if last_rebuild.ok else "failed"
-        value = (
-            f"{_when(last_rebuild.started_at)}, {outcome} in {last_rebuild.seconds:.1f} s, "
-            f"started by {escape_cut(_one_line(last_rebuild.started_by), 80)}"
+        outcome = (
+            tr.gettext("{when}, succeeded in {seconds} s, started by {who}")
+            if last_rebuild.ok
+            else tr.gettext("{when}, failed in {seconds} s, started by {who}")
         )
-        embed.add_field(name="Last rebuild", value=value[:FIELD_VALUE_LIMIT], inline=False)
+        value = outcome.format(
+            when=_when(last_rebuild.started_at),
+            seconds=f"{last_rebuild.seconds:.1f}",
+            who=escape_cut(_one_line(last_rebuild.started_by), 80),
+        )
+        embed.add_field(name=tr.gettext("Last rebuild"), value=value[:FIELD_VALUE_LIMIT], inline=False)
     elif info.last_build_seconds is not None:
         embed.add_field(
-            name="Last build took",
+            name=tr.gettext("Last build took"),
             value=f"{info.last_build_seconds:.1f} s",
             inline=False,
         )
+    dimensions = tr.ngettext("{count} dimension", "{count} dimensions", info.dimension).format(count=info.dimension)
     embed.add_field(
-        name="Model",
-        value=f"`{_one_line(info.model)[:200]}` ({info.dimension} dimensions)",
+        name=tr.gettext("Model"),
+        value=f"`{_one_line(info.model)[:200]}` ({dimensions})",
         inline=False,
     )
     if info.stale:
         embed.add_field(
-            name="Note",
-            value="Articles changed since this index was built; a rebuild will pick them up.",
+            name=tr.gettext("Note"),
+            value=tr.gettext("Articles changed since this index was built; a rebuild will pick them up."),
             inline=False,
         )
-    embed.set_footer(text="Ask with /ask, by mentioning me, or with Apps → Find sources on a message.")
+    embed.set_footer(text=tr.gettext("Ask with /ask, by mentioning me, or with Apps → Find sources on a message."))
     return embed
 
 

@@ -2,6 +2,10 @@
 
 Every user-facing failure is one line: a ``DirectiveError``'s own message, a check's message, or
 a generic apology. Tracebacks go to the log, never to Discord.
+
+The fixed messages are English message ids (``N_``) translated where they are sent, into the
+language of the interaction (:func:`frame_for`) or, for a mention, of the server
+(:func:`frame_for_guild`).
 """
 
 from __future__ import annotations
@@ -14,45 +18,65 @@ import discord
 from discord import app_commands
 
 from bot.errors import DirectiveError
+from bot.i18n import ENGLISH, N_, Frame, frame
 
 log = logging.getLogger(__name__)
 
 NO_MENTIONS = discord.AllowedMentions.none()
-GENERIC_ERROR = "Something went wrong; the error was logged."
-EXPIRED = "This answer has expired; ask again."
+GENERIC_ERROR = N_("Something went wrong; the error was logged.")
+EXPIRED = N_("This answer has expired; ask again.")
 # Sent to everyone still waiting when the bot stops (a restart or deploy): nothing is lost silently.
-RESTARTING = "I restarted before I could answer this; please ask again."
+RESTARTING = N_("I restarted before I could answer this; please ask again.")
 # A deferred reply that shows a place in the queue starts with this (and has no embed).
 QUEUE_NOTICE_PREFIX = "⏳ "
 
 
-def _duration(seconds: float) -> str:
+def frame_for(interaction: discord.Interaction[Any]) -> Frame:
+    """The member's own language: Discord sends the client's locale with every interaction."""
+    locale = getattr(interaction, "locale", None)
+    return frame(getattr(locale, "value", locale))
+
+
+def frame_for_guild(guild: discord.Guild | None) -> Frame:
+    """For a message (no interaction, so no member locale): the server's preferred locale, else English."""
+    locale = getattr(guild, "preferred_locale", None) if guild is not None else None
+    return frame(getattr(locale, "value", locale)) if locale is not None else ENGLISH
+
+
+def _duration(seconds: float, tr: Frame = ENGLISH) -> str:
     """Seconds under a minute, minutes above: members need the order of magnitude, not false precision."""
     if seconds < 60:
-        return f"{max(1, round(seconds))} s"
-    return f"{max(1, round(seconds / 60))} min"
+        return tr.gettext("{seconds} s").format(seconds=max(1, round(seconds)))
+    return tr.gettext("{minutes} min").format(minutes=max(1, round(seconds / 60)))
 
 
-def queue_notice(position: int, eta_seconds: float) -> str:
+def queue_notice(position: int, eta_seconds: float, tr: Frame = ENGLISH) -> str:
     """What a member sees while their question waits: where they are and about how long."""
     ahead = position - 1
-    place = "you're next" if ahead == 0 else f"{ahead} question{'s' if ahead != 1 else ''} ahead of yours"
-    return (
-        f"{QUEUE_NOTICE_PREFIX}Queued, about {_duration(eta_seconds)}: many people are asking right now "
-        f"({place}). Your answer will appear here."
+    if ahead == 0:
+        place = tr.gettext("you're next")
+    else:
+        place = tr.ngettext("{count} question ahead of yours", "{count} questions ahead of yours", ahead).format(
+            count=ahead
+        )
+    text = tr.gettext(
+        "Queued, about {duration}: many people are asking right now ({place}). Your answer will appear here."
     )
+    return QUEUE_NOTICE_PREFIX + text.format(duration=_duration(eta_seconds, tr), place=place)
 
 
 def is_queue_notice(content: str | None) -> bool:
     return bool(content) and content.startswith(QUEUE_NOTICE_PREFIX)  # type: ignore[union-attr]
 
 
-def too_busy(waiting: int, retry_after: float) -> str:
+def too_busy(waiting: int, retry_after: float, tr: Frame = ENGLISH) -> str:
     """The one refusal left: the queue is at its hard bound; say when it will have drained."""
-    return (
-        f"I'm too busy to take another question right now ({waiting} are waiting); "
-        f"please ask again in about {_duration(retry_after)}."
+    text = tr.ngettext(
+        "I'm too busy to take another question right now ({count} is waiting); please ask again in about {duration}.",
+        "I'm too busy to take another question right now ({count} are waiting); please ask again in about {duration}.",
+        waiting,
     )
+    return text.format(count=waiting, duration=_duration(retry_after, tr))
 
 
 async def send_private(
@@ -82,23 +106,27 @@ async def send_private(
         log.warning("could not reply to interaction %s: %s", interaction.id, exc)
 
 
-def user_message(error: BaseException) -> str | None:
-    """The one line to show for an error we expect, or None for a bug (which gets logged)."""
+def user_message(error: BaseException, tr: Frame = ENGLISH) -> str | None:
+    """The one line to show for an error we expect, or None for a bug (which gets logged).
+
+    A ``DirectiveError`` or a check carries its own (English) message, shown as it is.
+    """
     original = getattr(error, "original", None)
     if isinstance(error, app_commands.CommandInvokeError) and original is not None:
         error = original
     if isinstance(error, DirectiveError):
-        return str(error).strip().splitlines()[0] if str(error).strip() else GENERIC_ERROR
+        return str(error).strip().splitlines()[0] if str(error).strip() else tr.gettext(GENERIC_ERROR)
     if isinstance(error, app_commands.CheckFailure):
-        return str(error).strip() or "You can't use that here."
+        return str(error).strip() or tr.gettext("You can't use that here.")
     if isinstance(error, app_commands.TransformerError):
-        return "One of the values you gave isn't valid; please check it and try again."
+        return tr.gettext("One of the values you gave isn't valid; please check it and try again.")
     return None
 
 
 async def report_error(interaction: discord.Interaction[Any], error: BaseException, *, where: str) -> None:
-    """Tell the user privately what went wrong, logging the traceback when it is a bug."""
-    message = user_message(error)
+    """Tell the user privately, in their language, what went wrong, logging the traceback when it is a bug."""
+    tr = frame_for(interaction)
+    message = user_message(error, tr)
     if message is None:
         original = getattr(error, "original", error)
         log.error(
@@ -106,7 +134,7 @@ async def report_error(interaction: discord.Interaction[Any], error: BaseExcepti
             where,
             exc_info=(type(original), original, original.__traceback__),
         )
-        message = GENERIC_ERROR
+        message = tr.gettext(GENERIC_ERROR)
     await send_private(interaction, message)
 
 

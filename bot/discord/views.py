@@ -3,6 +3,9 @@
 Answer buttons are ``DynamicItem``s: everything they need is in their ``custom_id`` (the answer id
 from ``bot.db``), so they keep working after a restart without re-registering each message.
 Paginators and confirmations answer only the user who opened them and time out.
+
+Labels and replies are in the language of the member who is looking (``tr``, from the
+interaction's locale); a button rebuilt from its ``custom_id`` answers in the clicker's language.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ from bot.discord.render import page_count, render_more_sources, render_sources_p
 from bot.discord.replies import (
     EXPIRED,
     NO_MENTIONS,
+    frame_for,
     guarded,
     report_error,
     send_private,
 )
+from bot.i18n import ENGLISH, N_, Frame
 from bot.models import Article
 
 if TYPE_CHECKING:
@@ -37,9 +42,9 @@ THREAD_NAME_LIMIT = 100
 THREAD_ALREADY_EXISTS = 160004
 
 VOTE_REPLIES = {
-    "recorded": "Thanks, recorded.",
-    "changed": "Changed your vote.",
-    "unchanged": "You already voted that way; thanks.",
+    "recorded": N_("Thanks, recorded."),
+    "changed": N_("Changed your vote."),
+    "unchanged": N_("You already voted that way; thanks."),
 }
 
 
@@ -56,11 +61,11 @@ class MoreSourcesButton(
 ):
     """Show the answer's next excerpts privately, from where the message (or last page) stopped."""
 
-    def __init__(self, answer_id: str, start: int | None = None) -> None:
+    def __init__(self, answer_id: str, start: int | None = None, *, tr: Frame = ENGLISH) -> None:
         custom_id = f"dbot:more:{answer_id}" + (f":{start}" if start is not None else "")
         super().__init__(
             discord.ui.Button(
-                label="More sources",
+                label=tr.gettext("More sources"),
                 emoji="📚",
                 style=discord.ButtonStyle.secondary,
                 custom_id=custom_id,
@@ -85,13 +90,14 @@ class MoreSourcesButton(
 
     async def _show(self, interaction: discord.Interaction[Any]) -> None:
         bot = _bot(interaction)
+        tr = frame_for(interaction)
         stored = await bot.run_db(bot.db.load_answer, self.answer_id)
         if stored is None:
-            await send_private(interaction, EXPIRED)
+            await send_private(interaction, tr.gettext(EXPIRED))
             return
         start = stored.shown if self.start is None else self.start
         if start >= len(stored.excerpts):
-            await send_private(interaction, "There are no more sources for this answer.")
+            await send_private(interaction, tr.gettext("There are no more sources for this answer."))
             return
         rendered = render_more_sources(
             stored.question,
@@ -99,12 +105,13 @@ class MoreSourcesButton(
             start=start,
             index_version=stored.index_version,
             max_excerpts=bot.settings.discord.excerpts_per_answer,
+            tr=tr,
         )
         next_start = start + max(1, rendered.shown)
         view = None
         if next_start < len(stored.excerpts):
             view = discord.ui.View(timeout=None)
-            view.add_item(MoreSourcesButton(self.answer_id, next_start))
+            view.add_item(MoreSourcesButton(self.answer_id, next_start, tr=tr))
         await send_private(interaction, embed=rendered.embed, view=view)
 
 
@@ -141,12 +148,13 @@ class VoteButton(
 
     async def _vote(self, interaction: discord.Interaction[Any]) -> None:
         bot = _bot(interaction)
+        tr = frame_for(interaction)
         try:
             outcome = await bot.run_db(bot.db.record_vote, self.answer_id, interaction.user.id, self.vote)
         except AnswerExpired:
-            await send_private(interaction, EXPIRED)
+            await send_private(interaction, tr.gettext(EXPIRED))
             return
-        await send_private(interaction, VOTE_REPLIES[outcome])
+        await send_private(interaction, tr.gettext(VOTE_REPLIES[outcome]))
 
 
 class OpenThreadButton(
@@ -155,10 +163,10 @@ class OpenThreadButton(
 ):
     """Open a thread on the answer message; the bot then answers there without being mentioned."""
 
-    def __init__(self, answer_id: str) -> None:
+    def __init__(self, answer_id: str, *, tr: Frame = ENGLISH) -> None:
         super().__init__(
             discord.ui.Button(
-                label="Open thread",
+                label=tr.gettext("Open thread"),
                 emoji="🧵",
                 style=discord.ButtonStyle.secondary,
                 custom_id=f"dbot:thread:{answer_id}",
@@ -181,20 +189,23 @@ class OpenThreadButton(
 
     async def _open(self, interaction: discord.Interaction[Any]) -> None:
         bot = _bot(interaction)
+        tr = frame_for(interaction)
         message = interaction.message
         if message is None or interaction.guild_id is None or not isinstance(interaction.channel, discord.TextChannel):
             await send_private(
                 interaction,
-                "Threads can only be opened on answers in a server text channel.",
+                tr.gettext("Threads can only be opened on answers in a server text channel."),
             )
             return
         existing = message.thread
         if existing is not None:
-            await send_private(interaction, f"This answer already has a thread: {existing.mention}")
+            await send_private(
+                interaction, tr.gettext("This answer already has a thread: {thread}").format(thread=existing.mention)
+            )
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         stored = await bot.run_db(bot.db.load_answer, self.answer_id)
-        name = thread_name(stored.question if stored is not None else "")
+        name = thread_name(stored.question if stored is not None else "", tr)
         try:
             thread = await message.create_thread(
                 name=name,
@@ -202,11 +213,11 @@ class OpenThreadButton(
                 reason=f"Follow-up thread for answer {self.answer_id}",
             )
         except discord.Forbidden:
-            await send_private(interaction, "I don't have permission to open threads in this channel.")
+            await send_private(interaction, tr.gettext("I don't have permission to open threads in this channel."))
             return
         except discord.HTTPException as exc:
             if exc.code == THREAD_ALREADY_EXISTS:
-                await send_private(interaction, "This answer already has a thread.")
+                await send_private(interaction, tr.gettext("This answer already has a thread."))
                 return
             raise
         bot.bot_threads.add(thread.id)
@@ -218,14 +229,14 @@ class OpenThreadButton(
         )
         try:
             await thread.send(
-                "Ask follow-up questions here; I'll answer them with quotes, no need to mention me.",
+                tr.gettext("Ask follow-up questions here; I'll answer them with quotes, no need to mention me."),
                 allowed_mentions=NO_MENTIONS,
             )
         except discord.HTTPException as exc:
             log.warning("could not post in new thread %s: %s", thread.id, exc)
         await send_private(
             interaction,
-            f"Opened {thread.mention}. Ask follow-ups there; no need to mention me.",
+            tr.gettext("Opened {thread}. Ask follow-ups there; no need to mention me.").format(thread=thread.mention),
         )
 
 
@@ -236,23 +247,23 @@ PERSISTENT_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
 )
 
 
-def thread_name(question: str) -> str:
+def thread_name(question: str, tr: Frame = ENGLISH) -> str:
     """A thread title from the question: one line, within Discord's 100 characters."""
-    name = " ".join(question.split()) or "Follow-up questions"
+    name = " ".join(question.split()) or tr.gettext("Follow-up questions")
     if len(name) > THREAD_NAME_LIMIT:
         name = name[: THREAD_NAME_LIMIT - 1].rstrip() + "…"
     return name
 
 
-def answer_view(answer_id: str, *, more_from: int | None, allow_thread: bool) -> discord.ui.View:
+def answer_view(answer_id: str, *, more_from: int | None, allow_thread: bool, tr: Frame = ENGLISH) -> discord.ui.View:
     """The buttons under an answer: More sources (when some were left out), votes, Open thread."""
     view = discord.ui.View(timeout=None)
     if more_from is not None:
-        view.add_item(MoreSourcesButton(answer_id, more_from))
+        view.add_item(MoreSourcesButton(answer_id, more_from, tr=tr))
     view.add_item(VoteButton(answer_id, "up"))
     view.add_item(VoteButton(answer_id, "down"))
     if allow_thread:
-        view.add_item(OpenThreadButton(answer_id))
+        view.add_item(OpenThreadButton(answer_id, tr=tr))
     return view
 
 
@@ -273,7 +284,7 @@ class InvokerView(discord.ui.View):
             return True
         await send_private(
             interaction,
-            "These buttons belong to someone else; run the command yourself.",
+            frame_for(interaction).gettext("These buttons belong to someone else; run the command yourself."),
         )
         return False
 
@@ -308,16 +319,20 @@ class SourcesPaginator(InvokerView):
         *,
         per_page: int,
         timeout: float,
+        tr: Frame = ENGLISH,
     ) -> None:
         super().__init__(owner_id, timeout=timeout)
         self.articles = list(articles)
         self.per_page = max(1, per_page)
         self.page = 0
         self.pages = page_count(len(self.articles), self.per_page)
+        self.tr = tr
+        self.previous_page.label = tr.gettext("Previous")
+        self.next_page.label = tr.gettext("Next")
         self._sync_buttons()
 
     def current_embed(self) -> discord.Embed:
-        return render_sources_page(self.articles, self.page, self.per_page)
+        return render_sources_page(self.articles, self.page, self.per_page, tr=self.tr)
 
     def _sync_buttons(self) -> None:
         self.previous_page.disabled = self.page <= 0

@@ -10,7 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.render import render_about
-from bot.discord.replies import NO_MENTIONS
+from bot.discord.replies import NO_MENTIONS, frame_for
 
 if TYPE_CHECKING:
     from bot.db import RebuildEntry
@@ -39,7 +39,7 @@ class About(commands.Cog):
         except Exception:
             log.exception("reading the rebuild log failed; /about shows the index alone")
         await interaction.followup.send(
-            embed=render_about(info, last_rebuild=last),
+            embed=render_about(info, last_rebuild=last, tr=frame_for(interaction)),
             ephemeral=True,
             allowed_mentions=NO_MENTIONS,
         )

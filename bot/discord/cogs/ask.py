@@ -5,6 +5,9 @@ fair queue (``bot.discord.queue``) whose workers compute in the worker pool; the
 ``render``; the answer stored for its buttons; declined questions recorded as gaps; and one
 structured log line per question. Interactions are deferred at once and, while they wait long,
 show their place in the queue; when the bot stops, everyone still waiting is told to ask again.
+
+The frame of every reply (not the quotes) is in the asker's language: the interaction's locale for
+``/ask`` and Find sources, the server's preferred locale for a mention or a thread message.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from bot.discord.replies import (
     GENERIC_ERROR,
     NO_MENTIONS,
     RESTARTING,
+    frame_for,
+    frame_for_guild,
     queue_notice,
     send_private,
     too_busy,
@@ -36,6 +41,7 @@ from bot.discord.replies import (
 )
 from bot.discord.views import answer_view
 from bot.errors import DirectiveError, InvalidQuestion
+from bot.i18n import ENGLISH, N_, Frame
 from bot.models import Answer
 
 if TYPE_CHECKING:
@@ -52,7 +58,7 @@ NOTICE_SECONDS = 15.0
 QUEUE_REFRESH_SECONDS = 10.0
 # On shutdown, how long to wait for the "please ask again" replies to go out.
 SHUTDOWN_GRACE_SECONDS = 5.0
-MENTION_HINT = "Ask me a question after the mention, e.g. “what does the order restrict?”"
+MENTION_HINT = N_("Ask me a question after the mention, e.g. “what does the order restrict?”")
 
 
 @dataclass(frozen=True)
@@ -206,6 +212,7 @@ class Ask(commands.Cog):
         channel_id: int | None,
         user_id: int,
         record_gap: bool = True,
+        tr: Frame = ENGLISH,
     ) -> Reply:
         """Answer through the queue, render, store; raises ``DirectiveError`` for bad questions."""
         started = time.perf_counter()
@@ -220,6 +227,7 @@ class Ask(commands.Cog):
             record_gap=record_gap,
             started=started,
             asked=question,
+            tr=tr,
         )
 
     async def reply_for(
@@ -233,12 +241,16 @@ class Ask(commands.Cog):
         record_gap: bool,
         started: float,
         asked: str | None = None,
+        tr: Frame = ENGLISH,
     ) -> Reply:
-        """Render an answer for this asker, store it for its buttons (or record the gap), log one line."""
+        """Render an answer in the asker's language, store it for its buttons (or record the gap), log one line.
+
+        The cached ``Answer`` is shared by askers of every language; only its rendering is theirs.
+        """
         settings = self.bot.settings.discord
         answer = in_own_words(answer, asked)
         subject: Literal["question", "message"] = "message" if via == "find_sources" else "question"
-        rendered = render_answer(answer, max_excerpts=settings.excerpts_per_answer, subject=subject)
+        rendered = render_answer(answer, max_excerpts=settings.excerpts_per_answer, subject=subject, tr=tr)
         answer_id = None
         if rendered.shown:
             answer_id = await self._save(
@@ -302,12 +314,12 @@ class Ask(commands.Cog):
             line += f" question={answer.question!r}"
         log.info("%s", line)
 
-    def _view(self, reply: Reply, *, allow_thread: bool) -> discord.ui.View | None:
+    def _view(self, reply: Reply, *, allow_thread: bool, tr: Frame = ENGLISH) -> discord.ui.View | None:
         if reply.answer_id is None:
             return None
         shown = reply.rendered.shown
         more_from = shown if shown < len(reply.answer.excerpts) else None
-        return answer_view(reply.answer_id, more_from=more_from, allow_thread=allow_thread)
+        return answer_view(reply.answer_id, more_from=more_from, allow_thread=allow_thread, tr=tr)
 
     def _can_thread(self, channel: Any) -> bool:
         """Only plain text channels take threads, and answering there needs mention replies."""
@@ -348,7 +360,7 @@ class Ask(commands.Cog):
             without_discord_markup(message.clean_content), self.bot.settings.question.max_chars
         )
         if not question:
-            await send_private(interaction, "That message has no text I can look up.")
+            await send_private(interaction, frame_for(interaction).gettext("That message has no text I can look up."))
             return
         await self._answer_interaction(interaction, question, via="find_sources", private=True, allow_thread=False)
 
@@ -367,18 +379,19 @@ class Ask(commands.Cog):
         machine is; the answer (or the member's place in the queue) is edited into the reply.
         """
         started = time.perf_counter()
+        tr = frame_for(interaction)
         refused = self.bot.limiter.admit(interaction.user.id)
         if refused is not None:
-            await send_private(interaction, refused.message)
+            await send_private(interaction, refused.message_in(tr))
             return
         try:
             queued = self.enqueue(question, guild_id=interaction.guild_id, user_id=interaction.user.id)
         except QueueFull as full:
             log.warning("queue full: %d waiting; refused a question via=%s", full.waiting, via)
-            await send_private(interaction, too_busy(full.waiting, full.retry_after))
+            await send_private(interaction, too_busy(full.waiting, full.retry_after, tr))
             return
         except QueueClosed:
-            await send_private(interaction, RESTARTING)
+            await send_private(interaction, tr.gettext(RESTARTING))
             return
         task = self._track()
         try:
@@ -390,7 +403,7 @@ class Ask(commands.Cog):
                 log.warning("could not defer interaction %s: %s", interaction.id, exc)
                 return
             try:
-                answer = queued if isinstance(queued, Answer) else await self._wait_in_queue(interaction, queued)
+                answer = queued if isinstance(queued, Answer) else await self._wait_in_queue(interaction, queued, tr)
                 reply = await self.reply_for(
                     answer,
                     via=via,
@@ -400,14 +413,15 @@ class Ask(commands.Cog):
                     record_gap=via != "find_sources",
                     started=started,
                     asked=question,
+                    tr=tr,
                 )
             except QueueClosed:
-                await self._edit_reply(interaction, content=RESTARTING, embed=None, view=None)
+                await self._edit_reply(interaction, content=tr.gettext(RESTARTING), embed=None, view=None)
                 return
             except Exception as exc:
-                await self._fail(interaction, exc)
+                await self._fail(interaction, exc, tr)
                 return
-            view = self._view(reply, allow_thread=allow_thread)
+            view = self._view(reply, allow_thread=allow_thread, tr=tr)
             content = cut_content(reply.rendered.content) if reply.rendered.content is not None else None
             # Editing (not a followup) replaces the "thinking…" placeholder or the queue notice alike.
             await self._edit_reply(interaction, content=content, embed=reply.rendered.embed, view=view)
@@ -415,7 +429,9 @@ class Ask(commands.Cog):
             if task is not None:
                 self._waiting_handlers.discard(task)
 
-    async def _wait_in_queue(self, interaction: discord.Interaction[Any], queued: Waiting[Answer]) -> Answer:
+    async def _wait_in_queue(
+        self, interaction: discord.Interaction[Any], queued: Waiting[Answer], tr: Frame = ENGLISH
+    ) -> Answer:
         """Wait for the answer; while the expected wait is long, show the member their place."""
         result = asyncio.create_task(queued.result(), name=f"directive-wait-{interaction.id}")
         notice_after = self.bot.settings.discord.queue_notice_seconds
@@ -424,7 +440,7 @@ class Ask(commands.Cog):
             while True:
                 place = queued.place()
                 if place is not None and place.eta >= notice_after:
-                    text = queue_notice(place.position, place.eta)
+                    text = queue_notice(place.position, place.eta, tr)
                     if text != shown:
                         shown = text
                         await self._edit_reply(interaction, content=text)
@@ -442,12 +458,12 @@ class Ask(commands.Cog):
         except discord.HTTPException as exc:
             log.warning("could not edit the reply to interaction %s: %s", interaction.id, exc)
 
-    async def _fail(self, interaction: discord.Interaction[Any], error: Exception) -> None:
+    async def _fail(self, interaction: discord.Interaction[Any], error: Exception, tr: Frame = ENGLISH) -> None:
         """One line for the user, replacing the deferred reply (private when the question was)."""
-        message = user_message(error)
+        message = user_message(error, tr)
         if message is None:
             log.error("unhandled error answering a question", exc_info=error)
-            message = GENERIC_ERROR
+            message = tr.gettext(GENERIC_ERROR)
         await self._edit_reply(interaction, content=message, embed=None, view=None)
 
     # -- mentions and bot-opened threads -------------------------------------------------------
@@ -474,24 +490,26 @@ class Ask(commands.Cog):
         if addressed is None:
             return
         via, question = addressed
+        # A message carries no member locale: the server's preferred locale frames the reply.
+        tr = frame_for_guild(message.guild)
         if not question:
             if via == "mention":
-                await self._reply_notice(message, MENTION_HINT)
+                await self._reply_notice(message, tr.gettext(MENTION_HINT))
             return
         guild_id = message.guild.id if message.guild else None
         started = time.perf_counter()
         refused = self.bot.limiter.admit(message.author.id)
         if refused is not None:
-            await self._reply_notice(message, refused.message)
+            await self._reply_notice(message, refused.message_in(tr))
             return
         try:
             queued = self.enqueue(question, guild_id=guild_id, user_id=message.author.id)
         except QueueFull as full:
             log.warning("queue full: %d waiting; refused a question via=%s", full.waiting, via)
-            await self._reply_notice(message, too_busy(full.waiting, full.retry_after))
+            await self._reply_notice(message, too_busy(full.waiting, full.retry_after, tr))
             return
         except QueueClosed:
-            await self._reply_notice(message, RESTARTING)
+            await self._reply_notice(message, tr.gettext(RESTARTING))
             return
         task = self._track()
         try:
@@ -507,18 +525,19 @@ class Ask(commands.Cog):
                     record_gap=True,
                     started=started,
                     asked=question,
+                    tr=tr,
                 )
             except QueueClosed:
-                await self._reply_notice(message, RESTARTING)
+                await self._reply_notice(message, tr.gettext(RESTARTING))
                 return
             except DirectiveError as exc:
-                await self._reply_notice(message, user_message(exc) or GENERIC_ERROR)
+                await self._reply_notice(message, user_message(exc, tr) or tr.gettext(GENERIC_ERROR))
                 return
             except Exception:
                 log.exception("unhandled error answering a mention")
-                await self._reply_notice(message, GENERIC_ERROR)
+                await self._reply_notice(message, tr.gettext(GENERIC_ERROR))
                 return
-            view = self._view(reply, allow_thread=self._can_thread(message.channel))
+            view = self._view(reply, allow_thread=self._can_thread(message.channel), tr=tr)
             kwargs: dict[str, Any] = {}
             if view is not None:
                 kwargs["view"] = view

@@ -8,7 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord.replies import NO_MENTIONS
+from bot.discord.replies import NO_MENTIONS, frame_for
 from bot.discord.views import SourcesPaginator
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ class Sources(commands.Cog):
             interaction.user.id,
             per_page=SOURCES_PER_PAGE,
             timeout=self.bot.settings.discord.view_timeout_seconds,
+            tr=frame_for(interaction),
         )
         if view.pages > 1:
             view.origin = interaction
