@@ -15,6 +15,7 @@ import click
 
 from bot.config import Settings, load_settings, settings_to_dict
 from bot.errors import DirectiveError, InvalidQuestion, RebuildInProgress, StorageError
+from bot.i18n import ENGLISH, LANGUAGES, Frame, frame, language_of
 
 if TYPE_CHECKING:
     from bot.kb import Preview
@@ -162,30 +163,49 @@ def cli(verbose: bool) -> None:
 # --- ask ----------------------------------------------------------------------------------------
 
 
-def format_answer(answer: Answer) -> str:
-    """Plain text for a terminal: each quote, then where it comes from."""
-    lines = [f"Q: {answer.question}", ""]
+def format_answer(answer: Answer, tr: Frame = ENGLISH) -> str:
+    """Plain text for a terminal: each quote, then where it comes from; the text around them in ``tr``'s language."""
+    lines = [tr.gettext("Q: {question}").format(question=answer.question), ""]
     if answer.abstained:
-        lines.append("The knowledge base does not cover that, so there is nothing to quote.")
+        lines.append(tr.gettext("The knowledge base does not cover that, so there is nothing to quote."))
         if answer.covered_topics:
-            lines.append("It covers, for example:")
+            lines.append(tr.gettext("It covers, for example:"))
             lines.extend(f"  - {t}" for t in answer.covered_topics)
         return "\n".join(lines)
+    note = tr.sources_note()
+    if note:
+        lines += [note, ""]
     if answer.unknown_names:
-        names = ", ".join(answer.unknown_names)
-        lines += [f"The articles never mention {names}; these are the closest passages found.", ""]
+        names = tr.gettext(", ").join(answer.unknown_names)
+        lines += [
+            tr.gettext("The articles never mention {names}; these are the closest passages found.").format(names=names),
+            "",
+        ]
     elif answer.tentative:
-        lines += ["These are the closest passages found; they may not answer the question exactly.", ""]
+        lines += [tr.gettext("These are the closest passages found; they may not answer the question exactly."), ""]
     for n, ex in enumerate(answer.excerpts, start=1):
         quote = ex.quote.replace("\n\n", "\n   ")
         lines.append(f"{n}. “{quote}”")
         lines.append(f"   — {attribution(ex.source)}")
         if ex.also_reported_by:
             names = "; ".join(s.publisher or s.title for s in ex.also_reported_by)
-            lines.append(f"   Also reported by {len(ex.also_reported_by)} more: {names}")
+            count = len(ex.also_reported_by)
+            also = tr.ngettext(
+                "Also reported by {count} more: {names}", "Also reported by {count} more: {names}", count
+            )
+            lines.append("   " + also.format(count=count, names=names))
         lines.append("")
-    lines.append(f"(index {answer.index_version})")
+    lines.append(tr.gettext("(index {version})").format(version=answer.index_version))
     return "\n".join(lines)
+
+
+def _frame_option(ctx: click.Context, param: click.Parameter, value: str | None) -> Frame:
+    """``--lang CODE`` as a frame, refused at once (before any model loads) when there is no catalogue."""
+    if value is None:
+        return ENGLISH
+    if language_of(value) is None:
+        raise click.BadParameter(f"no messages in {value!r}; use one of {', '.join(LANGUAGES)}.")
+    return frame(value)
 
 
 def attribution(source: Source) -> str:
@@ -198,8 +218,17 @@ def attribution(source: Source) -> str:
 @click.argument("question", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (one per line when reading stdin).")
 @click.option("--excerpts", type=click.IntRange(1, 10), default=None, help="How many excerpts at most.")
+@click.option(
+    "--lang",
+    "lang",
+    metavar="CODE",
+    default=None,
+    callback=_frame_option,
+    help="Language of the text around the quotes (de, fr, es, pt, hi, zh-CN, zh-TW, ja, ru; default English). "
+    "Quotes stay as the articles print them.",
+)
 @click.pass_context
-def ask(ctx: click.Context, question: str | None, as_json: bool, excerpts: int | None) -> None:
+def ask(ctx: click.Context, question: str | None, as_json: bool, excerpts: int | None, lang: Frame) -> None:
     """Ask one QUESTION, or '-' to read one question per line from stdin (the model loads once)."""
     if question is None:
         raise click.UsageError('Give a question, e.g. directive-bot ask "Who is affected?", or - to read stdin.')
@@ -210,7 +239,7 @@ def ask(ctx: click.Context, question: str | None, as_json: bool, excerpts: int |
     service = open_service(ctx)
     if question != "-":
         answer = service.ask(question, max_excerpts=excerpts)
-        click.echo(json.dumps(answer.to_json(), ensure_ascii=False) if as_json else format_answer(answer))
+        click.echo(json.dumps(answer.to_json(), ensure_ascii=False) if as_json else format_answer(answer, lang))
         return
     for line in sys.stdin:
         if not line.strip():
@@ -223,7 +252,7 @@ def ask(ctx: click.Context, question: str | None, as_json: bool, excerpts: int |
             else:
                 click.echo(f"error: {exc}\n")
             continue
-        click.echo(json.dumps(answer.to_json(), ensure_ascii=False) if as_json else format_answer(answer) + "\n")
+        click.echo(json.dumps(answer.to_json(), ensure_ascii=False) if as_json else format_answer(answer, lang) + "\n")
         sys.stdout.flush()
 
 
