@@ -368,8 +368,8 @@ def excerpt_blocks(description: str) -> list[tuple[str, str]]:
         elif line.startswith("— ") and quote:
             blocks.append((unescape("\n".join(quote)), unescape(line[2:])))
             quote = []
-        elif line.startswith("*") and "closest passages" in line and not blocks and not quote:
-            continue  # the lead line of a tentative answer, before any quote
+        elif line.startswith("*") and line.endswith("*") and not blocks and not quote:
+            continue  # a lead line in italics before any quote: a tentative answer's, the articles' language
         elif line.strip():
             raise AssertionError(f"unexpected line in an answer embed: {line!r}")
     assert not quote, "a quote without attribution"

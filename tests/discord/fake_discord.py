@@ -196,6 +196,25 @@ OPTION_TYPES = {
     11: "ATTACHMENT",
 }
 
+# The locales Discord accepts as keys of name_localizations / description_localizations.
+# fmt: off
+DISCORD_LOCALES = frozenset({
+    "id", "da", "de", "en-GB", "en-US", "es-ES", "es-419", "fr", "hr", "it", "lt", "hu", "nl", "no", "pl", "pt-BR",
+    "ro", "fi", "sv-SE", "vi", "tr", "cs", "el", "bg", "ru", "uk", "hi", "th", "zh-CN", "ja", "zh-TW", "ko",
+})
+# fmt: on
+
+
+def _valid_command_name(name: str) -> bool:
+    """Discord's rule for chat-input names: ``^[-_\\p{L}\\p{N}\\p{sc=Deva}\\p{sc=Thai}]{1,32}$``, lowercase.
+
+    Python's ``\\w`` misses the combining vowel signs of Devanagari and Thai, which Discord allows.
+    """
+    if not 1 <= len(name) <= 32 or name != name.lower():
+        return False
+    return all(ch.isalnum() or ch in "-_" or "\u0900" <= ch <= "\u097f" or "\u0e00" <= ch <= "\u0e7f" for ch in name)
+
+
 _EVENT_INTENTS_GUILD = {
     "GUILD_UPDATE": Intent.GUILDS,
     "GUILD_DELETE": Intent.GUILDS,
@@ -316,6 +335,8 @@ class FakeUser:
     username: str
     bot: bool = False
     global_name: str | None = None
+    # The Discord client's language: sent as ``locale`` with each of this user's interactions.
+    locale: str = "en-US"
 
     @property
     def mention(self) -> str:
@@ -1214,8 +1235,10 @@ class FakeDiscord:
         return perms
 
     # ------------------------------------------------------------------ state setup
-    async def create_user(self, username: str, *, bot: bool = False, global_name: str | None = None) -> FakeUser:
-        user = FakeUser(self._snowflake(), username, bot=bot, global_name=global_name)
+    async def create_user(
+        self, username: str, *, bot: bool = False, global_name: str | None = None, locale: str = "en-US"
+    ) -> FakeUser:
+        user = FakeUser(self._snowflake(), username, bot=bot, global_name=global_name, locale=locale)
         self.users[user.id] = user
         return user
 
@@ -2460,7 +2483,7 @@ class FakeDiscord:
             "channel_id": str(channel.id),
             "token": rec.token,
             "version": 1,
-            "locale": "en-US",
+            "locale": user.locale,
             "entitlements": [],
             "entitlement_sku_ids": [],
             "authorizing_integration_owners": self._integration_owners(rec.guild_id),
@@ -3003,7 +3026,37 @@ class FakeDiscord:
                 "APPLICATION_COMMAND_CONTEXT_MENU_DESCRIPTION",
                 "Context menu commands cannot have description",
             )
+        self._validate_localizations(errs, path, c, chat_input=ctype == 1, needs_description=ctype == 1)
         self._validate_options(errs, [*path, "options"], c.get("options") or [], depth=0)
+
+    def _validate_localizations(
+        self, errs: _Errors, path: list, c: dict, *, chat_input: bool, needs_description: bool
+    ) -> None:
+        """``name_localizations`` / ``description_localizations``: known locales, valid names, 1-100 characters."""
+        for key in ("name_localizations", "description_localizations"):
+            table = c.get(key)
+            if table is None:
+                continue
+            if not isinstance(table, dict):
+                errs.add([*path, key], "DICT_TYPE_CONVERT", "Only dictionaries may be used in a DictType")
+                continue
+            for locale, text in table.items():
+                if locale not in DISCORD_LOCALES:
+                    errs.add([*path, key, locale], "BASE_TYPE_CHOICES", "Value must be a Discord locale.")
+                    continue
+                if key == "name_localizations":
+                    if not isinstance(text, str) or not 1 <= len(text) <= 32:
+                        errs.add([*path, key, locale], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 32 in length.")
+                    elif chat_input and not _valid_command_name(text):
+                        errs.add([*path, key, locale], "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")
+                elif not needs_description:
+                    errs.add(
+                        [*path, key],
+                        "APPLICATION_COMMAND_CONTEXT_MENU_DESCRIPTION",
+                        "Context menu commands cannot have description",
+                    )
+                elif not isinstance(text, str) or not 1 <= len(text) <= 100:
+                    errs.add([*path, key, locale], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
 
     def _validate_options(self, errs: _Errors, path: list, options: list, depth: int) -> None:
         if len(options) > 25:
@@ -3021,6 +3074,7 @@ class FakeDiscord:
             names.add(name)
             if not 1 <= len(o.get("description", "")) <= 100:
                 errs.add([*path, i, "description"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+            self._validate_localizations(errs, [*path, i], o, chat_input=True, needs_description=True)
             otype = o.get("type")
             if otype not in OPTION_TYPES:
                 errs.add([*path, i, "type"], "BASE_TYPE_CHOICES", "Value must be one of {1..11}.")
