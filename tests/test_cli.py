@@ -1,4 +1,5 @@
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -206,3 +207,21 @@ def test_python_dash_m_bot_runs_the_same_cli() -> None:
     )
     assert result.returncode == 0
     assert "ask" in result.stdout and "index" in result.stdout
+
+
+def test_ask_lang_frames_the_answer_in_german_and_quotes_the_articles_unchanged(built) -> None:
+    result = run("ask", "Who issued the order restricting access?", "--lang", "de", *opts(built))
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0] == "F: Who issued the order restricting access?"
+    assert "Die Zitate stammen aus englischsprachigen Artikeln und sind unverändert wiedergegeben." in lines
+    assert lines[-1].startswith("(Index ")
+    bodies = [read_article(p).body for p in KNOWLEDGE.glob("*.md")]
+    quotes = [line.split(". “", 1)[1].removesuffix("”") for line in lines if re.match(r"\d+\. “", line)]
+    assert quotes and all(any(q in body for body in bodies) for q in quotes)
+
+
+def test_ask_lang_without_a_catalogue_is_refused_before_anything_loads() -> None:
+    result = run("ask", "Who is affected?", "--lang", "xx")
+    assert result.exit_code == 2
+    assert "no messages in 'xx'" in result.output
