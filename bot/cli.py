@@ -710,6 +710,12 @@ def _eval_cv(service, sets, folds: int, *, seed: int, as_json: bool, show_misses
     from bot.evaluation import EvalSet, Grid, Tuner, observe, plot_scores
 
     questions = EvalSet(tuple(q for s in sets for q in s.questions))
+    other = EvalSet(tuple(q for q in questions.questions if not service.language_of(q.text).english))
+    if other.questions:  # questions in other languages: their own path, scale and thresholds
+        _eval_cv_multilingual(service, other, folds, seed=seed, as_json=as_json)
+        questions = EvalSet(tuple(q for q in questions.questions if q not in set(other.questions)))
+        if not questions.questions:
+            return
     grid = Grid()
     say(
         f"Running {len(questions.questions)} questions once (the cross-encoder reads up to {max(grid.rerank_windows)})."
@@ -752,6 +758,49 @@ def _eval_cv(service, sets, folds: int, *, seed: int, as_json: bool, show_misses
     if plot is not None:
         plot_scores(held, fitted, plot)
         say(f"Wrote {plot}.")
+
+
+def _eval_cv_multilingual(service, questions, folds: int, *, seed: int, as_json: bool) -> None:  # noqa: ANN001
+    """k-fold figures of the multilingual path, tuned on its own scale (bot.multilingual.tuning_grid)."""
+    from bot.evaluation import Params, Tuner, observe
+    from bot.multilingual import answer_settings, settings_from, tuning_grid
+
+    grid = tuning_grid()
+    say(f"Running {len(questions.questions)} questions in other languages once (multilingual path).")
+    base = answer_settings(service.settings)
+    tuner = Tuner(service, observe(service, questions.questions, read=max(grid.rerank_windows)), grid, base=base)
+    everyone = list(range(len(tuner.observations)))
+    fitted = tuner.fit(everyone)
+    held, chosen = tuner.cross_validate(folds, seed=seed)
+    held.label = f"multilingual: {folds}-fold held-out"
+    current = Params.of(base)
+    rows = [
+        tuner.score(current, everyone, "multilingual: current settings").row(),
+        tuner.score(fitted, everyone, "multilingual: fitted on all (in-sample)").row(),
+        held.row(),
+    ]
+    by_language = {k: f.row() for k, f in held.by(lambda q: q.lang).items()}
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "multilingual": {
+                        "rows": rows,
+                        "by_language": by_language,
+                        "fitted": settings_from(fitted, service.settings),
+                        "folds": [settings_from(p, service.settings) for p in chosen],
+                    }
+                }
+            )
+        )
+        return
+    print_table(rows)
+    click.echo(f"\nFitted on all (multilingual: keys): {settings_from(fitted, service.settings)}")
+    for n, p in enumerate(chosen, start=1):
+        click.echo(f"Chosen without fold {n}: {settings_from(p, service.settings)}")
+    click.echo(f"\nHeld-out figures by language ({folds}-fold):")
+    print_table(list(by_language.values()))
+    click.echo("")
 
 
 def _kind(q) -> str | None:  # noqa: ANN001

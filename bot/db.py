@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Literal, Self
 
-from bot.errors import NotFound
+from bot.errors import NotFound, PinError
 from bot.models import Answer, Excerpt, Source
+from bot.pins import Pin, PinDraft, PinnedQuote
 from bot.sqlite import Migration, connect, statements, storage_error
 
 if TYPE_CHECKING:
@@ -107,9 +108,36 @@ ALTER TABLE audit ADD COLUMN status TEXT NOT NULL DEFAULT 'done';
 CREATE INDEX IF NOT EXISTS audit_article ON audit (article_id, at)
 """
 
+# Moderators' pins (bot.pins). pin_questions holds the pinned question (n = 0) and its phrasings
+# under their normalised form, whose uniqueness is what refuses a duplicate pin. Answers and votes
+# remember the pin that led them, for hit counts and the votes a pin earned since it was made.
+_PINS = """
+CREATE TABLE IF NOT EXISTS pins (
+    id           INTEGER PRIMARY KEY,
+    question     TEXT NOT NULL,
+    quotes       TEXT NOT NULL,
+    created_by   TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    stale_reason TEXT,
+    checked_at   TEXT,
+    hits         INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS pin_questions (
+    normalised TEXT PRIMARY KEY,
+    pin_id     INTEGER NOT NULL,
+    n          INTEGER NOT NULL,
+    text       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pin_questions_pin ON pin_questions (pin_id, n);
+ALTER TABLE answers ADD COLUMN pin_id INTEGER;
+ALTER TABLE votes ADD COLUMN pin_id INTEGER;
+CREATE INDEX IF NOT EXISTS votes_pin ON votes (pin_id)
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     statements(_SCHEMA),  # 1: answers, votes, declined, audit, rebuilds, bot_threads
     statements(_AUDIT_STATUS),  # 2: audit.status
+    statements(_PINS),  # 3: pins, pin_questions, answers.pin_id, votes.pin_id
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -147,6 +175,17 @@ class Gap:
     count: int
     last_asked: dt.datetime
     example: str
+
+
+@dataclass(frozen=True)
+class FeedbackGroup:
+    """Answers members voted 👎, grouped by question (normalised as for gaps)."""
+
+    question_normalised: str
+    downvotes: int
+    last_voted: dt.datetime
+    example: str
+    pinned: int | None = None  # the pin that led the latest of these answers, if any
 
 
 @dataclass(frozen=True)
@@ -226,6 +265,7 @@ def excerpt_to_json(excerpt: Excerpt) -> dict[str, object]:
         "source": excerpt.source.to_json(),
         "chunk_id": excerpt.chunk_id,
         "also_reported_by": [s.to_json() for s in excerpt.also_reported_by],
+        "pinned": excerpt.pinned,
     }
 
 
@@ -243,6 +283,7 @@ def excerpt_from_json(data: dict[str, object]) -> Excerpt:
         source=_source_from_json(source),
         chunk_id=str(data["chunk_id"]),
         also_reported_by=tuple(_source_from_json(s) for s in also),
+        pinned=bool(data.get("pinned", False)),
     )
 
 
@@ -325,6 +366,7 @@ class Database:
         """Keep a posted answer so its buttons work after a restart; returns a short random id.
 
         ``shown`` is how many excerpts the message displayed ("More sources" continues from there).
+        An answer led by a pin counts as one hit of that pin.
         """
         payload = json.dumps([excerpt_to_json(e) for e in answer.excerpts], ensure_ascii=False)
         shown_count = len(answer.excerpts) if shown is None else max(0, min(shown, len(answer.excerpts)))
@@ -335,7 +377,7 @@ class Database:
                 with self._transaction() as cur:
                     cur.execute(
                         "INSERT INTO answers (id, created_at, guild_id, channel_id, user_id, question,"
-                        " index_version, abstained, shown, excerpts) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        " index_version, abstained, shown, excerpts, pin_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                         (
                             answer_id,
                             created,
@@ -347,8 +389,11 @@ class Database:
                             int(answer.abstained),
                             shown_count,
                             payload,
+                            answer.pin_id,
                         ),
                     )
+                    if answer.pin_id is not None:  # a pin's hit count: answers it led that were posted
+                        cur.execute("UPDATE pins SET hits = hits + 1 WHERE id = ?", (answer.pin_id,))
             except sqlite3.IntegrityError:
                 continue  # a 48-bit id collided; draw another
             return answer_id
@@ -394,7 +439,7 @@ class Database:
             raise ValueError(f"vote must be +1 or -1, not {vote!r}")
         with self._transaction() as cur:
             answer = cur.execute(
-                "SELECT question, index_version, excerpts FROM answers WHERE id = ?",
+                "SELECT question, index_version, excerpts, pin_id FROM answers WHERE id = ?",
                 (answer_id,),
             ).fetchone()
             if answer is None:
@@ -407,8 +452,8 @@ class Database:
                 return "unchanged"
             excerpt_ids = [excerpt_from_json(e).id for e in json.loads(answer["excerpts"])]
             cur.execute(
-                "INSERT INTO votes (answer_id, user_id, vote, voted_at, question, index_version, excerpt_ids)"
-                " VALUES (?,?,?,?,?,?,?)"
+                "INSERT INTO votes (answer_id, user_id, vote, voted_at, question, index_version, excerpt_ids, pin_id)"
+                " VALUES (?,?,?,?,?,?,?,?)"
                 " ON CONFLICT (answer_id, user_id) DO UPDATE SET vote = excluded.vote, voted_at = excluded.voted_at",
                 (
                     answer_id,
@@ -418,6 +463,7 @@ class Database:
                     answer["question"],
                     answer["index_version"],
                     json.dumps(excerpt_ids),
+                    answer["pin_id"],
                 ),
             )
             return "recorded" if previous is None else "changed"
@@ -503,6 +549,190 @@ class Database:
             )
             for row in rows
         ]
+
+    def recent_feedback(
+        self, limit: int = 25, days: int = 30, *, now: dt.datetime | None = None
+    ) -> list[FeedbackGroup]:
+        """Answers voted 👎 in the last ``days``, grouped by normalised question, newest first."""
+        cutoff = _to_text((now or _utcnow()) - dt.timedelta(days=days))
+        rows = self._query(
+            "SELECT question, voted_at, pin_id FROM votes WHERE vote = -1 AND voted_at >= ? ORDER BY voted_at DESC",
+            (cutoff,),
+        )
+        groups: dict[str, FeedbackGroup] = {}
+        for row in rows:  # newest first: the first row of a group names it
+            key = normalise_question(row["question"])
+            seen = groups.get(key)
+            if seen is None:
+                groups[key] = FeedbackGroup(key, 1, _from_text(row["voted_at"]), row["question"], row["pin_id"])
+            else:
+                groups[key] = FeedbackGroup(key, seen.downvotes + 1, seen.last_voted, seen.example, seen.pinned)
+        return list(groups.values())[:limit]
+
+    # -- pins ----------------------------------------------------------------------------------
+
+    def add_pin(self, draft: PinDraft, *, actor: str, when: dt.datetime | None = None, action: str = "pin") -> Pin:
+        """Save a pin and its audit row in one transaction; a question already pinned is refused."""
+        at = _to_text(when or _utcnow())
+        quotes = json.dumps([q.to_json() for q in draft.quotes], ensure_ascii=False)
+        with self._transaction() as cur:
+            self._refuse_taken(cur, draft.questions)
+            cur.execute(
+                "INSERT INTO pins (question, quotes, created_by, created_at, checked_at) VALUES (?,?,?,?,?)",
+                (draft.question, quotes, actor, at, at),
+            )
+            pin_id = int(cur.lastrowid or 0)
+            for n, text in enumerate(draft.questions):
+                cur.execute(
+                    "INSERT INTO pin_questions (normalised, pin_id, n, text) VALUES (?,?,?,?)",
+                    (normalise_question(text), pin_id, n, text),
+                )
+            pin = self._pin(cur, pin_id)
+            self._audit_pin(
+                cur, at, actor, action, None, pin, f"pinned #{pin_id} “{_clip(draft.question)}”: {_refs(pin)}"
+            )
+        return pin
+
+    def _refuse_taken(
+        self, cur: sqlite3.Cursor, questions: tuple[str, ...] | list[str], *, own: int | None = None
+    ) -> None:
+        for text in questions:
+            row = cur.execute(
+                "SELECT pin_id FROM pin_questions WHERE normalised = ?", (normalise_question(text),)
+            ).fetchone()
+            if row is not None and row["pin_id"] != own:
+                raise PinError(
+                    f"“{_clip(text)}” is already pinned (pin #{row['pin_id']}); "
+                    "see `/kb pins`, or unpin it first to pin other passages."
+                )
+
+    def add_phrasings(self, pin_id: int, phrasings: list[str] | tuple[str, ...], *, actor: str) -> Pin:
+        """More example phrasings for a pin (audited); one already pinned anywhere is refused."""
+        at = _to_text(_utcnow())
+        with self._transaction() as cur:
+            before = self._pin(cur, pin_id)
+            self._refuse_taken(cur, phrasings, own=pin_id)
+            fresh = [
+                p for p in phrasings if normalise_question(p) not in {normalise_question(q) for q in before.questions}
+            ]
+            if not fresh:
+                raise PinError(f"Pin #{pin_id} already has that phrasing; nothing was changed.")
+            start = len(before.questions)
+            for n, text in enumerate(fresh, start=start):
+                cur.execute(
+                    "INSERT INTO pin_questions (normalised, pin_id, n, text) VALUES (?,?,?,?)",
+                    (normalise_question(text), pin_id, n, text),
+                )
+            after = self._pin(cur, pin_id)
+            detail = f"pin #{pin_id}: added phrasing " + "; ".join(f"“{_clip(t)}”" for t in fresh)
+            self._audit_pin(cur, at, actor, "pin phrasing", before, after, detail)
+        return after
+
+    def remove_pin(self, pin_id: int, *, actor: str) -> Pin:
+        """Delete a pin (its audit rows, hits and votes stay as history)."""
+        at = _to_text(_utcnow())
+        with self._transaction() as cur:
+            before = self._pin(cur, pin_id)
+            cur.execute("DELETE FROM pin_questions WHERE pin_id = ?", (pin_id,))
+            cur.execute("DELETE FROM pins WHERE id = ?", (pin_id,))
+            self._audit_pin(cur, at, actor, "unpin", before, None, f"unpinned #{pin_id} “{_clip(before.question)}”")
+        return before
+
+    def save_pin_check(self, checked: Pin, *, actor: str = "index check") -> Pin | None:
+        """Store a pin as re-checked against the articles; a change of state (stale or fresh again) is audited.
+
+        Returns the stored pin, or None when it was unpinned meanwhile.
+        """
+        at = _to_text(_utcnow())
+        quotes = json.dumps([q.to_json() for q in checked.quotes], ensure_ascii=False)
+        with self._transaction() as cur:
+            try:
+                before = self._pin(cur, checked.id)
+            except PinError:
+                return None
+            if before.quotes == checked.quotes and before.stale_reason == checked.stale_reason:
+                cur.execute("UPDATE pins SET checked_at = ? WHERE id = ?", (at, checked.id))
+                return before
+            cur.execute(
+                "UPDATE pins SET quotes = ?, stale_reason = ?, checked_at = ? WHERE id = ?",
+                (quotes, checked.stale_reason, at, checked.id),
+            )
+            after = self._pin(cur, checked.id)
+            if checked.stale_reason is not None and before.stale_reason is None:
+                action, detail = "pin stale", f"pin #{checked.id} not served: {checked.stale_reason}"
+            elif checked.stale_reason is None and before.stale_reason is not None:
+                action, detail = "pin fresh", f"pin #{checked.id} served again: every passage found word for word"
+            elif checked.stale_reason is not None:
+                action, detail = "pin stale", f"pin #{checked.id} still not served: {checked.stale_reason}"
+            else:
+                action, detail = "pin moved", f"pin #{checked.id}: passages found at new offsets: {_refs(after)}"
+            self._audit_pin(cur, at, actor, action, before, after, detail)
+        return after
+
+    def get_pin(self, pin_id: int) -> Pin:
+        with self._lock:
+            cur = self._conn.cursor()
+            try:
+                return self._pin(cur, pin_id)
+            except sqlite3.Error as exc:
+                raise storage_error(exc, "the bot's database", self.path) from exc
+            finally:
+                cur.close()
+
+    def pins(self) -> list[Pin]:
+        """Every pin, oldest first, with its phrasings, hits and the 👍/👎 of answers it led."""
+        rows = self._query("SELECT id FROM pins ORDER BY id")
+        with self._lock:
+            cur = self._conn.cursor()
+            try:
+                return [self._pin(cur, row["id"]) for row in rows]
+            except sqlite3.Error as exc:
+                raise storage_error(exc, "the bot's database", self.path) from exc
+            finally:
+                cur.close()
+
+    def _pin(self, cur: sqlite3.Cursor, pin_id: int) -> Pin:
+        row = cur.execute("SELECT * FROM pins WHERE id = ?", (pin_id,)).fetchone()
+        if row is None:
+            raise PinError(f"There is no pin #{pin_id}; see `/kb pins` for the pins there are.")
+        texts = [
+            r["text"]
+            for r in cur.execute("SELECT text FROM pin_questions WHERE pin_id = ? ORDER BY n", (pin_id,)).fetchall()
+        ]
+        votes = cur.execute(
+            "SELECT SUM(vote = 1) AS up, SUM(vote = -1) AS down FROM votes WHERE pin_id = ?", (pin_id,)
+        ).fetchone()
+        return Pin(
+            id=row["id"],
+            question=row["question"],
+            quotes=tuple(PinnedQuote.from_json(q) for q in json.loads(row["quotes"])),
+            phrasings=tuple(texts[1:]),
+            created_by=row["created_by"],
+            created_at=_from_text(row["created_at"]),
+            stale_reason=row["stale_reason"],
+            hits=row["hits"],
+            votes_up=int(votes["up"] or 0),
+            votes_down=int(votes["down"] or 0),
+        )
+
+    @staticmethod
+    def _audit_pin(
+        cur: sqlite3.Cursor, at: str, actor: str, action: str, before: Pin | None, after: Pin | None, detail: str
+    ) -> None:
+        cur.execute(
+            "INSERT INTO audit (at, actor, action, article_id, hash_before, hash_after, detail, status)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (
+                at,
+                actor,
+                action,
+                None,
+                before.content_hash if before else None,
+                after.content_hash if after else None,
+                detail,
+                "done",
+            ),
+        )
 
     # -- audit log -----------------------------------------------------------------------------
 
@@ -628,3 +858,12 @@ class Database:
     def bot_threads(self) -> set[int]:
         """Ids of every thread the bot opened."""
         return {row["thread_id"] for row in self._query("SELECT thread_id FROM bot_threads")}
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _refs(pin: Pin) -> str:
+    return ", ".join(q.ref for q in pin.quotes)

@@ -51,3 +51,7 @@ class StorageError(DirectiveError):
 
 class ConnectionFailed(DirectiveError):
     """Discord could not be reached, even after retrying."""
+
+
+class PinError(DirectiveError):
+    """A moderator's pin cannot be made as asked (no passage, a passage not found verbatim, a duplicate)."""

@@ -344,9 +344,16 @@ class Tuner:
     """Scores settings on observations; chooses them by grid search; reports them by k-fold cross-validation."""
 
     def __init__(
-        self, service: KnowledgeService, observations: Sequence[Observation], grid: Grid | None = None
+        self,
+        service: KnowledgeService,
+        observations: Sequence[Observation],
+        grid: Grid | None = None,
+        base: RetrievalSettings | None = None,
     ) -> None:
+        """``base``: the answer rules the settings are tried on (the English ones unless given; the
+        multilingual path passes its own, whose scores are on another scale)."""
         self.service = service
+        self.base = base
         self.observations = list(observations)
         self.grid = grid or Grid()
         self._ranked: dict[tuple[int, float, float], _Ranked] = {}
@@ -356,7 +363,7 @@ class Tuner:
         """Outcomes with no threshold (nothing declined, nothing hedged but unknown names): the ranking half."""
         key = (read, weight, cutoff)
         if key not in self._ranked:
-            base = self.service.settings.retrieval
+            base = self.base or self.service.settings.retrieval
             open_settings = replace(
                 base,
                 decline_threshold=-math.inf,

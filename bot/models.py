@@ -119,6 +119,8 @@ class Excerpt:
     source: Source
     chunk_id: str
     also_reported_by: tuple[Source, ...] = ()
+    # Chosen by the moderators for this question (``bot.pins``), not found by retrieval.
+    pinned: bool = False
 
     @property
     def span(self) -> tuple[int, int]:
@@ -137,6 +139,7 @@ class Excerpt:
             "also_reported_by": [s.article_id for s in self.also_reported_by],
             "also_reported_by_sources": [s.to_json() for s in self.also_reported_by],
             "chunk_id": self.chunk_id,
+            "pinned": self.pinned,
         }
 
 
@@ -170,16 +173,22 @@ class Answer:
     tentative: bool = False
     # Names in the question that no article mentions (a reason the answer is tentative).
     unknown_names: tuple[str, ...] = ()
+    # The moderators' pin whose quotes lead this answer (``bot.pins``), if any.
+    pin_id: int | None = None
+    # The language the question was read in (ISO 639-1, bot.language); quotes are always English.
+    language: str = "en"
 
     def to_json(self) -> dict[str, object]:
         return {
             "question": self.question,
+            "language": self.language,
             "abstained": self.abstained,
             "index_version": self.index_version,
             "confidence": round(self.confidence, 4),
             "tentative": self.tentative,
             "unknown_names": list(self.unknown_names),
             "reason": self.reason,
+            "pin_id": self.pin_id,
             "covered_topics": list(self.covered_topics),
             "excerpts": [e.to_json() for e in self.excerpts],
             "timings_ms": {

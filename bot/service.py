@@ -17,9 +17,38 @@ from typing import TYPE_CHECKING
 from bot.answer import compose, covered_topics
 from bot.answer_cache import AnswerCache, normalise_question
 from bot.config import RetrievalSettings, Settings
-from bot.errors import IndexMismatch, IndexMissing, RebuildInProgress
+from bot.errors import DirectiveError, IndexMismatch, IndexMissing, PinError, RebuildInProgress, StorageError
 from bot.knowledge import load_knowledge
+from bot.language import Detection, detect
 from bot.models import Answer, Article
+from bot.multilingual import (
+    ENABLE_HINT,
+    MODEL_LANGUAGES,
+    MultilingualEncoder,
+    MultilingualRetriever,
+    answer_settings,
+    available,
+    finish,
+    unsupported,
+)
+from bot.pins import (
+    Pin,
+    PinBook,
+    PinDraft,
+    PinnedQuote,
+    SentenceChoice,
+    apply_match,
+    check_imported,
+    clean_phrasings,
+    export_yaml,
+    find_verbatim,
+    make_draft,
+    quote_at,
+    quote_from_ref,
+    read_export,
+    search_sentences,
+    verify,
+)
 from bot.retrieval import Mode, Retrieval, Retriever, clean_question
 from bot.store import (
     BuildReport,
@@ -29,16 +58,20 @@ from bot.store import (
     index_status,
     load_index,
     manifest_signature,
+    read_manifest,
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from bot.db import Database
     from bot.embedding import Embedder
     from bot.late import LateInteraction
     from bot.rerank import CrossEncoder
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BuildReport", "IndexInfo", "KnowledgeService"]
+__all__ = ["BuildReport", "ImportReport", "IndexInfo", "KnowledgeService"]
 
 
 @dataclass(frozen=True)
@@ -54,11 +87,21 @@ class IndexInfo:
 
 
 @dataclass(frozen=True)
+class ImportReport:
+    """``kb pins import``: pins added, and questions skipped because they were already pinned here."""
+
+    added: tuple[Pin, ...]
+    skipped: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class _Live:
     index: LoadedIndex
     retriever: Retriever
     topics: tuple[str, ...]
     signature: str | None
+    # Questions in other languages (bot.multilingual); None without the model or its vectors in this build.
+    multilingual: MultilingualRetriever | None = None
 
 
 class KnowledgeService:
@@ -71,8 +114,10 @@ class KnowledgeService:
         reranker: CrossEncoder | None,
         count_tokens: Callable[[str], int],
         late: LateInteraction | None = None,
+        multilingual: MultilingualEncoder | None = None,
     ) -> None:
         self.settings = settings
+        self.multilingual = multilingual
         self.embedder = embedder
         self.reranker = reranker
         self.late = late
@@ -81,8 +126,13 @@ class KnowledgeService:
         self._swap_lock = threading.Lock()
         self._rebuild_lock = threading.Lock()
         self._rebuild_holder = ""
-        # Repeated questions: keyed by (normalised question, excerpts) per index version.
+        # Repeated questions: keyed by (normalised question, excerpts) per index version and pin book.
         self.answer_cache: AnswerCache[Answer] = AnswerCache(settings.discord.answer_cache_size)
+        # Moderators' pins: served only when a database is attached (the bot and `ask` attach one;
+        # evaluation does not unless asked), checked against the live index whenever it changes.
+        self._pin_db: Database | None = None
+        self._pin_lock = threading.Lock()
+        self._pins: PinBook = PinBook.empty()
 
     @classmethod
     def open(
@@ -108,8 +158,11 @@ class KnowledgeService:
             from bot.late import LateInteraction
 
             late = LateInteraction(settings.retrieval.late_model, dim=settings.retrieval.late_dim)
-        service = cls(settings, embedder, reranker, model_token_counter(settings.embedding), late)
+        multilingual = _multilingual_encoder(settings)
+        service = cls(settings, embedder, reranker, model_token_counter(settings.embedding), late, multilingual)
         status = index_status(settings, model_name=embedder.name)
+        if status.fresh and multilingual is not None and not _has_vectors_of(settings, multilingual):
+            status = replace(status, fresh=False, settings_changed=("multilingual model",))
         if not status.fresh:
             if not build_if_needed:
                 if not status.built:
@@ -133,10 +186,21 @@ class KnowledgeService:
             self.settings.paths.index_dir, expect_model=self.embedder.name, expect_dim=self.embedder.dimension
         )
         retriever = Retriever(index, self.embedder, self.settings.retrieval, late=self.late, reranker=self.reranker)
-        live = _Live(index, retriever, covered_topics(index), signature)
+        ml = None
+        if (
+            self.multilingual is not None
+            and (index.manifest.get("multilingual") or {}).get("name") == self.multilingual.name
+        ):
+            ml = MultilingualRetriever(index, retriever.layout, self.multilingual, self.settings)
+        live = _Live(index, retriever, covered_topics(index), signature, ml)
         with self._swap_lock:
             old = self._live.index.version if self._live else None
             self._live = live
+        if self._pin_db is not None:
+            try:
+                self.refresh_pins()
+            except StorageError as exc:  # pins of another index version are never served (see _with_pins)
+                log.warning("could not re-check the pins against index %s; serving none: %s", index.version, exc)
         return old, index.version
 
     @property
@@ -162,6 +226,7 @@ class KnowledgeService:
                 started_by=started_by,
                 force=force,
                 late=self.late,
+                multilingual=self.multilingual,
             )
             if self._live is None or self._live.index.version != report.index_version or report.embedded:
                 self._load()
@@ -187,21 +252,68 @@ class KnowledgeService:
     # --- questions ----------------------------------------------------------------------------
 
     def ask(
-        self, question: str, *, max_excerpts: int | None = None, mode: Mode = "hybrid", rerank: bool = True
+        self,
+        question: str,
+        *,
+        max_excerpts: int | None = None,
+        mode: Mode = "hybrid",
+        rerank: bool = True,
+        use_pins: bool = True,
     ) -> Answer:
-        """Answer one question by quoting the knowledge base, or decline."""
+        """Answer one question by quoting the knowledge base, or decline.
+
+        When the question matches a moderators' pin (and pins are attached), the pinned quotes lead
+        the answer; ``use_pins=False`` gives the automatic answer alone.
+        """
         text = clean_question(question, self.settings.question)
         live = self.live
+        detected = self.language_of(text)
+        if not detected.english:
+            return self._ask_other_language(text, detected.language, max_excerpts, live)
         retrieval = live.retriever.search(text, mode=mode, rerank=rerank)
+        answer = self.answer_from(text, retrieval, max_excerpts=max_excerpts, live=live)
+        return self._with_pins(answer, max_excerpts) if use_pins else answer
+
+    def _with_pins(self, answer: Answer, max_excerpts: int | None) -> Answer:
+        """The composed answer with the matching pin's quotes first (a pin checked against this index only)."""
+        book = self._pins
+        if not len(book) or book.index_version != answer.index_version:
+            return answer
+        match = book.match(answer.question, self.embedder.encode_query)
+        if match is None:
+            return answer
+        return apply_match(answer, match, book.excerpts[match.pin.id], max_excerpts=max_excerpts)
+
+    def language_of(self, question: str) -> Detection:
+        """The language a question is routed by (English unless the script or a confident classifier says not)."""
+        m = self.settings.multilingual
+        return detect(question, min_confidence=m.min_confidence, min_letters=m.min_letters)
+
+    def _ask_other_language(self, text: str, language: str, max_excerpts: int | None, live: _Live) -> Answer:
+        """A question in another language: the multilingual path, or a polite English decline."""
+        if live.multilingual is None or language not in MODEL_LANGUAGES:
+            if live.multilingual is None and self.settings.multilingual.enabled and not available():
+                log.info(
+                    "a question in %s was declined: the multilingual model is not installed; %s", language, ENABLE_HINT
+                )
+            return unsupported(text, language, live.index.version, live.topics)
+        retrieval = live.multilingual.search(text)
         return self.answer_from(text, retrieval, max_excerpts=max_excerpts, live=live)
 
     def retrieve(
         self, question: str, *, mode: Mode = "hybrid", rerank: bool = True, read: int | None = None
     ) -> Retrieval:
-        """The expensive half of ``ask`` (models, search): evaluation scores many settings of the cheap half on it."""
-        return self.live.retriever.search(
-            clean_question(question, self.settings.question), mode=mode, rerank=rerank, read=read
-        )
+        """The expensive half of ``ask`` (models, search): evaluation scores many settings of the cheap half on it.
+
+        A question in another language gets the multilingual path's windows (none when it cannot be read)."""
+        text = clean_question(question, self.settings.question)
+        live = self.live
+        detected = self.language_of(text)
+        if not detected.english:
+            if live.multilingual is None or detected.language not in MODEL_LANGUAGES:
+                return Retrieval((), (), 0.0, 0.0, 0.0, reranked=True)
+            return live.multilingual.search(text, read=read)
+        return live.retriever.search(text, mode=mode, rerank=rerank, read=read)
 
     def answer_from(
         self,
@@ -212,8 +324,17 @@ class KnowledgeService:
         max_excerpts: int | None = None,
         live: _Live | None = None,
     ) -> Answer:
-        """The cheap half of ``ask``: quotes or a decline from a retrieval, under the given settings."""
+        """The cheap half of ``ask``: quotes or a decline from a retrieval, under the given settings.
+
+        A question in another language is judged on the multilingual scale (``multilingual`` settings)."""
         live = live or self.live
+        detected = self.language_of(question)
+        if not detected.english:
+            rules = settings or answer_settings(self.settings)
+            answer = compose(
+                question, live.index, retrieval, rules, max_excerpts=max_excerpts, covered_topics=live.topics
+            )
+            return finish(answer, retrieval, rules, detected.language)
         return compose(
             question,
             live.index,
@@ -232,19 +353,160 @@ class KnowledgeService:
         """
         text = clean_question(question, self.settings.question)
         version = self.live.index.version
+        generation = self._pins.generation
+        # A change of pins changes answers: the cache is per index version and pin book.
+        cache_version = f"{version}/pins-{generation}"
         key = (normalise_question(text), max_excerpts)
         if compute:
             answer = self.answer_cache.get_or_compute(
-                version,
+                cache_version,
                 key,
                 lambda: self.ask(text, max_excerpts=max_excerpts),
-                cacheable=lambda a: a.index_version == version,
+                cacheable=lambda a: a.index_version == version and self._pins.generation == generation,
             )
         else:
-            answer = self.answer_cache.get(version, key)
+            answer = self.answer_cache.get(cache_version, key)
             if answer is None:
                 return None
         return answer if answer.question == text else replace(answer, question=text)
+
+    # --- moderators' pins -----------------------------------------------------------------------
+
+    @property
+    def pin_db(self) -> Database | None:
+        return self._pin_db
+
+    def use_pins(self, db: Database | None) -> list[Pin]:
+        """Serve the pins stored in ``db`` (checked against the live index now); None serves none."""
+        self._pin_db = db
+        return self.refresh_pins()
+
+    def refresh_pins(self, *, actor: str = "index check") -> list[Pin]:
+        """Check every pin against the articles the live index serves, store the outcome, serve the good ones.
+
+        Runs whenever an index is loaded (every build, every start) and after every pin change. A
+        pin whose passage changed or disappeared is marked stale (audited) and left out.
+        """
+        with self._pin_lock:
+            generation = self._pins.generation + 1
+            db, live = self._pin_db, self._live
+            if db is None or live is None:
+                self._pins = PinBook.empty(generation)
+                return []
+            checked = [
+                stored
+                for pin in db.pins()
+                if (stored := db.save_pin_check(verify(pin, live.index.articles), actor=actor)) is not None
+            ]
+            chunk_of: dict[str, list[tuple[int, int, str]]] = {}
+            for chunk in live.index.chunks:
+                chunk_of.setdefault(chunk.article_id, []).append((chunk.start, chunk.end, chunk.id))
+            self._pins = PinBook.build(
+                checked,
+                live.index.articles,
+                self.embedder,
+                index_version=live.index.version,
+                generation=generation,
+                chunk_of=chunk_of,
+            )
+            return checked
+
+    def _require_pins(self) -> Database:
+        if self._pin_db is None:
+            raise PinError("Pins are kept in the bot's database, which is not open here.")
+        return self._pin_db
+
+    def pins(self) -> list[Pin]:
+        """Every pin with its state, hits and votes (stale ones too: moderators fix those)."""
+        return self._require_pins().pins()
+
+    def search_passages(self, text: str, limit: int = 25) -> list[SentenceChoice]:
+        """Sentences of the served articles containing every word of ``text`` (the pin search)."""
+        index = self.live.index
+        return search_sentences(text, index.articles, index.sentences, limit=limit)
+
+    def passage_at(self, ref: str) -> PinnedQuote:
+        """A passage by ``article@start-end`` (a search suggestion or one of the bot's excerpts)."""
+        return quote_from_ref(ref, self.live.index.articles)
+
+    def passage_of(self, article_id: str, start: int, end: int) -> PinnedQuote:
+        article = self.live.index.articles.get(article_id)
+        if article is None:
+            raise PinError(f"No article `{article_id}` is served now; ask again and choose another passage.")
+        return quote_at(article, start, end)
+
+    def find_passage(self, text: str) -> PinnedQuote:
+        """Pasted text found word for word in a served article (refused, saying so, when it is not)."""
+        return find_verbatim(text, self.live.index.articles.values())
+
+    def draft_pin(
+        self, question: str, quotes: list[PinnedQuote] | tuple[PinnedQuote, ...], phrasings: tuple[str, ...] = ()
+    ) -> PinDraft:
+        """A pin ready for the preview: question checked like any question, one to three passages."""
+        text = clean_question(question, self.settings.question)
+        return make_draft(text, quotes, clean_phrasings(text, phrasings, max_chars=self.settings.question.max_chars))
+
+    def with_phrasings(self, draft: PinDraft, phrasings: list[str] | tuple[str, ...]) -> PinDraft:
+        more = clean_phrasings(
+            draft.question, (*draft.phrasings, *phrasings), max_chars=self.settings.question.max_chars
+        )
+        return PinDraft(draft.question, draft.quotes, more)
+
+    def pinned_for(self, question: str) -> int | None:
+        """The pin that already holds this question (same normalised words), if any."""
+        from bot.pins import normalise
+
+        key = normalise(clean_question(question, self.settings.question))
+        return next((p.id for p in self.pins() if key in {normalise(q) for q in p.questions}), None)
+
+    def save_pin(self, draft: PinDraft, *, actor: str) -> Pin:
+        """Store the pin (audited) after checking its passages once more, and serve it at once."""
+        db = self._require_pins()
+        articles = self.live.index.articles
+        draft = check_imported(draft, articles)
+        pin = db.add_pin(draft, actor=actor)
+        self.refresh_pins()
+        return pin
+
+    def unpin(self, pin_id: int, *, actor: str) -> Pin:
+        pin = self._require_pins().remove_pin(pin_id, actor=actor)
+        self.refresh_pins()
+        return pin
+
+    def add_pin_phrasings(self, pin_id: int, phrasings: list[str] | tuple[str, ...], *, actor: str) -> Pin:
+        db = self._require_pins()
+        pin = db.get_pin(pin_id)
+        fresh = clean_phrasings(pin.question, phrasings, max_chars=self.settings.question.max_chars)
+        if not fresh:
+            raise PinError("Give a phrasing that differs from the pinned question; nothing was changed.")
+        after = db.add_phrasings(pin_id, fresh, actor=actor)
+        self.refresh_pins()
+        return after
+
+    def export_pins(self, path: Path) -> int:
+        return export_yaml(self.pins(), path)
+
+    def import_pins(self, path: Path, *, actor: str) -> ImportReport:
+        """Pins from an export, each passage found again word for word here first; all or nothing.
+
+        Questions already pinned here are skipped (so importing the same file twice adds nothing).
+        """
+        db = self._require_pins()
+        articles = self.live.index.articles
+        drafts = [
+            check_imported(self.draft_pin(d.question, d.quotes, d.phrasings), articles) for d in read_export(path)
+        ]
+        taken = {key for pin in db.pins() for key in _keys(pin.questions)}
+        added: list[Pin] = []
+        skipped: list[str] = []
+        for draft in drafts:
+            if taken & _keys(draft.questions):
+                skipped.append(draft.question)
+                continue
+            added.append(db.add_pin(draft, actor=actor, action="pin import"))
+            taken |= _keys(draft.questions)
+        self.refresh_pins()
+        return ImportReport(tuple(added), tuple(skipped))
 
     # --- facts --------------------------------------------------------------------------------
 
@@ -281,3 +543,30 @@ class KnowledgeService:
 
     def covered_topics(self) -> tuple[str, ...]:
         return self.live.topics
+
+
+def _keys(questions: tuple[str, ...]) -> set[str]:
+    from bot.pins import normalise
+
+    return {normalise(q) for q in questions}
+
+
+def _multilingual_encoder(settings: Settings) -> MultilingualEncoder | None:
+    """The shared multilingual model when enabled and installed; a one-line hint when enabled but missing."""
+    if not settings.multilingual.enabled:
+        return None
+    if not available():
+        log.info("questions in other languages will be declined: %s to enable them", ENABLE_HINT)
+        return None
+    from bot.multilingual import shared_encoder
+
+    return shared_encoder()
+
+
+def _has_vectors_of(settings: Settings, encoder: MultilingualEncoder) -> bool:
+    """Whether the live build holds multilingual vectors made by this encoder."""
+    try:
+        manifest = read_manifest(settings.paths.index_dir)
+    except DirectiveError:
+        return False
+    return bool(manifest) and (manifest.get("multilingual") or {}).get("name") == encoder.name

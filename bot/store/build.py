@@ -45,6 +45,7 @@ from bot.store.manifest import (
     pointer_text,
     read_manifest,
 )
+from bot.store.multilingual import MULTILINGUAL_FILES, WindowEncoder, write_multilingual
 from bot.store.records import BuildReport, EmbedderLike
 from bot.store.status import diff
 from bot.store.verify import verify_index
@@ -75,8 +76,12 @@ def build_index(
     started_by: str = "cli",
     force: bool = False,
     late: LateInteraction | None = None,
+    multilingual: WindowEncoder | None = None,
 ) -> BuildReport:
-    """Build, swap in and report; a damaged or unreadable live build is treated as missing and replaced."""
+    """Build, swap in and report; a damaged or unreadable live build is treated as missing and replaced.
+
+    With a ``multilingual`` encoder, every candidate window is also embedded for questions in other
+    languages (bot.store.multilingual); the manifest records the model and the version includes it."""
     t0 = time.perf_counter()
     index_dir = Path(settings.paths.index_dir)
     with BuildLock(index_dir, started_by):
@@ -90,7 +95,19 @@ def build_index(
             hashes = {a.id: a.content_hash for a in arts}
             chunker = chunker_settings(settings)
             late_info = {"name": late.name, "dimension": late.dim} if late is not None else None
-            version = compute_version(embedder.name, embedder.dimension, {**chunker, "late": late_info}, hashes)
+            ml_info = (
+                {
+                    "name": multilingual.name,
+                    "dimension": multilingual.dimension,
+                    "window_sentences": settings.retrieval.window_sentences,
+                }
+                if multilingual is not None
+                else None
+            )
+            extra = {"multilingual": ml_info} if ml_info else {}  # absent: English-only versions stay as they were
+            version = compute_version(
+                embedder.name, embedder.dimension, {**chunker, "late": late_info, **extra}, hashes
+            )
             previous, damage = _previous_manifest(index_dir)
             added, changed, removed = diff(previous["articles"] if previous else {}, hashes)
             if previous and previous["index_version"] == version and not force:
@@ -111,12 +128,16 @@ def build_index(
                 "index_version": version,
                 "model": {"name": embedder.name, "dimension": embedder.dimension},
                 "late_interaction": late_info,
+                **({"multilingual": ml_info} if ml_info else {}),
                 "chunker": chunker,
                 "articles": hashes,
                 "embedded": embedded.computed,
                 "started_by": started_by,
             }
-            name, manifest_sha = write_build(index_dir, version, arts, chunks, embedded, manifest, t0)
+            name, manifest_sha = write_build(
+                index_dir, version, arts, chunks, embedded, manifest, t0, multilingual=multilingual,
+                window_sentences=settings.retrieval.window_sentences,
+            )  # fmt: skip
             swap(index_dir, name, manifest_sha)
         except OSError as exc:
             raise _write_failed(exc, index_dir) from exc
@@ -268,6 +289,9 @@ def write_build(
     embedded: Embedded,
     manifest: dict,
     t0: float,
+    *,
+    multilingual: WindowEncoder | None = None,
+    window_sentences: int = 2,
 ) -> tuple[str, str]:
     """Write a complete build under a temporary name, then rename it; returns its name and manifest hash."""
     import faiss
@@ -294,13 +318,21 @@ def write_build(
             for file, array in zip(LATE_FILES, (vectors, spans, offsets), strict=True):
                 with (tmp / file).open("wb") as fh:
                     np.save(fh, array, allow_pickle=False)
+        if multilingual is not None:
+            cache = EmbeddingCache(index_dir / "cache" / "embeddings.sqlite3")
+            try:
+                write_multilingual(tmp, arts, sentences, multilingual, window_sentences=window_sentences, cache=cache)
+            finally:
+                cache.close()
         manifest = {
             **manifest,
             "counts": {"articles": len(arts), "chunks": len(chunks), "sentences": len(sentences)},
             "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "build_seconds": round(time.perf_counter() - t0, 3),
             "files": {
-                f: file_sha(tmp / f) for f in (*FILES, *LATE_FILES) if f != "manifest.json" and (tmp / f).exists()
+                f: file_sha(tmp / f)
+                for f in (*FILES, *LATE_FILES, *MULTILINGUAL_FILES)
+                if f != "manifest.json" and (tmp / f).exists()
             },
         }
         data = json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8")

@@ -18,6 +18,7 @@ from pathlib import Path
 from bot.config import Settings
 from bot.errors import IndexDamaged
 from bot.models import sha256
+from bot.store.multilingual import MULTILINGUAL_FILES
 
 FORMAT_VERSION = 2  # 2: CURRENT carries the manifest's hash
 FILES = ("manifest.json", "vectors.faiss", "chunks.jsonl", "sentences.jsonl", "articles.jsonl", "bm25")
@@ -174,6 +175,9 @@ def parse_manifest(data: bytes, build: Path) -> dict:
         isinstance(late, dict) and isinstance(late.get("name"), str) and isinstance(late.get("dimension"), int)
     ):
         raise IndexDamaged(f"The manifest in {build} has an invalid 'late_interaction'; {REPAIR}.")
+    multilingual = manifest.get("multilingual")
+    if multilingual is not None and not (isinstance(multilingual, dict) and isinstance(multilingual.get("name"), str)):
+        raise IndexDamaged(f"The manifest in {build} has an invalid 'multilingual'; {REPAIR}.")
     return manifest
 
 
@@ -212,6 +216,8 @@ def required_files(manifest: dict) -> tuple[str, ...]:
     names = [f for f in FILES if f != "manifest.json"]
     if manifest.get("late_interaction"):
         names.extend(LATE_FILES)
+    if manifest.get("multilingual"):
+        names.extend(MULTILINGUAL_FILES)
     return tuple(names)
 
 

@@ -6,6 +6,7 @@ from bot.config import Settings
 from bot.errors import IndexDamaged
 from bot.knowledge import load_knowledge
 from bot.store.manifest import FORMAT_VERSION, check_files, chunker_settings, read_current
+from bot.store.multilingual import manifest_entry
 from bot.store.records import IndexStatus
 
 
@@ -42,6 +43,10 @@ def index_status(settings: Settings, *, model_name: str | None = None) -> IndexS
     want_late = {"name": r.late_model, "dimension": r.late_dim} if r.late_interaction else None
     if manifest.get("late_interaction") != want_late:
         settings_changed.append("late interaction")
+    # Vectors of another multilingual model (or of one no longer installed) are stale; an index without
+    # them is not: the service that has the model adds them (KnowledgeService.open).
+    if manifest.get("multilingual") is not None and manifest.get("multilingual") != manifest_entry(settings):
+        settings_changed.append("multilingual model")
     fresh = not (added or changed or removed or settings_changed)
     return IndexStatus(
         built=True,
