@@ -4,9 +4,12 @@ Only the text *around* the quotes is translated (lead lines, labels, notices, bu
 command names). Quotes are never passed through here: they are shown exactly as the English
 articles print them, which is the bot's verbatim promise.
 
-The catalogues are the ``.po`` files under ``bot/locales/<language>/LC_MESSAGES/messages.po``,
-shipped as package data and compiled in memory by Babel the first time a language is used (a
-few milliseconds), so installing needs no compile step and the repository holds no binaries.
+The catalogues are the ``.po`` files under ``bot/locales/<language>/LC_MESSAGES/``, shipped as
+package data: ``messages.po`` for the frame (extracted from the code by ``pybabel extract``) and
+``commands.po`` for the slash commands' names and descriptions (kept apart because the extractor
+cannot see the command tree, so ``pybabel update`` would mark them obsolete). Babel compiles them
+in memory the first time a language is used (a few milliseconds), so installing needs no compile
+step and the repository holds no binaries.
 gettext gives each language its own plural rules (Russian has three forms, Japanese and Chinese
 one) and Babel's CLDR data gives dates in the reader's form ("7. März 2025", "2025年3月7日").
 The English text in the source is the message id and the fallback, so an unknown language, or a
@@ -30,6 +33,7 @@ from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 
 DOMAIN: Final = "messages"
+COMMANDS_DOMAIN: Final = "commands"
 ENGLISH_CODE: Final = "en"
 # Catalogue languages besides English (directory names under bot/locales). Chinese comes in
 # the two scripts Discord distinguishes; Portuguese is Brazilian, the one Discord offers.
@@ -74,9 +78,10 @@ class Frame:
     Build with :func:`frame`; instances are shared and immutable.
     """
 
-    def __init__(self, language: str, translations: NullTranslations) -> None:
+    def __init__(self, language: str, translations: NullTranslations, commands: NullTranslations) -> None:
         self.language = language
         self._translations = translations
+        self._commands = commands
         self._date_locale = Locale.parse(_DATE_LOCALES.get(language, language))
 
     def __repr__(self) -> str:
@@ -95,17 +100,12 @@ class Frame:
         """The form of a message for the count ``n`` under this language's plural rule."""
         return self._translations.ngettext(singular, plural, n)
 
-    def pgettext(self, context: str, message: str) -> str:
-        """``message`` in ``context`` (a command name is not the same message as a sentence)."""
-        return self._translations.pgettext(context, message)
-
-    def has(self, context: str | None, message: str) -> bool:
-        """Whether the catalogue holds a translation (English is its own translation)."""
-        if self.is_english:
-            return True
-        catalog: dict[object, object] = getattr(self._translations, "_catalog", {})
-        key = message if context is None else f"{context}\x04{message}"
-        return key in catalog
+    def command_text(self, context: str, message: str) -> str | None:
+        """A command's name or description (``context``) in this language; None when untranslated."""
+        catalog: dict[object, object] = getattr(self._commands, "_catalog", {})
+        if f"{context}\x04{message}" not in catalog:
+            return None
+        return self._commands.pgettext(context, message)
 
     def format_date(self, day: dt.date) -> str:
         """A date the way this language writes it in full (``7 March 2025``, ``7. März 2025``)."""
@@ -118,22 +118,22 @@ class Frame:
         return self.gettext("The quotes are from English-language articles and are shown exactly as published.")
 
 
-def _load(language: str) -> NullTranslations:
-    """Read and compile the shipped ``.po`` file for ``language`` (no catalogue for English)."""
+def _load(language: str, domain: str) -> NullTranslations:
+    """Read and compile the shipped ``.po`` file of ``domain`` for ``language`` (no catalogue for English)."""
     if language == ENGLISH_CODE:
         return NullTranslations()
-    po = resources.files("bot").joinpath("locales", language, "LC_MESSAGES", f"{DOMAIN}.po")
+    po = resources.files("bot").joinpath("locales", language, "LC_MESSAGES", f"{domain}.po")
     with po.open("rb") as handle:
-        catalog = read_po(handle, locale=language, domain=DOMAIN)
+        catalog = read_po(handle, locale=language, domain=domain)
     buffer = io.BytesIO()
     write_mo(buffer, catalog, use_fuzzy=False)
     buffer.seek(0)
-    return Translations(buffer, domain=DOMAIN)
+    return Translations(buffer, domain=domain)
 
 
 @functools.cache
 def _frame(language: str) -> Frame:
-    return Frame(language, _load(language))
+    return Frame(language, _load(language, DOMAIN), _load(language, COMMANDS_DOMAIN))
 
 
 def frame(code: str | None = None) -> Frame:
@@ -141,4 +141,4 @@ def frame(code: str | None = None) -> Frame:
     return _frame(language_of(code) or ENGLISH_CODE)
 
 
-ENGLISH: Final = Frame(ENGLISH_CODE, NullTranslations())
+ENGLISH: Final = Frame(ENGLISH_CODE, NullTranslations(), NullTranslations())

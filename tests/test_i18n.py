@@ -1,10 +1,10 @@
 """The reply frame's catalogues: complete, consistent with the English they translate, and resolved
 from any locale spelling Discord or a terminal uses.
 
-The set of messages is what Babel's extractor finds in ``bot/`` (``gettext``, ``ngettext``,
-``N_``): a new English message without translations, or a translation whose English is gone,
-fails here. Command names and descriptions (context "command name" / "command description") are
-checked against the synced command tree in ``tests/discord/test_e2e_locale.py``.
+The frame's messages (``messages.po``) are what Babel's extractor finds in ``bot/`` (``gettext``,
+``ngettext``, ``N_``): a new English message without translations, or a translation whose English
+is gone, fails here. Command names and descriptions (``commands.po``) are checked against the
+synced command tree in ``tests/discord/test_e2e_locale.py``.
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.plurals import get_plural
 from babel.messages.pofile import read_po
 
-from bot.i18n import COMMAND_DESCRIPTION, COMMAND_NAME, ENGLISH, TRANSLATED, frame, language_of
+from bot.i18n import COMMAND_NAME, COMMANDS_DOMAIN, DOMAIN, ENGLISH, TRANSLATED, frame, language_of
 
 BOT_DIR = Path(__file__).resolve().parents[1] / "bot"
-COMMAND_CONTEXTS = {COMMAND_NAME, COMMAND_DESCRIPTION}
 
 
 @cache
@@ -37,17 +36,22 @@ def source_messages() -> frozenset[str | tuple[str, str]]:
 
 
 @cache
-def catalogue(language: str) -> Catalog:
-    with (BOT_DIR / "locales" / language / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+def catalogue(language: str, domain: str = DOMAIN) -> Catalog:
+    with (BOT_DIR / "locales" / language / "LC_MESSAGES" / f"{domain}.po").open("rb") as handle:
         return read_po(handle, locale=language)
 
 
-def entries(language: str) -> list:
+def frame_entries(language: str) -> list:
     return [m for m in catalogue(language) if m.id]
 
 
-def frame_entries(language: str) -> list:
-    return [m for m in entries(language) if m.context not in COMMAND_CONTEXTS]
+def command_entries(language: str) -> list:
+    return [m for m in catalogue(language, COMMANDS_DOMAIN) if m.id]
+
+
+def entries(language: str) -> list:
+    """Both catalogues of a language."""
+    return frame_entries(language) + command_entries(language)
 
 
 def fields(text: str) -> set[str]:
@@ -109,7 +113,7 @@ def test_markdown_and_command_mentions_survive_translation(language: str) -> Non
 @pytest.mark.parametrize("language", TRANSLATED)
 def test_plural_messages_have_every_form_the_language_needs(language: str) -> None:
     needed = get_plural(language).num_plurals
-    assert catalogue(language).num_plurals == needed
+    assert catalogue(language).num_plurals == needed == catalogue(language, COMMANDS_DOMAIN).num_plurals
     for message in entries(language):
         if isinstance(message.id, (tuple, list)):
             assert len(forms(message)) == needed, f"{language}: {message.id!r}"
@@ -117,7 +121,7 @@ def test_plural_messages_have_every_form_the_language_needs(language: str) -> No
 
 @pytest.mark.parametrize("language", TRANSLATED)
 def test_command_names_are_single_lowercase_words_discord_accepts(language: str) -> None:
-    for message in entries(language):
+    for message in command_entries(language):
         if message.context == COMMAND_NAME and message.id != "Find sources":  # a context menu may have spaces
             assert re.fullmatch(r"[-_\w\u0900-\u097f]{1,32}", message.string), message.string
             assert message.string == message.string.lower()
@@ -170,8 +174,11 @@ def test_dates_are_written_the_readers_way() -> None:
     assert frame("ja").format_date(day) == "2025年3月7日"
 
 
-def test_command_strings_are_looked_up_by_context_not_as_sentences() -> None:
+def test_command_strings_come_from_the_command_catalogue_by_context() -> None:
     de = frame("de")
-    assert de.pgettext(COMMAND_NAME, "ask") == "fragen"
-    assert de.has(COMMAND_NAME, "ask")
-    assert not de.has(None, "ask")
+    assert de.command_text(COMMAND_NAME, "ask") == "fragen"
+    assert de.gettext("ask") == "ask"  # a command name is not a frame message
+
+
+def test_a_command_string_without_a_translation_gets_none() -> None:
+    assert frame("de").command_text(COMMAND_NAME, "kb") is None

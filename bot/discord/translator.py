@@ -2,10 +2,11 @@
 
 discord.py asks an ``app_commands.Translator`` for every string of every command, once per Discord
 locale, when it builds the payload it syncs; Discord then shows ``/ask`` as ``/fragen`` to a member
-whose client is in German. Names and descriptions live in the same ``.po`` files as the rest of the
-frame, under their own message contexts (a command name must be one lowercase word, so it is a
-different message from the same word in a sentence). A string with no translation gets none, and
-Discord shows the English one: the moderators' ``/kb`` commands stay English on purpose.
+whose client is in German. Names and descriptions live beside the frame's catalogue, in
+``bot/locales/<language>/LC_MESSAGES/commands.po``, under two message contexts (a command name must
+be one lowercase word, so it is a different message from the same word in a description). A string
+with no translation gets none, and Discord shows the English one: the moderators' ``/kb`` commands
+stay English on purpose.
 """
 
 from __future__ import annotations
@@ -41,8 +42,4 @@ class CatalogueTranslator(app_commands.Translator):
         language = language_of(locale.value)
         if language is None or language == ENGLISH_CODE:
             return None
-        tr = frame(language)
-        msgctxt = message_context(context.location)
-        if not tr.has(msgctxt, string.message):
-            return None
-        return tr.pgettext(msgctxt, string.message)
+        return frame(language).command_text(message_context(context.location), string.message)
