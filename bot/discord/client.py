@@ -182,6 +182,9 @@ class DirectiveBot(commands.AutoShardedBot):
         for name in names:
             await self.load_extension(name)
         self.add_dynamic_items(*PERSISTENT_ITEMS)
+        use_pins = getattr(self.service, "use_pins", None)
+        if use_pins is not None:  # the moderators' pins in this bot's database, checked against the index
+            await self.run_blocking(use_pins, self.db)
         if self.sync_commands and self.settings.discord.sync_on_start:
             if self.syncs_commands:
                 await self.sync_tree()
@@ -322,6 +325,8 @@ class DirectiveBot(commands.AutoShardedBot):
     async def close(self) -> None:
         if self._poller is not None:
             self._poller.cancel()
+        if self._db is not None and getattr(self.service, "pin_db", None) is self._db:
+            self.service.use_pins(None)  # type: ignore[attr-defined]  # the database closes with the bot
         if self._sighup_installed:
             self._sighup_installed = False
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)

@@ -21,21 +21,25 @@ import discord
 from bot.discord.checks import NOT_MODERATOR_MESSAGE, is_moderator
 from bot.discord.render import (
     DESCRIPTION_LIMIT,
+    FIELD_NAME_LIMIT,
     FIELD_VALUE_LIMIT,
     TITLE_LIMIT,
     escape_cut,
     format_date,
     linked_title,
     render_article_page,
+    render_excerpts,
 )
 from bot.discord.replies import report_error, send_private
-from bot.discord.views import SourcesPaginator
+from bot.discord.views import InvokerView, SourcesPaginator
 from bot.errors import KnowledgeError
-from bot.models import Article
+from bot.models import Answer, Article, Excerpt
+from bot.pins import MAX_QUOTE_CHARS, MAX_QUOTES
 
 if TYPE_CHECKING:
-    from bot.db import AuditEntry, Gap, RebuildEntry
+    from bot.db import AuditEntry, FeedbackGroup, Gap, RebuildEntry
     from bot.kb import Preview
+    from bot.pins import Pin, PinDraft
     from bot.service import IndexInfo
     from bot.store import BuildReport, IndexStatus
 
@@ -587,3 +591,279 @@ class EditArticleModal(ModeratorModal, title="Edit article details"):
 
     async def on_submit(self, interaction: discord.Interaction[Any], /) -> None:
         await self.on_done(interaction, self.article_id, self.values())
+
+
+# -- pins: the moderators' chosen quotes ------------------------------------------------------
+
+# Discord's limits for select menus.
+SELECT_OPTIONS_LIMIT = 25
+SELECT_TEXT_LIMIT = 100
+PIN_FIELDS_SHOWN = 20
+
+
+def _option_text(text: str, limit: int = SELECT_TEXT_LIMIT) -> str:
+    """Plain text for a select option (not markdown: options show literally), within Discord's limit."""
+    one = " ".join(text.split())
+    return one if len(one) <= limit else one[: limit - 1].rstrip() + "…"
+
+
+def render_pin_picker(question: str, answer: Answer) -> discord.Embed:
+    """Step 1 of a pin: the bot's own excerpts for the question, to choose from, or a note that it has none."""
+    embed = discord.Embed(title=clip(f"Pin an answer for “{question}”", TITLE_LIMIT), colour=COLOUR_KB)
+    if answer.abstained or not answer.excerpts:
+        lead = "I quote nothing for this question today. Paste the passage to pin, copied from an article."
+    else:
+        lead = "Choose up to three of my excerpts for this question, or paste a passage copied from an article."
+    lines = [lead, ""]
+    for n, excerpt in enumerate(answer.excerpts[:SELECT_OPTIONS_LIMIT], start=1):
+        lines.append(f"**{n}.** {clip(excerpt.quote, 300)}\n— {clip(excerpt.source.title, 120)}")
+    embed.description = "\n".join(lines)[:DESCRIPTION_LIMIT]
+    embed.set_footer(text="To search every sentence instead: /kb pin question:… passage:… (type a few words).")
+    return embed
+
+
+def render_pin_preview(draft: PinDraft, excerpts: Sequence[Excerpt], *, timeout_seconds: float) -> discord.Embed:
+    """Step 2: what members will see first for this question, and which questions it will answer."""
+    embed = discord.Embed(title=clip(f"Pin these passages for “{draft.question}”?", TITLE_LIMIT), colour=COLOUR_WARN)
+    embed.description = render_excerpts(
+        excerpts, title="", index_version="", max_excerpts=len(excerpts)
+    ).embed.description
+    phrasings = "\n".join(f"• {clip(p, 200)}" for p in draft.phrasings) or (
+        "Only this question and questions that mean the same. Add the other ways members ask it."
+    )
+    embed.add_field(name="Also answers", value=phrasings[:FIELD_VALUE_LIMIT], inline=False)
+    minutes = max(1, round(timeout_seconds / 60))
+    embed.set_footer(
+        text="Members get these quotes first, marked as chosen by the moderators, then my usual excerpts. "
+        f"Pin saves it now; Cancel changes nothing. These buttons expire in {_count(minutes, 'minute')}."
+    )
+    return embed
+
+
+def render_pinned(pin: Pin) -> discord.Embed:
+    embed = discord.Embed(title=clip(f"Pinned #{pin.id}: “{pin.question}”", TITLE_LIMIT), colour=COLOUR_OK)
+    embed.description = (
+        f"Served from now on to this question and {_count(len(pin.phrasings), 'other phrasing')}, "
+        "and to questions that mean the same. `/kb pins` shows its hits and votes; `/kb unpin` removes it."
+    )
+    return embed
+
+
+def render_pins(pins: Sequence[Pin]) -> discord.Embed:
+    """``/kb pins``: each pin's state, hits and the votes of the answers it led, stale ones with the reason."""
+    stale = sum(1 for p in pins if not p.active)
+    embed = discord.Embed(title="Pinned answers", colour=COLOUR_WARN if stale else COLOUR_KB)
+    if not pins:
+        embed.description = "No pins yet. Pin an answer with `/kb pin`, or from `/kb gaps` and `/kb feedback`."
+        return embed
+    summary = f"{_count(len(pins), 'pin')}"
+    if stale:
+        summary += f"; ⚠️ {stale} stale (not served until fixed: unpin and pin the passage again)"
+    embed.description = summary
+    for pin in pins[:PIN_FIELDS_SHOWN]:
+        state = "served" if pin.active else "⚠️ stale, not served"
+        lines = [
+            f"{pin.hits} {'hit' if pin.hits == 1 else 'hits'} · 👍 {pin.votes_up} 👎 {pin.votes_down} since pinned",
+            f"{_count(len(pin.quotes), 'passage')}, {_count(len(pin.phrasings), 'more phrasing')} · "
+            f"pinned by {clip(pin.created_by, 80)} {when(pin.created_at, 'd')}",
+        ]
+        if pin.stale_reason:
+            lines.append(f"⚠️ {clip(pin.stale_reason, 400)}")
+        embed.add_field(
+            name=f"#{pin.id} · {state} · {clip(pin.question, FIELD_NAME_LIMIT - 40)}",
+            value="\n".join(lines)[:FIELD_VALUE_LIMIT],
+            inline=False,
+        )
+    if len(pins) > PIN_FIELDS_SHOWN:
+        embed.set_footer(text=f"and {len(pins) - PIN_FIELDS_SHOWN} more (`directive-bot kb pins` lists all)")
+    return embed
+
+
+def render_unpin_prompt(pin: Pin) -> discord.Embed:
+    embed = discord.Embed(title=clip(f"Unpin #{pin.id}: “{pin.question}”?", TITLE_LIMIT), colour=COLOUR_WARN)
+    embed.description = (
+        f"{_count(len(pin.quotes), 'passage')}, {pin.hits} {'hit' if pin.hits == 1 else 'hits'}, "
+        f"👍 {pin.votes_up} 👎 {pin.votes_down}. Its questions get my automatic answer again."
+    )
+    embed.set_footer(text="Confirm removes the pin (the audit log keeps it); Cancel changes nothing.")
+    return embed
+
+
+def render_feedback(groups: Sequence[FeedbackGroup], *, days: int) -> discord.Embed:
+    """``/kb feedback``: answers voted 👎, grouped by question, newest first."""
+    embed = discord.Embed(title=f"Answers voted 👎 (last {days} days)", colour=COLOUR_KB)
+    if not groups:
+        embed.description = "No 👎 votes; nothing to fix here."
+        return embed
+    lines: list[str] = []
+    used = 0
+    for group in groups:
+        last = discord.utils.format_dt(_aware(group.last_voted), "R")
+        pinned = f" · led by pin #{group.pinned}" if group.pinned is not None else ""
+        line = f"**{group.downvotes}× 👎** {clip(group.example, 200)} · last {last}{pinned}"
+        if used + len(line) + 1 > DESCRIPTION_LIMIT - 100:
+            break
+        lines.append(line)
+        used += len(line) + 1
+    embed.description = "\n".join(lines)
+    embed.set_footer(text="Choose a question below to pin the right passages for it.")
+    return embed
+
+
+class ModeratorView(InvokerView):
+    """A view for the moderator who opened it, checked against the moderator rule again at every press."""
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        if not await super().interaction_check(interaction):
+            return False
+        if not is_moderator(interaction):
+            await send_private(interaction, "You are no longer a moderator here.")
+            return False
+        return True
+
+
+PinQuestion = Callable[[discord.Interaction[Any], str], Awaitable[None]]
+
+
+class PinFromGroupView(ModeratorView):
+    """ "Pin an answer" under ``/kb gaps`` and ``/kb feedback``: choose a question, the pin flow opens with it."""
+
+    def __init__(self, questions: Sequence[str], owner_id: int, on_pick: PinQuestion, *, timeout: float) -> None:
+        super().__init__(owner_id, timeout=timeout)
+        self.questions = list(questions)[:SELECT_OPTIONS_LIMIT]
+        self.on_pick = on_pick
+        self.pick.options = [
+            discord.SelectOption(label=_option_text(q), value=str(n)) for n, q in enumerate(self.questions)
+        ]
+
+    @discord.ui.select(placeholder="📌 Pin an answer for…", min_values=1, max_values=1)
+    async def pick(self, interaction: discord.Interaction[Any], select: discord.ui.Select[Any]) -> None:
+        await self.on_pick(interaction, self.questions[int(select.values[0])])
+
+
+PickExcerpts = Callable[[discord.Interaction[Any], list[Excerpt]], Awaitable[None]]
+OpenModal = Callable[[discord.Interaction[Any]], Awaitable[None]]
+
+
+class PassagePicker(ModeratorView):
+    """Step 1: choose from the bot's own excerpts (up to three), or paste passages, or cancel."""
+
+    def __init__(
+        self,
+        excerpts: Sequence[Excerpt],
+        owner_id: int,
+        *,
+        on_pick: PickExcerpts,
+        on_paste: OpenModal,
+        timeout: float,
+    ) -> None:
+        super().__init__(owner_id, timeout=timeout)
+        self.excerpts = list(excerpts)[:SELECT_OPTIONS_LIMIT]
+        self.on_pick = on_pick
+        self.on_paste = on_paste
+        if self.excerpts:
+            self.choose.options = [
+                discord.SelectOption(
+                    label=_option_text(f"{n}. {e.quote}"),
+                    description=_option_text(e.source.title),
+                    value=str(n - 1),
+                )
+                for n, e in enumerate(self.excerpts, start=1)
+            ]
+            self.choose.max_values = min(MAX_QUOTES, len(self.excerpts))
+        else:
+            self.remove_item(self.choose)
+
+    @discord.ui.select(placeholder="Choose my excerpts to pin (up to three)", min_values=1, max_values=1, row=0)
+    async def choose(self, interaction: discord.Interaction[Any], select: discord.ui.Select[Any]) -> None:
+        await self.on_pick(interaction, [self.excerpts[int(v)] for v in sorted(select.values, key=int)])
+
+    @discord.ui.button(label="Paste passages", emoji="📋", style=discord.ButtonStyle.primary, row=1)
+    async def paste(self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]) -> None:
+        await self.on_paste(interaction)
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary, row=1)
+    async def cancel(self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]) -> None:
+        self.disable_all()
+        self.stop()
+        await interaction.response.edit_message(content="Cancelled; nothing was pinned.", view=self)
+
+
+PastedSubmitted = Callable[[discord.Interaction[Any], list[str]], Awaitable[None]]
+
+
+class PastePassagesModal(ModeratorModal, title="Paste the passages to pin"):
+    """Up to three passages, each copied from an article (found word for word, or refused)."""
+
+    first: discord.ui.TextInput[Any] = discord.ui.TextInput(
+        label="Passage", style=discord.TextStyle.paragraph, max_length=MAX_QUOTE_CHARS, custom_id="pin:passage1"
+    )
+    second: discord.ui.TextInput[Any] = discord.ui.TextInput(
+        label="Another passage (optional)",
+        style=discord.TextStyle.paragraph,
+        required=False,
+        max_length=MAX_QUOTE_CHARS,
+        custom_id="pin:passage2",
+    )
+    third: discord.ui.TextInput[Any] = discord.ui.TextInput(
+        label="A third passage (optional)",
+        style=discord.TextStyle.paragraph,
+        required=False,
+        max_length=MAX_QUOTE_CHARS,
+        custom_id="pin:passage3",
+    )
+
+    def __init__(self, on_done: PastedSubmitted, *, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self.on_done = on_done
+
+    async def on_submit(self, interaction: discord.Interaction[Any], /) -> None:
+        texts = [t.value or "" for t in (self.first, self.second, self.third)]
+        await self.on_done(interaction, [t for t in texts if t.strip()])
+
+
+class PhrasingsModal(ModeratorModal, title="Other ways members ask it"):
+    """Example phrasings, one per line: questions with these words (or meaning) get the pin too."""
+
+    phrasings: discord.ui.TextInput[Any] = discord.ui.TextInput(
+        label="One question per line",
+        style=discord.TextStyle.paragraph,
+        max_length=MODAL_INPUT_LIMIT,
+        placeholder="does this affect people outside the US\nam I cut off if I live in Canada?",
+        custom_id="pin:phrasings",
+    )
+
+    def __init__(self, on_done: PastedSubmitted, *, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self.on_done = on_done
+
+    async def on_submit(self, interaction: discord.Interaction[Any], /) -> None:
+        await self.on_done(interaction, (self.phrasings.value or "").splitlines())
+
+
+Pressed = Callable[[discord.Interaction[Any]], Awaitable[None]]
+
+
+class PinPreviewView(ModeratorView):
+    """Step 2: Pin (save and serve now), Add phrasings, or Cancel."""
+
+    def __init__(self, owner_id: int, *, on_pin: Pressed, on_phrasings: Pressed, timeout: float) -> None:
+        super().__init__(owner_id, timeout=timeout)
+        self.on_pin = on_pin
+        self.on_phrasings = on_phrasings
+
+    @discord.ui.button(label="Pin", emoji="📌", style=discord.ButtonStyle.success)
+    async def pin(self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]) -> None:
+        self.disable_all()
+        self.stop()
+        await self.on_pin(interaction)
+
+    @discord.ui.button(label="Add phrasings", style=discord.ButtonStyle.secondary)
+    async def add_phrasings(self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]) -> None:
+        await self.on_phrasings(interaction)
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
+    async def cancel(self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]) -> None:
+        self.disable_all()
+        self.stop()
+        await interaction.response.edit_message(content="Cancelled; nothing was pinned.", view=self)

@@ -249,7 +249,10 @@ async def test_kb_is_declared_for_moderators_only_in_discords_ui(env: KbEnv) -> 
     assert int(command["default_member_permissions"]) == MANAGE_GUILD
     assert command.get("contexts") == [0] or command.get("dm_permission") is False
     names = {o["name"] for o in command["options"]}
-    assert names == {"add", "remove", "list", "show", "edit", "rebuild", "status", "gaps"}
+    assert names == {
+        *("add", "remove", "list", "show", "edit", "rebuild", "status", "gaps"),
+        *("pin", "pins", "unpin", "phrasing", "feedback"),
+    }
     with pytest.raises(CommandNotAvailable):
         await env.kb("status", user=env.member)
 

@@ -15,7 +15,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -29,25 +29,36 @@ from bot.discord.kb_views import (
     AddTextModal,
     EditArticleModal,
     KbListPaginator,
+    PassagePicker,
+    PastePassagesModal,
+    PhrasingsModal,
+    PinFromGroupView,
+    PinPreviewView,
     ProgressMessage,
     RebuildOutcome,
     RunningRebuild,
     TextArticle,
     clip,
     render_article,
+    render_feedback,
     render_gaps,
     render_not_rebuilt,
+    render_pin_picker,
+    render_pin_preview,
+    render_pinned,
+    render_pins,
     render_preview,
     render_rebuild,
     render_remove_prompt,
     render_status,
+    render_unpin_prompt,
 )
 from bot.discord.replies import NO_MENTIONS, send_private
 from bot.discord.views import ConfirmView
-from bot.errors import DirectiveError, KnowledgeError, NotFound, RebuildInProgress
+from bot.errors import DirectiveError, KnowledgeError, NotFound, PinError, RebuildInProgress
 from bot.kb import ALLOWED_SUFFIXES, KnowledgeBase
 from bot.knowledge import too_big
-from bot.models import Article
+from bot.models import Article, Excerpt
 
 if TYPE_CHECKING:
     from aiohttp.abc import AbstractResolver
@@ -55,6 +66,8 @@ if TYPE_CHECKING:
     from bot.db import AuditEntry
     from bot.discord.client import DirectiveBot
     from bot.kb import Change, Preview
+    from bot.pins import PinDraft, PinnedQuote
+    from bot.service import KnowledgeService
 
 log = logging.getLogger(__name__)
 
@@ -442,7 +455,195 @@ class KnowledgeAdmin(commands.Cog, name="KnowledgeBase"):
     async def gaps(self, interaction: discord.Interaction[DirectiveBot]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         found = await self.bot.run_db(self.bot.db.recent_gaps, GAP_LIMIT, GAP_DAYS)
-        await self._send(interaction, embed=render_gaps(found, days=GAP_DAYS))
+        view = self._pin_from([g.example for g in found], interaction.user.id)
+        await send_private(interaction, embed=render_gaps(found, days=GAP_DAYS), view=view)
+        if view is not None:
+            view.origin = interaction
+
+    # -- pins: quotes the moderators choose for recurring questions -----------------------------
+
+    @property
+    def service(self) -> KnowledgeService:
+        return self.bot.service  # type: ignore[return-value]
+
+    def _pin_from(self, questions: list[str], owner_id: int) -> PinFromGroupView | None:
+        if not questions:
+            return None
+        return PinFromGroupView(questions, owner_id, self._start_pin, timeout=self.timeout)
+
+    @kb.command(name="feedback", description="Answers members voted 👎, grouped by question, newest first.")
+    async def feedback(self, interaction: discord.Interaction[DirectiveBot]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        found = await self.bot.run_db(self.bot.db.recent_feedback, GAP_LIMIT, GAP_DAYS)
+        view = self._pin_from([g.example for g in found], interaction.user.id)
+        await send_private(interaction, embed=render_feedback(found, days=GAP_DAYS), view=view)
+        if view is not None:
+            view.origin = interaction
+
+    async def passage_choices(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        """Sentences of the articles containing every word typed (moderators only)."""
+        if not is_moderator(interaction):
+            return []
+        try:
+            found = self.service.search_passages(current, 25)
+        except DirectiveError as exc:
+            log.warning("passage autocomplete failed: %s", exc)
+            return []
+        return [app_commands.Choice(name=clip_choice(c.text), value=c.ref) for c in found]
+
+    @kb.command(name="pin", description="Choose the passages I quote first for a question members keep asking.")
+    @app_commands.describe(
+        question="The question, as members ask it",
+        passage="Search the articles: type a few words of the sentence to pin",
+        passage_2="Another sentence to pin (optional)",
+        passage_3="A third sentence to pin (optional)",
+    )
+    @app_commands.autocomplete(passage=passage_choices, passage_2=passage_choices, passage_3=passage_choices)
+    async def pin(
+        self,
+        interaction: discord.Interaction[DirectiveBot],
+        question: str,
+        passage: str | None = None,
+        passage_2: str | None = None,
+        passage_3: str | None = None,
+    ) -> None:
+        refs = [r for r in (passage, passage_2, passage_3) if r]
+        await self._start_pin(interaction, question, refs)
+
+    async def _start_pin(self, interaction: discord.Interaction[Any], question: str, refs: Sequence[str] = ()) -> None:
+        """Refuse a bad or already pinned question at once; otherwise the picker (or, with passages, the preview)."""
+        service = self.service
+        existing = await self._off_loop(service.pinned_for, question)  # also refuses an empty or over-long one
+        if existing is not None:
+            raise PinError(f"That question is already pinned (pin #{existing}); see `/kb pins`, or unpin it first.")
+        if refs:
+            quotes = [await self._off_loop(service.passage_at, ref) for ref in refs]
+            draft = await self._off_loop(service.draft_pin, question, quotes)
+            await self._send_preview(interaction, draft)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        answer = await self.bot.run_blocking(service.ask, question, use_pins=False)
+
+        async def picked(press: discord.Interaction[Any], excerpts: list[Excerpt]) -> None:
+            chosen = [await self._off_loop(service.passage_of, e.source.article_id, e.start, e.end) for e in excerpts]
+            draft = await self._off_loop(service.draft_pin, question, chosen)
+            await self._show_preview(press, draft)
+
+        async def paste(press: discord.Interaction[Any]) -> None:
+            async def pasted(submit: discord.Interaction[Any], texts: list[str]) -> None:
+                chosen = [await self._off_loop(service.find_passage, text) for text in texts]
+                draft = await self._off_loop(service.draft_pin, question, chosen)
+                await self._show_preview(submit, draft)
+
+            await press.response.send_modal(PastePassagesModal(pasted, timeout=self.timeout))
+
+        view = PassagePicker(answer.excerpts, interaction.user.id, on_pick=picked, on_paste=paste, timeout=self.timeout)
+        await interaction.followup.send(
+            embed=render_pin_picker(question, answer), view=view, ephemeral=True, allowed_mentions=NO_MENTIONS
+        )
+        view.origin = interaction
+
+    def _preview(self, draft: PinDraft, owner_id: int) -> tuple[discord.Embed, PinPreviewView]:
+        holder = {"draft": draft}
+
+        async def confirmed(press: discord.Interaction[Any]) -> None:
+            await press.response.edit_message(view=view)  # buttons disabled at once: one pin per preview
+            try:
+                pin = await self._off_loop(self.service.save_pin, holder["draft"], actor=actor_of(press.user))
+            except DirectiveError as exc:
+                await self._send(press, f"{exc} Nothing was pinned.")
+                return
+            log.info("kb pin id=%s by=%s", pin.id, actor_of(press.user))
+            await self._send(press, embed=render_pinned(pin))
+
+        async def phrasings(press: discord.Interaction[Any]) -> None:
+            async def added(submit: discord.Interaction[Any], lines: list[str]) -> None:
+                holder["draft"] = await self._off_loop(self.service.with_phrasings, holder["draft"], lines)
+                embed = render_pin_preview(
+                    holder["draft"], self._excerpts_of(holder["draft"].quotes), timeout_seconds=self.timeout
+                )
+                await submit.response.edit_message(embed=embed, view=view)
+
+            await press.response.send_modal(PhrasingsModal(added, timeout=self.timeout))
+
+        view = PinPreviewView(owner_id, on_pin=confirmed, on_phrasings=phrasings, timeout=self.timeout)
+        embed = render_pin_preview(draft, self._excerpts_of(draft.quotes), timeout_seconds=self.timeout)
+        return embed, view
+
+    async def _send_preview(self, interaction: discord.Interaction[Any], draft: PinDraft) -> None:
+        """The preview as a new private message (from the slash command)."""
+        embed, view = self._preview(draft, interaction.user.id)
+        await send_private(interaction, embed=embed, view=view)
+        view.origin = interaction
+
+    async def _show_preview(self, interaction: discord.Interaction[Any], draft: PinDraft) -> None:
+        """The preview in place of the picker (from its select or its paste form)."""
+        embed, view = self._preview(draft, interaction.user.id)
+        await interaction.response.edit_message(embed=embed, view=view)
+        view.origin = interaction
+
+    def _excerpts_of(self, quotes: tuple[PinnedQuote, ...]) -> list[Excerpt]:
+        """The passages as members will see them: attributed and marked as the moderators' choice."""
+        articles = self.service.live.index.articles
+        return [
+            Excerpt(q.quote, q.start, q.end, 1.0, articles[q.article_id].source, "", pinned=True)
+            for q in quotes
+            if q.article_id in articles
+        ]
+
+    @kb.command(name="pins", description="Pinned answers: served or stale, hits, and 👍/👎 since pinned.")
+    async def pins(self, interaction: discord.Interaction[DirectiveBot]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        found = await self.bot.run_db(self.bot.db.pins)
+        await self._send(interaction, embed=render_pins(found))
+
+    async def pin_choices(self, interaction: discord.Interaction[Any], current: str) -> list[app_commands.Choice[int]]:
+        """Pins whose question contains what was typed (moderators only)."""
+        if not is_moderator(interaction):
+            return []
+        try:
+            found = await self.bot.run_db(self.bot.db.pins)
+        except DirectiveError as exc:
+            log.warning("pin autocomplete failed: %s", exc)
+            return []
+        needle = current.casefold().strip().lstrip("#")
+        hits = [p for p in found if needle in p.question.casefold() or needle == str(p.id)] if needle else found
+        return [app_commands.Choice(name=clip_choice(f"#{p.id} {p.question}"), value=p.id) for p in hits[:25]]
+
+    @kb.command(name="unpin", description="Remove a pinned answer; its questions get my automatic answer again.")
+    @app_commands.describe(pin="The pin (type part of its question)")
+    @app_commands.autocomplete(pin=pin_choices)
+    async def unpin(self, interaction: discord.Interaction[DirectiveBot], pin: int) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        found = await self.bot.run_db(self.bot.db.get_pin, pin)
+        pressed = await self._confirm(
+            interaction, render_unpin_prompt(found), label="Unpin", nothing_done="nothing was unpinned."
+        )
+        if pressed is None:
+            return
+        await self._off_loop(self.service.unpin, found.id, actor=actor_of(pressed.user))
+        log.info("kb unpin id=%s by=%s", found.id, actor_of(pressed.user))
+        await self._send(
+            pressed, f"Unpinned #{found.id}; “{clip(found.question, 200)}” gets my automatic answer again."
+        )
+
+    @kb.command(name="phrasing", description="Add another way members ask a pinned question.")
+    @app_commands.describe(pin="The pin (type part of its question)", phrasing="The question in other words")
+    @app_commands.autocomplete(pin=pin_choices)
+    async def phrasing(self, interaction: discord.Interaction[DirectiveBot], pin: int, phrasing: str) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        after = await self._off_loop(self.service.add_pin_phrasings, pin, [phrasing], actor=actor_of(interaction.user))
+        await self._send(
+            interaction, f"Pin #{after.id} now answers {len(after.questions)} phrasings and questions like them."
+        )
+
+
+def clip_choice(text: str) -> str:
+    """An autocomplete choice name: one line, 1 to 100 characters (shown literally, not as markdown)."""
+    one = " ".join(text.split()) or "…"
+    return one if len(one) <= 100 else one[:99].rstrip() + "…"
 
 
 async def setup(bot: DirectiveBot) -> None:
