@@ -18,8 +18,10 @@ from bot.errors import DirectiveError, InvalidQuestion, RebuildInProgress, Stora
 from bot.i18n import ENGLISH, LANGUAGES, Frame, frame, language_of
 
 if TYPE_CHECKING:
+    from bot.db import Database
     from bot.kb import Preview
     from bot.models import Answer, Source
+    from bot.pins import PinDraft
     from bot.service import KnowledgeService
 
 EXIT_ERROR = 1
@@ -84,10 +86,27 @@ def say(message: str) -> None:
     click.echo(message, err=True)
 
 
-def open_service(ctx: click.Context, *, build_if_needed: bool = True) -> KnowledgeService:
+def open_service(ctx: click.Context, *, build_if_needed: bool = True, pins: bool = False) -> KnowledgeService:
+    """The knowledge service; with ``pins``, serving the moderators' pins of the bot's database (if there is one)."""
+    from bot.db import DB_FILENAME
     from bot.service import KnowledgeService
 
-    return KnowledgeService.open(settings_from(ctx), build_if_needed=build_if_needed, log=say)
+    settings = settings_from(ctx)
+    service = KnowledgeService.open(settings, build_if_needed=build_if_needed, log=say)
+    if pins and (settings.paths.data_dir / DB_FILENAME).exists():
+        service.use_pins(_database(ctx))
+    return service
+
+
+def _database(ctx: click.Context) -> Database:
+    """The bot's database, opened once per command and closed with it."""
+    from bot.db import Database
+
+    obj = ctx.ensure_object(dict)
+    if "db" not in obj:
+        obj["db"] = Database.open(settings_from(ctx))
+        ctx.call_on_close(obj["db"].close)
+    return obj["db"]
 
 
 def progress_bar() -> tuple[Callable[[int, int], None], Callable[[], None]]:
@@ -186,7 +205,8 @@ def format_answer(answer: Answer, tr: Frame = ENGLISH) -> str:
     for n, ex in enumerate(answer.excerpts, start=1):
         quote = ex.quote.replace("\n\n", "\n   ")
         lines.append(f"{n}. “{quote}”")
-        lines.append(f"   — {attribution(ex.source)}")
+        pinned = " · 📌 chosen by the moderators" if ex.pinned else ""
+        lines.append(f"   — {attribution(ex.source)}{pinned}")
         if ex.also_reported_by:
             names = "; ".join(s.publisher or s.title for s in ex.also_reported_by)
             count = len(ex.also_reported_by)
@@ -236,7 +256,7 @@ def ask(ctx: click.Context, question: str | None, as_json: bool, excerpts: int |
         from bot.retrieval import clean_question
 
         clean_question(question, settings_from(ctx).question)  # refuse bad input before loading models
-    service = open_service(ctx)
+    service = open_service(ctx, pins=True)
     if question != "-":
         answer = service.ask(question, max_excerpts=excerpts)
         click.echo(json.dumps(answer.to_json(), ensure_ascii=False) if as_json else format_answer(answer, lang))
@@ -638,6 +658,153 @@ def kb_gaps(ctx: click.Context, limit: int, days: int) -> None:
         click.echo(f"{g.count:>4}× {g.example}   (last {g.last_asked:%Y-%m-%d %H:%M})")
 
 
+# --- moderators' pins ----------------------------------------------------------------------------
+
+
+def _pins_service(ctx: click.Context) -> KnowledgeService:
+    service = open_service(ctx)
+    service.use_pins(_database(ctx))
+    return service
+
+
+def _show_draft(draft: PinDraft) -> None:
+    click.echo(f"Question: {draft.question}")
+    for phrasing in draft.phrasings:
+        click.echo(f"  also matches: {phrasing}")
+    for n, quote in enumerate(draft.quotes, start=1):
+        click.echo(f"{n}. “{quote.quote}”")
+        click.echo(f"   — {quote.article_id} [{quote.start}:{quote.end}] · 📌 chosen by the moderators")
+
+
+@kb.command("pin")
+@common_options
+@click.argument("question")
+@click.option("--excerpt", "excerpts", type=click.IntRange(1, 10), multiple=True, help="The bot's own Nth excerpt.")
+@click.option("--passage", "passages", multiple=True, metavar="REF", help="A sentence ref from `kb passages`.")
+@click.option("--quote", "quotes", multiple=True, metavar="TEXT", help="Text found word for word in an article.")
+@click.option("--phrasing", "phrasings", multiple=True, metavar="TEXT", help="Another way members ask it.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def kb_pin(
+    ctx: click.Context,
+    question: str,
+    excerpts: tuple[int, ...],
+    passages: tuple[str, ...],
+    quotes: tuple[str, ...],
+    phrasings: tuple[str, ...],
+    yes: bool,
+) -> None:
+    """Pin one to three passages as the answer to QUESTION (and questions that mean the same)."""
+    from bot.errors import PinError
+
+    service = _pins_service(ctx)
+    existing = service.pinned_for(question)
+    if existing is not None:
+        raise PinError(f"That question is already pinned (pin #{existing}); unpin it first to pin other passages.")
+    chosen = []
+    if excerpts:
+        answer = service.ask(question, use_pins=False)
+        for n in excerpts:
+            if n > len(answer.excerpts):
+                raise PinError(f"The bot quotes {len(answer.excerpts)} excerpt(s) for that question, not {n}.")
+            e = answer.excerpts[n - 1]
+            chosen.append(service.passage_of(e.source.article_id, e.start, e.end))
+    chosen += [service.passage_at(ref) for ref in passages]
+    chosen += [service.find_passage(text) for text in quotes]
+    draft = service.draft_pin(question, chosen, phrasings)
+    _show_draft(draft)
+    _confirm("Pin these passages?", yes)
+    pin = service.save_pin(draft, actor=_actor())
+    click.echo(f"Pinned #{pin.id}: questions like “{pin.question}” now get these passages first.")
+
+
+@kb.command("passages")
+@common_options
+@click.argument("words")
+@click.option("--limit", type=click.IntRange(1, 100), default=25)
+@click.pass_context
+def kb_passages(ctx: click.Context, words: str, limit: int) -> None:
+    """Sentences containing every one of WORDS, with the REF that `kb pin --passage` takes."""
+    found = open_service(ctx).search_passages(words, limit)
+    if not found:
+        click.echo("No sentence contains all of those words.")
+    for choice in found:
+        click.echo(f"{choice.ref}\n   {choice.text}")
+
+
+@kb.group("pins", cls=Group, invoke_without_command=True)
+@common_options
+@click.pass_context
+def kb_pins(ctx: click.Context) -> None:
+    """List pins: state, hits and votes since pinned (`kb pins export|import FILE` to move them)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    pins = _pins_service(ctx).pins()
+    if not pins:
+        click.echo("No pins yet; add one with `directive-bot kb pin QUESTION --quote TEXT`.")
+    for pin in pins:
+        state = "served" if pin.active else f"STALE, not served: {pin.stale_reason}"
+        click.echo(f"#{pin.id} “{pin.question}” ({state})")
+        click.echo(
+            f"   {pin.hits} hit(s), 👍 {pin.votes_up} 👎 {pin.votes_down} since pinned by {pin.created_by} "
+            f"on {pin.created_at:%Y-%m-%d}; {len(pin.quotes)} passage(s), {len(pin.phrasings)} more phrasing(s)"
+        )
+
+
+@kb_pins.command("export")
+@common_options
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def kb_pins_export(ctx: click.Context, output: Path) -> None:
+    """Write every pin to OUTPUT as YAML (passages with article ids, offsets and hashes)."""
+    from bot.db import Database
+    from bot.pins import export_yaml
+
+    with Database.open(settings_from(ctx)) as db:
+        count = export_yaml(db.pins(), output)
+    click.echo(f"Wrote {count} pin(s) to {output}.")
+
+
+@kb_pins.command("import")
+@common_options
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def kb_pins_import(ctx: click.Context, source: Path) -> None:
+    """Add the pins of an export; every passage must be found word for word in these articles first."""
+    report = _pins_service(ctx).import_pins(source, actor=_actor())
+    for pin in report.added:
+        click.echo(f"pinned #{pin.id}: {pin.question}")
+    for question in report.skipped:
+        click.echo(f"skipped (already pinned here): {question}")
+    click.echo(f"{len(report.added)} pin(s) imported, {len(report.skipped)} skipped.")
+
+
+@kb.command("unpin")
+@common_options
+@click.argument("pin_id", type=int)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def kb_unpin(ctx: click.Context, pin_id: int, yes: bool) -> None:
+    """Remove pin PIN_ID: its questions get the automatic answer again."""
+    service = _pins_service(ctx)
+    pin = _database(ctx).get_pin(pin_id)
+    click.echo(f"#{pin.id} “{pin.question}”: {len(pin.quotes)} passage(s), {pin.hits} hit(s)")
+    _confirm(f"Unpin #{pin.id}?", yes)
+    service.unpin(pin_id, actor=_actor())
+    click.echo(f"Unpinned #{pin_id}.")
+
+
+@kb.command("phrasing")
+@common_options
+@click.argument("pin_id", type=int)
+@click.argument("phrasings", nargs=-1, required=True)
+@click.pass_context
+def kb_phrasing(ctx: click.Context, pin_id: int, phrasings: tuple[str, ...]) -> None:
+    """Add PHRASINGS (other ways members ask it) to pin PIN_ID."""
+    pin = _pins_service(ctx).add_pin_phrasings(pin_id, phrasings, actor=_actor())
+    click.echo(f"Pin #{pin.id} now matches {len(pin.questions)} phrasing(s).")
+
+
 # --- evaluation, feedback, run, config ------------------------------------------------------
 
 
@@ -655,6 +822,7 @@ def kb_gaps(ctx: click.Context, limit: int, days: int) -> None:
     "--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="PNG of the decision score."
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Fold assignment seed for --cv.")
+@click.option("--with-pins", is_flag=True, help="Also score the full pipeline with the moderators' pins.")
 @click.pass_context
 def eval_cmd(
     ctx: click.Context,
@@ -664,6 +832,7 @@ def eval_cmd(
     folds: int | None,
     plot: Path | None,
     seed: int,
+    with_pins: bool,
 ) -> None:
     """Score question files: hit@1, hit@3, MRR and decline rates, by mode, kind and language.
 
@@ -672,20 +841,36 @@ def eval_cmd(
     """
     from bot.evaluation import load_eval_set
 
+    if with_pins and folds is not None:
+        raise click.UsageError("--with-pins reports the table of modes; run it without --cv.")
     sets = [load_eval_set(f) for f in files]
-    service = open_service(ctx)
+    service = open_service(ctx)  # the automatic pipeline: no pins unless --with-pins
     if folds is None:
-        _eval_modes(service, sets, files, as_json=as_json, show_misses=show_misses, plot=plot)
+        db = _database(ctx) if with_pins else None
+        _eval_modes(service, sets, files, as_json=as_json, show_misses=show_misses, plot=plot, pins_from=db)
     else:
         _eval_cv(service, sets, folds, seed=seed, as_json=as_json, show_misses=show_misses, plot=plot)
 
 
-def _eval_modes(service, sets, files, *, as_json: bool, show_misses: bool, plot: Path | None) -> None:  # noqa: ANN001
+def _eval_modes(
+    service,  # noqa: ANN001
+    sets,  # noqa: ANN001
+    files,  # noqa: ANN001
+    *,
+    as_json: bool,
+    show_misses: bool,
+    plot: Path | None,
+    pins_from: Database | None = None,
+) -> None:
     from bot.evaluation import MODES, Observation, Tuner, evaluate
 
     out: dict[str, object] = {}
     for path, eval_set in zip(files, sets, strict=True):
         results = [evaluate(service, eval_set, label=lb, mode=m, rerank=rr) for lb, (m, rr) in MODES.items()]
+        if pins_from is not None:  # the same questions again, the moderators' pins served
+            pinned = len(service.use_pins(pins_from))
+            results.append(evaluate(service, eval_set, label=f"hybrid+rerank+{pinned}-pins"))
+            service.use_pins(None)
         full = results[0]
         out[path.name] = {"modes": [r.row() for r in results], "kinds": [f.row() for f in full.by(_kind).values()]}
         if as_json:
