@@ -292,6 +292,7 @@ def index() -> None:
 def index_build(ctx: click.Context, as_json: bool, force: bool) -> None:
     """Embed new or changed chunks and swap the new index in atomically."""
     from bot.embedding import Embedder, model_token_counter
+    from bot.multilingual import encoder_for
     from bot.store import build_index
 
     settings = settings_from(ctx)
@@ -312,6 +313,7 @@ def index_build(ctx: click.Context, as_json: bool, force: bool) -> None:
             started_by="cli",
             force=force,
             late=late,
+            multilingual=encoder_for(settings),
         )
     except RebuildInProgress:
         raise

@@ -46,6 +46,7 @@ __all__ = [
     "MultilingualRetriever",
     "answer_settings",
     "available",
+    "encoder_for",
     "finish",
     "manifest_entry",
     "model_name",
@@ -202,6 +203,11 @@ class MultilingualRetriever:
             search_ms=(t2 - t1) * 1000,
             reranked=True,
         )
+
+
+def encoder_for(settings: Settings) -> MultilingualEncoder | None:
+    """The shared encoder when this configuration wants multilingual vectors and the model is installed."""
+    return shared_encoder() if manifest_entry(settings) is not None else None
 
 
 @functools.lru_cache(maxsize=1)

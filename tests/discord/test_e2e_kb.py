@@ -87,7 +87,7 @@ def private_service(shared: KnowledgeService, root: Path) -> KnowledgeService:
     shutil.copytree(paths.index_dir, index, ignore=shutil.ignore_patterns(".build.lock", ".tmp-*"))
     settings = shared.settings.with_paths(knowledge=knowledge, index=index)
     service = KnowledgeService(
-        settings, GatedEmbedder(shared.embedder), shared.reranker, shared.count_tokens, shared.late
+        settings, GatedEmbedder(shared.embedder), shared.reranker, shared.count_tokens, shared.late, shared.multilingual
     )
     assert service.reload_if_changed() is not None
     return service
@@ -868,6 +868,7 @@ def offline_build(service: KnowledgeService) -> Any:
         service.embedder,
         count_tokens=service.count_tokens,
         late=service.late,
+        multilingual=service.multilingual,
         started_by="cli",
     )
 

@@ -74,6 +74,7 @@ def repair(settings: Settings, real_service: KnowledgeService):
         real_service.embedder,
         count_tokens=real_service.count_tokens,
         late=real_service.late,
+        multilingual=real_service.multilingual,
         started_by="test",
     )
 
