@@ -22,6 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
 from bot.config import load_settings  # noqa: E402
 from bot.evaluation import load_eval_set  # noqa: E402
@@ -89,8 +90,43 @@ def questions(files: list[Path]) -> list[str]:
     for f in files:
         if f.exists():
             es = load_eval_set(f)
-            out += [q for q, _ in es.on_topic] + list(es.off_topic) + list(es.near_miss)
+            out += [q.text for q in es.questions]
     return out or ["Who issued the order?", "Is Opus 4.8 affected?", "What is the weather in Paris?"]
+
+
+def latency(service, qs: list[str], rounds: int) -> tuple[list[list[object]], int]:
+    """Per-stage and wall-clock percentiles of ``service.ask`` over the questions, after a warm-up."""
+    for q in qs[:5]:
+        service.ask(q)
+    stages: dict[str, list[float]] = {k: [] for k in ("embed", "search", "rerank", "compose", "total")}
+    wall: list[float] = []
+    for _ in range(rounds):
+        for q in qs:
+            t = time.perf_counter()
+            answer = service.ask(q)
+            wall.append((time.perf_counter() - t) * 1000)
+            stages["embed"].append(answer.timings.embed_ms)
+            stages["search"].append(answer.timings.search_ms)
+            stages["rerank"].append(answer.timings.select_ms)
+            stages["compose"].append(answer.timings.compose_ms)
+            stages["total"].append(answer.timings.total_ms)
+    rows = [[k, f"{percentile(v, 0.5):.1f}", f"{percentile(v, 0.95):.1f}", f"{max(v):.1f}"] for k, v in stages.items()]
+    rows.append(
+        ["wall clock of ask()", f"{percentile(wall, 0.5):.1f}", f"{percentile(wall, 0.95):.1f}", f"{max(wall):.1f}"]
+    )
+    return rows, len(wall)
+
+
+def write_sections(path: Path, header: str, sections: list[str]) -> None:
+    """Replace this script's part of ``path`` (between its markers), keeping what other benchmarks wrote."""
+    begin, end = "<!-- bench.py: begin -->", "<!-- bench.py: end -->"
+    mine = f"{begin}\n{header}" + "\n".join(sections) + f"\n{end}\n"
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    if begin in old and end in old:
+        text = old[: old.index(begin)] + mine + old[old.index(end) + len(end) :].lstrip("\n")
+    else:
+        text = mine + ("\n" + old if old else "")
+    path.write_text(text, encoding="utf-8")
 
 
 def main() -> None:
@@ -223,34 +259,26 @@ def main() -> None:
         # --- answer latency ---------------------------------------------------------------
         from bot.service import KnowledgeService
 
-        service = KnowledgeService.open(settings, embedder=embedder, reranker=reranker)
         qs = questions(args.questions)
-        for q in qs[:5]:
-            service.ask(q)  # warm-up
-        stages: dict[str, list[float]] = {k: [] for k in ("embed", "search", "select", "compose", "total")}
-        wall: list[float] = []
-        for _ in range(args.rounds):
-            for q in qs:
-                t = time.perf_counter()
-                answer = service.ask(q)
-                wall.append((time.perf_counter() - t) * 1000)
-                stages["embed"].append(answer.timings.embed_ms)
-                stages["search"].append(answer.timings.search_ms)
-                stages["select"].append(answer.timings.select_ms)
-                stages["compose"].append(answer.timings.compose_ms)
-                stages["total"].append(answer.timings.total_ms)
-        rows = [
-            [k, f"{percentile(v, 0.5):.1f}", f"{percentile(v, 0.95):.1f}", f"{max(v):.1f}"] for k, v in stages.items()
-        ]
-        rows.append(
-            ["wall clock of ask()", f"{percentile(wall, 0.5):.1f}", f"{percentile(wall, 0.95):.1f}", f"{max(wall):.1f}"]
-        )
+        service = KnowledgeService.open(settings, embedder=embedder, reranker=reranker, late=late)
+        rows, n_answers = latency(service, qs, args.rounds)
         emit(
-            f"Answer latency in process ({len(wall)} answers: "
+            f"Answer latency in process, bundled corpus ({n_answers} answers: "
             f"{len(qs)} questions x {args.rounds} rounds, after warm-up)",
             ["stage", "p50 ms", "p95 ms", "max ms"],
             rows,
-            "Targets: p50 <= 250 ms, p95 <= 500 ms, reranking included (the cross-encoder runs in select).",
+            "Targets: p50 <= 250 ms, p95 <= 500 ms, reranking included (the cross-encoder runs in rerank).",
+        )
+        from corpus import make_corpus
+
+        big = settings.with_paths(make_corpus(work / "knowledge-50", 50), work / "index-50")
+        big_service = KnowledgeService.open(big, embedder=embedder, reranker=reranker, late=late)
+        rows, n_answers = latency(big_service, qs, 1)
+        emit(
+            f"Answer latency in process, 50 articles ({len(big_service.live.index.chunks)} chunks; "
+            f"the bundled 5 plus 45 of unrelated prose; {n_answers} answers)",
+            ["stage", "p50 ms", "p95 ms", "max ms"],
+            rows,
         )
 
         # --- time to first answer ----------------------------------------------------------
@@ -279,7 +307,7 @@ def main() -> None:
         "# Benchmarks\n\nWritten by `python bench/bench.py` on the bundled knowledge base "
         f"({len(load_knowledge(REPO / 'knowledge'))} articles). Re-run it after changing models or settings.\n\n"
     )
-    args.out.write_text(header + "\n".join(sections), encoding="utf-8")
+    write_sections(args.out, header, sections)
     print(f"wrote {args.out}")
 
 

@@ -200,10 +200,13 @@ def compose(
     if retrieval.dense_top < settings.dense_floor:
         return decline("the question is not about the directive")
     if retrieval.reranked:
-        if best - settings.decline_unknown_weight * len(retrieval.unknown_terms) < settings.decline_threshold:
+        if (
+            decline_score(best, len(retrieval.unknown_terms), retrieval.dense_top, settings)
+            < settings.decline_threshold
+        ):
             return decline("the knowledge base does not answer this")
-        floor = max(settings.decline_threshold, best - settings.relative_cutoff)
-        passages = [p for p in passages if p.score >= floor]
+        # The decline threshold judges the question (on its own scale); passages are kept by distance from the best.
+        passages = [p for p in passages if p.score >= best - settings.relative_cutoff]
 
     quotes = select_quotes(index, passages, settings, limit)
     t1 = time.perf_counter()
@@ -240,6 +243,13 @@ def compose(
         unknown_names=missing,
         timings=timings((t1 - t0) * 1000, (time.perf_counter() - t1) * 1000),
     )
+
+
+def decline_score(best: float, unknown: int, dense_top: float, settings: RetrievalSettings) -> float:
+    """The answer-or-decline signal: the best passage's score, less a weight per question word no article
+    uses, plus a weight times the best dense cosine. Off-topic questions that happen to share a name with
+    the articles ("weather in Washington") get a fair cross-encoder score but a low cosine and unknown words."""
+    return best - settings.decline_unknown_weight * unknown + settings.decline_dense_weight * dense_top
 
 
 def hedged(best: float, retrieval: Retrieval, settings: RetrievalSettings) -> bool:

@@ -1038,7 +1038,9 @@ def print_misses(tuner, params) -> None:  # noqa: ANN001
             continue
         answer = service.answer_from(
             ob.question.text,
-            ob.retrieval.reweighted(params.rerank_windows, params.prior_weight),
+            ob.retrieval.reweighted(
+                params.rerank_windows, params.prior_weight, first=params.rerank_first, decisive=params.rerank_decisive
+            ),
             settings=params.apply(service.settings.retrieval),
         )
         st = stage_ranks(ob, answer, params.rerank_windows, params.prior_weight, bodies)

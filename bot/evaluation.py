@@ -157,6 +157,7 @@ class Outcome:
     score: float  # the answer/decline score: the best passage's score
     wall_ms: float = 0.0
     unknown: int = 0  # question words no article uses
+    dense_top: float = 0.0  # best dense cosine of any chunk
 
 
 @dataclass
@@ -281,10 +282,13 @@ class Params:
     """The tuned settings of the cheap half of answering."""
 
     rerank_windows: int
+    rerank_first: int
+    rerank_decisive: float
     prior_weight: float
     relative_cutoff: float
     decline_threshold: float
     decline_unknown_weight: float
+    decline_dense_weight: float
     tentative_below: float
     unknown_term_weight: float
 
@@ -299,10 +303,16 @@ class Params:
 @dataclass(frozen=True)
 class Grid:
     rerank_windows: tuple[int, ...] = (6, 8, 10, 12, 16)
+    # Early stop: read this many first; the rest only when none scores `rerank_decisive`. Among settings
+    # within `cost_tolerance` of the best ranking value, the one reading the fewest windows on average wins.
+    rerank_first: tuple[int, ...] = (6, 8)
+    rerank_decisive: tuple[float, ...] = (4.0, 6.0, 8.0, math.inf)
+    cost_tolerance: float = 0.01
     prior_weight: tuple[float, ...] = (0.0, 5.0, 10.0, 20.0, 40.0)
     relative_cutoff: tuple[float, ...] = (4.0, 6.0, 8.0, 12.0)
     unknown_term_weight: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 3.0)
     decline_unknown_weight: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
+    decline_dense_weight: tuple[float, ...] = (0.0, 10.0, 20.0, 30.0, 45.0, 60.0)
     # Costs of the decline rule, per question of each class: an answerable question declined is the
     # worse error, an off-topic question quoted the lesser.
     cost_on_declined: float = 4.0
@@ -336,8 +346,10 @@ class _Ranked:
     outcomes: list[Outcome]
     score: np.ndarray  # best passage score
     unknown: np.ndarray  # question words no article uses
+    dense: np.ndarray  # best dense cosine
     floor: np.ndarray  # declined whatever the thresholds (dense floor, nothing retrieved)
     named: np.ndarray  # hedged whatever the thresholds (names no article mentions)
+    read: np.ndarray  # windows the cross-encoder read
 
 
 class Tuner:
@@ -356,12 +368,12 @@ class Tuner:
         self.base = base
         self.observations = list(observations)
         self.grid = grid or Grid()
-        self._ranked: dict[tuple[int, float, float], _Ranked] = {}
+        self._ranked: dict[tuple[int, int, float, float, float], _Ranked] = {}
         self.classes = np.array([ob.question.cls for ob in self.observations])
 
-    def ranked(self, read: int, weight: float, cutoff: float) -> _Ranked:
+    def ranked(self, read: int, first: int, decisive: float, weight: float, cutoff: float) -> _Ranked:
         """Outcomes with no threshold (nothing declined, nothing hedged but unknown names): the ranking half."""
-        key = (read, weight, cutoff)
+        key = (read, first, decisive, weight, cutoff)
         if key not in self._ranked:
             base = self.base or self.service.settings.retrieval
             open_settings = replace(
@@ -373,20 +385,30 @@ class Tuner:
                 relative_cutoff=cutoff,
             )
             outs = []
+            reads = []
             for ob in self.observations:
-                r = ob.retrieval.reweighted(read, weight)
+                r = ob.retrieval.reweighted(read, weight, first=first, decisive=decisive)
+                reads.append(len(r.passages))
                 answer = self.service.answer_from(ob.question.text, r, settings=open_settings)
                 best = max((p.score for p in r.passages), default=-math.inf)
                 floor = r.dense_top < base.dense_floor or not r.passages
                 outs.append(
-                    replace(outcome(ob.question, answer), declined=floor, score=best, unknown=len(r.unknown_terms))
+                    replace(
+                        outcome(ob.question, answer),
+                        declined=floor,
+                        score=best,
+                        unknown=len(r.unknown_terms),
+                        dense_top=r.dense_top,
+                    )
                 )
             self._ranked[key] = _Ranked(
                 outs,
                 np.array([o.score for o in outs], dtype=np.float64),
                 np.array([o.unknown for o in outs], dtype=np.float64),
+                np.array([o.dense_top for o in outs], dtype=np.float64),
                 np.array([o.declined for o in outs]),
                 np.array([o.tentative for o in outs]),
+                np.array(reads, dtype=np.float64),
             )
         return self._ranked[key]
 
@@ -394,7 +416,7 @@ class Tuner:
     def thresholded(ranked: _Ranked, p: Params) -> list[Outcome]:
         result = []
         for o in ranked.outcomes:
-            declined = o.declined or o.score - p.decline_unknown_weight * o.unknown < p.decline_threshold
+            declined = o.declined or decline_score(o.score, o.unknown, o.dense_top, p) < p.decline_threshold
             hedge = o.tentative or o.score - p.unknown_term_weight * o.unknown < p.tentative_below
             result.append(
                 replace(o, declined=declined, rank=None if declined else o.rank, tentative=not declined and hedge)
@@ -409,10 +431,11 @@ class Tuner:
         rr = sum(1.0 / o.rank for o in on if o.rank)
         return (hit3 + rr) / len(on)
 
-    def _thresholds(self, ranked: _Ranked, members: Sequence[int]) -> tuple[float, float, float, float]:
-        """(decline, its unknown-term weight, tentative, its unknown-term weight) for ``members``.
+    def _thresholds(self, ranked: _Ranked, members: Sequence[int]) -> tuple[float, float, float, float, float]:
+        """(decline, its unknown-term and dense weights, tentative, its unknown-term weight) for ``members``.
 
-        Decline: the threshold (on the best score less a weight per question word no article uses) with
+        Decline: the threshold (on ``decline_score``: the best score less a weight per question word no
+        article uses, plus a weight times the best dense cosine) with
         the least class-weighted cost of answerable questions declined and off-topic questions quoted.
         Hedge: for each unknown-term weight, the lowest threshold that shows
         at least ``near_flagged_target`` of near-miss questions as declined or "closest passages"; of
@@ -420,17 +443,18 @@ class Tuner:
         """
         g = self.grid
         m = np.asarray(members)
-        score, unknown, floor, named, cls = (
+        score, unknown, dense, floor, named, cls = (
             ranked.score[m],
             ranked.unknown[m],
+            ranked.dense[m],
             ranked.floor[m],
             ranked.named[m],
             self.classes[m],
         )
         on, off, near = cls == "on", cls == "off", cls == "near"
-        choice = (math.inf, 0.0, 0.0, np.zeros(len(m), dtype=bool))  # (cost, threshold, weight, answered)
-        for wd in g.decline_unknown_weight:
-            adjusted = score - wd * unknown
+        choice = (math.inf, 0.0, 0.0, 0.0, np.zeros(len(m), dtype=bool))  # (cost, threshold, weights, answered)
+        for wd, wv in itertools.product(g.decline_unknown_weight, g.decline_dense_weight):
+            adjusted = score - wd * unknown + wv * dense
             declines = _cuts(adjusted, g.max_cuts)
             declined = floor[None, :] | (adjusted[None, :] < declines[:, None])  # (D, N)
             cost = g.cost_on_declined * (declined & on).sum(1) / max(1, on.sum()) + g.cost_off_answered * (
@@ -438,8 +462,8 @@ class Tuner:
             ).sum(1) / max(1, off.sum())
             d = int(np.argmin(cost + 1e-9 * np.arange(len(declines))[::-1]))  # ties: the highest threshold
             if cost[d] < choice[0] - 1e-9:
-                choice = (float(cost[d]), float(declines[d]), wd, ~declined[d])
-        _, decline, decline_weight, answered = choice
+                choice = (float(cost[d]), float(declines[d]), wd, wv, ~declined[d])
+        _, decline, decline_weight, dense_weight, answered = choice
         best: tuple[float, float, float] = (math.inf, math.inf, 0.0)  # (on hedged, tentative, weight)
         for w in g.unknown_term_weight:
             adjusted = score - w * unknown
@@ -453,21 +477,45 @@ class Tuner:
                     best = (on_hedged, float(t), w)
                 break  # the lowest threshold meeting the target hedges the fewest
         if not math.isfinite(best[1]):
-            return decline, decline_weight, math.inf, 0.0
-        return decline, decline_weight, best[1], best[2]
+            return decline, decline_weight, dense_weight, math.inf, 0.0
+        return decline, decline_weight, dense_weight, best[1], best[2]
 
     def fit(self, members: Sequence[int]) -> Params:
-        """The best settings for these observations: ranking first (hit@3 + MRR), then the thresholds."""
+        """The best settings for these observations: ranking first (hit@3 + MRR, reading every window),
+        then the cheapest early stop within ``cost_tolerance`` of that value, then the thresholds."""
         g = self.grid
-        key = max(
+        read, weight, cutoff = max(
             itertools.product(g.rerank_windows, g.prior_weight, g.relative_cutoff),
-            key=lambda k: (self._ranking_value(self.ranked(*k), members), -k[0]),  # ties: read fewer
+            key=lambda k: (self._ranking_value(self.ranked(k[0], k[0], math.inf, k[1], k[2]), members), -k[0]),
         )
-        decline, decline_weight, tentative, weight = self._thresholds(self.ranked(*key), members)
-        return Params(key[0], key[1], key[2], _round(decline), decline_weight, _round(tentative), weight)
+        full = self._ranking_value(self.ranked(read, read, math.inf, weight, cutoff), members)
+        first, decisive = read, math.inf
+        cheapest = float(read)
+        for f, d in itertools.product(g.rerank_first, g.rerank_decisive):
+            if f >= read:
+                continue
+            ranked = self.ranked(read, f, d, weight, cutoff)
+            cost = float(np.mean(ranked.read[np.asarray(members)]))
+            if self._ranking_value(ranked, members) >= full - g.cost_tolerance and cost < cheapest:
+                first, decisive, cheapest = f, d, cost
+        ranked = self.ranked(read, first, decisive, weight, cutoff)
+        decline, decline_weight, dense_weight, tentative, unknown_weight = self._thresholds(ranked, members)
+        return Params(
+            read,
+            first,
+            decisive,
+            weight,
+            cutoff,
+            _round(decline),
+            decline_weight,
+            dense_weight,
+            _round(tentative),
+            unknown_weight,
+        )
 
     def score(self, params: Params, members: Sequence[int], label: str = "") -> Figures:
-        ranked = self.ranked(params.rerank_windows, params.prior_weight, params.relative_cutoff)
+        p = params
+        ranked = self.ranked(p.rerank_windows, p.rerank_first, p.rerank_decisive, p.prior_weight, p.relative_cutoff)
         outs = self.thresholded(ranked, params)
         return Figures(label, [replace(outs[i], wall_ms=self.observations[i].wall_ms) for i in members])
 
@@ -488,6 +536,11 @@ class Tuner:
         order = sorted(range(len(held.outcomes)), key=lambda j: position[j])
         held.outcomes = [held.outcomes[j] for j in order]
         return held, chosen
+
+
+def decline_score(score: float, unknown: int, dense_top: float, p: Params) -> float:
+    """What the decline threshold is compared with: the same rule as bot.answer.decline_score."""
+    return score - p.decline_unknown_weight * unknown + p.decline_dense_weight * dense_top
 
 
 def _cuts(values: np.ndarray, limit: int) -> np.ndarray:

@@ -114,7 +114,15 @@ def index(tmp_settings, tmp_path):
 
 @pytest.fixture
 def settings(tmp_settings):
-    return replace(tmp_settings.retrieval, decline_threshold=-4.0, dense_floor=0.05, relative_cutoff=6.0)
+    return replace(
+        tmp_settings.retrieval,
+        decline_threshold=-4.0,
+        decline_dense_weight=0.0,
+        decline_unknown_weight=0.0,
+        tentative_below=-100.0,
+        dense_floor=0.05,
+        relative_cutoff=6.0,
+    )
 
 
 def passage(index, article_id: str, first: int, last: int, score: float | None) -> Passage:
@@ -212,3 +220,17 @@ def test_timings_put_the_cross_encoder_under_select(index, settings) -> None:
     result = answer(index, settings, [passage(index, "alpha", 3, 3, 2.0)])
     assert (result.timings.embed_ms, result.timings.search_ms) == (1.0, 2.0)
     assert result.timings.select_ms >= 3.0
+
+
+def test_a_low_dense_cosine_declines_a_question_the_cross_encoder_half_likes(index, settings) -> None:
+    weighted = replace(settings, decline_threshold=5.0, decline_dense_weight=20.0)
+    close = answer(index, weighted, [passage(index, "alpha", 3, 3, 1.0)], dense_top=0.5)  # 1 + 10 = 11
+    far = answer(index, weighted, [passage(index, "alpha", 3, 3, 1.0)], dense_top=0.1)  # 1 + 2 = 3
+    assert not close.abstained and far.abstained
+
+
+def test_question_words_no_article_uses_push_an_answer_to_closest_passages(index, settings) -> None:
+    hedging = replace(settings, tentative_below=2.0, unknown_term_weight=3.0)
+    r = replace(retrieval([passage(index, "alpha", 3, 3, 4.0)]), unknown_terms=("refund",))
+    assert compose("q?", index, r, hedging).tentative  # 4 - 3 < 2
+    assert not compose("q?", index, replace(r, unknown_terms=()), hedging).tentative

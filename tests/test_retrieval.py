@@ -318,3 +318,37 @@ def test_unknown_names_lists_capitalised_words_no_article_uses(real_service, que
 def test_a_question_about_a_name_the_articles_never_use_is_tentative_and_says_why(real_service) -> None:
     answer = real_service.ask("What did the European Union say about the US ban on Anthropic models?")
     assert answer.abstained or (answer.tentative and answer.unknown_names == ("European", "Union"))
+
+
+class ScriptedReranker:
+    """Scores each window by a fixed rule and records how many it was asked to read."""
+
+    def __init__(self, high: float) -> None:
+        self.high = high
+        self.read: list[int] = []
+
+    def score(self, question: str, passages: list[str]):
+        import numpy as np
+
+        self.read.append(len(passages))
+        return np.full(len(passages), self.high, dtype=np.float32)
+
+
+@pytest.mark.parametrize(("logit", "reads"), [(20.0, [2]), (-5.0, [2, 3])], ids=["decisive", "not-decisive"])
+def test_the_cross_encoder_reads_the_rest_only_when_the_first_windows_are_not_decisive(
+    tiny_index, tiny_settings, logit: float, reads: list[int]
+) -> None:
+    settings = replace(tiny_settings.retrieval, rerank_windows=5, rerank_first=2, rerank_decisive=10.0)
+    reranker = ScriptedReranker(logit)
+    result = Retriever(tiny_index, FakeEmbedder(), settings, reranker=reranker).search("Banks paused their pilots")
+    assert reranker.read == reads
+    assert len(result.passages) == sum(reads)
+
+
+def test_reweighting_a_retrieval_is_the_same_as_reading_fewer_windows(tiny_index, tiny_settings) -> None:
+    settings = replace(tiny_settings.retrieval, rerank_windows=6, rerank_first=6)
+    wide = Retriever(tiny_index, FakeEmbedder(), settings, reranker=FakeReranker()).search("Banks paused")
+    narrow = Retriever(
+        tiny_index, FakeEmbedder(), replace(settings, rerank_windows=3, rerank_first=3), reranker=FakeReranker()
+    ).search("Banks paused")
+    assert wide.reweighted(3, settings.prior_weight).passages == narrow.passages
