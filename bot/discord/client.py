@@ -382,7 +382,8 @@ class _NoService:
         self.settings = settings
 
     def __getattr__(self, name: str) -> Any:
-        raise RuntimeError(f"the knowledge service is not loaded here (asked for {name})")
+        # AttributeError, so optional features probed with getattr(service, name, None) read as absent.
+        raise AttributeError(f"the knowledge service is not loaded here (asked for {name})")
 
 
 async def sync_commands(settings: Settings) -> list[app_commands.AppCommand] | None:
