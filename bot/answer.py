@@ -1,7 +1,8 @@
 """Scored windows -> Answer: the tightest verbatim span that answers, collapsed across outlets, or a decline.
 
-Every quote is a slice of the stored article body (``body[start:end]``) and is checked to be exactly
-that before it leaves this module: nothing here writes words of its own.
+Every quote is a slice of the stored article body (``body[start:end]``), taken through
+``LoadedIndex.quote``, which checks the article against the content hash the manifest recorded when the
+index was built: nothing here writes words of its own, and an inconsistent index is refused.
 
 A candidate window (one or two sentences, see bot.retrieval) becomes a quote of at most three whole
 sentences of one paragraph, grown only when a sentence cannot stand alone:
@@ -215,9 +216,7 @@ def compose(
         art = index.articles[q.article_id]
         spans = index.sentences[q.article_id]
         start, end = spans[q.first].start, spans[q.last].end
-        quote = art.body[start:end]
-        if not quote or art.body[start:end] != quote:  # never anything but the article's own words
-            continue
+        quote = index.quote(q.article_id, start, end)  # the built article's own words, or IndexDamaged
         excerpts.append(
             Excerpt(
                 quote=quote,

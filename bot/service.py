@@ -17,7 +17,16 @@ from typing import TYPE_CHECKING
 from bot.answer import compose, covered_topics
 from bot.answer_cache import AnswerCache, normalise_question
 from bot.config import RetrievalSettings, Settings
-from bot.errors import DirectiveError, IndexMismatch, IndexMissing, PinError, RebuildInProgress, StorageError
+from bot.errors import (
+    DirectiveError,
+    IndexMismatch,
+    IndexMissing,
+    KnowledgeError,
+    NotFound,
+    PinError,
+    RebuildInProgress,
+    StorageError,
+)
 from bot.knowledge import load_knowledge
 from bot.language import Detection, detect
 from bot.models import Answer, Article
@@ -515,7 +524,7 @@ class KnowledgeService:
         manifest = live.index.manifest
         try:
             stale = not index_status(self.settings, model_name=self.embedder.name).fresh
-        except Exception:  # a broken knowledge file makes the index stale, not /about broken
+        except (KnowledgeError, NotFound):  # a broken or vanishing knowledge file: stale, not /about broken
             stale = True
         built = manifest.get("built_at")
         return IndexInfo(

@@ -5,7 +5,8 @@ from dataclasses import replace
 import pytest
 
 from bot.answer import compose, expand_span, similar
-from bot.knowledge import write_article
+from bot.errors import IndexDamaged
+from bot.knowledge import read_article, write_article
 from bot.models import Article
 from bot.retrieval import Passage, Retrieval
 from bot.store import SentenceSpan, build_index, load_index
@@ -102,8 +103,12 @@ ARTICLES = [
 
 
 @pytest.fixture
-def index(tmp_settings, tmp_path):
-    knowledge = tmp_path / "answer-knowledge"
+def knowledge(tmp_path):
+    return tmp_path / "answer-knowledge"
+
+
+@pytest.fixture
+def index(tmp_settings, tmp_path, knowledge):
     knowledge.mkdir()
     for a in ARTICLES:
         write_article(knowledge, a)
@@ -146,11 +151,19 @@ def answer(index, settings, passages, **kwargs):
     return compose("question?", index, retrieval(passages, **kwargs), settings)
 
 
-def test_every_quote_is_the_article_body_between_its_offsets(index, settings) -> None:
+def test_every_quote_is_the_article_file_body_between_its_offsets(index, settings, knowledge) -> None:
     result = answer(index, settings, [passage(index, "alpha", 3, 4, 5.0), passage(index, "beta", 2, 2, 4.0)])
     assert not result.abstained
     for e in result.excerpts:
-        assert index.articles[e.source.article_id].body[e.start : e.end] == e.quote
+        body = read_article(knowledge / f"{e.source.article_id}.md").body
+        assert body[e.start : e.end] == e.quote
+
+
+def test_an_article_that_is_not_the_one_the_index_was_built_from_is_never_quoted(index, settings) -> None:
+    alpha = index.articles["alpha"]
+    index.articles["alpha"] = replace(alpha, body=alpha.body.replace("ordered", "begged"))
+    with pytest.raises(IndexDamaged, match="alpha"):
+        answer(index, settings, [passage(index, "alpha", 0, 0, 5.0)])
 
 
 def test_the_same_passage_reached_twice_is_quoted_once(index, settings) -> None:

@@ -4,7 +4,7 @@ from dataclasses import replace
 import pytest
 
 from bot.errors import IndexMissing, InvalidQuestion, RebuildInProgress
-from bot.knowledge import write_article
+from bot.knowledge import read_article, write_article
 from bot.models import Article
 from bot.service import KnowledgeService
 from bot.store import build_index
@@ -36,12 +36,12 @@ def test_open_without_building_refuses_a_missing_index(settings) -> None:
         KnowledgeService.open(settings, embedder=FakeEmbedder(), build_if_needed=False)
 
 
-def test_answers_quote_the_article_body_exactly(service) -> None:
+def test_answers_quote_the_article_files_exactly(service, settings) -> None:
     answer = service.ask("Which models did the Commerce Department order restrict?")
     assert answer.excerpts
-    articles = {a.id: a for a in service.articles()}
     for excerpt in answer.excerpts:
-        assert articles[excerpt.source.article_id].body[excerpt.start : excerpt.end] == excerpt.quote
+        body = read_article(settings.paths.knowledge_dir / f"{excerpt.source.article_id}.md").body
+        assert body[excerpt.start : excerpt.end] == excerpt.quote
 
 
 @pytest.mark.parametrize("question", ["", "   ", "\x00\x01", "x" * 501])
@@ -65,6 +65,20 @@ def test_info_reports_stale_when_knowledge_changes(service, settings) -> None:
     assert not service.info().stale
     write_article(settings.paths.knowledge_dir, Article(id="late-news", title="Late news", body="Something new."))
     assert service.info().stale
+
+
+def test_info_reports_stale_when_a_knowledge_file_is_broken(service, settings) -> None:
+    (settings.paths.knowledge_dir / "broken.md").write_text("no front matter here\n", encoding="utf-8")
+    assert service.info().stale
+
+
+def test_info_does_not_hide_an_unexpected_error_as_stale(service, monkeypatch) -> None:
+    def fail(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("bot.service.index_status", fail)
+    with pytest.raises(RuntimeError, match="a bug"):
+        service.info()
 
 
 def test_a_second_rebuild_in_the_same_process_is_refused(service) -> None:

@@ -11,6 +11,7 @@ from bot.errors import IndexDamaged, IndexMismatch, IndexMissing, RebuildInProgr
 from bot.knowledge import read_article, render_article, write_article
 from bot.models import Article
 from bot.store import BuildLock, build_index, current_build_dir, index_status, load_index, verify_index
+from bot.store import build as store_build
 from tests.conftest import FakeEmbedder, word_count
 
 
@@ -190,6 +191,26 @@ def test_verify_detects_a_manifest_count_that_disagrees_with_the_files(settings)
         verify_index(settings)
 
 
+def test_load_refuses_an_article_that_is_not_the_one_its_manifest_hashed(settings) -> None:
+    build(settings)
+    index_dir = settings.paths.index_dir
+    build_dir = current_build_dir(index_dir)
+    articles_path = build_dir / "articles.jsonl"
+    lines = articles_path.read_text(encoding="utf-8").splitlines()
+    first = json.loads(lines[0])
+    first["body"] = first["body"].replace("the", "no", 1)
+    lines[0] = json.dumps(first, ensure_ascii=False)
+    articles_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    manifest_path = build_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"]["articles.jsonl"] = hashlib.sha256(articles_path.read_bytes()).hexdigest()
+    data = json.dumps(manifest).encode()
+    manifest_path.write_bytes(data)
+    (index_dir / "CURRENT").write_text(f"{build_dir.name} {hashlib.sha256(data).hexdigest()}\n")
+    with pytest.raises(IndexDamaged, match=f"Article {first['id']} .* does not match its manifest hash"):
+        load_index(index_dir)
+
+
 def test_verify_passes_on_a_fresh_build(settings) -> None:
     build(settings)
     assert verify_index(settings, expect_model="fake-embedder").version
@@ -210,11 +231,23 @@ def test_old_builds_are_pruned_to_the_live_one_and_its_predecessor(settings) -> 
     assert len(builds) == 2
 
 
-def test_readers_never_see_a_half_written_index_during_builds(settings) -> None:
+def test_readers_never_see_a_half_written_index_during_builds(settings, monkeypatch) -> None:
     build(settings)
     kdir = settings.paths.knowledge_dir
     errors: list[Exception] = []
     stop = threading.Event()
+    loaded = threading.Event()
+    overlapped: list[str] = []
+    swap = store_build.swap
+
+    def swap_once_a_reader_loaded(index_dir, name, manifest_sha) -> None:
+        # The new build directory is complete but not live: hold the swap until a load finishes meanwhile.
+        loaded.clear()
+        if loaded.wait(timeout=30):
+            overlapped.append(name)
+        swap(index_dir, name, manifest_sha)
+
+    monkeypatch.setattr(store_build, "swap", swap_once_a_reader_loaded)
 
     def reader() -> None:
         while not stop.is_set():
@@ -222,6 +255,8 @@ def test_readers_never_see_a_half_written_index_during_builds(settings) -> None:
                 load_index(settings.paths.index_dir)
             except Exception as exc:
                 errors.append(exc)
+            else:
+                loaded.set()
 
     thread = threading.Thread(target=reader)
     thread.start()
@@ -233,6 +268,7 @@ def test_readers_never_see_a_half_written_index_during_builds(settings) -> None:
         stop.set()
         thread.join()
     assert errors == []
+    assert len(overlapped) == 3  # the reader loaded while each build was under way
 
 
 def test_article_files_round_trip_through_the_index_unchanged(settings) -> None:

@@ -99,6 +99,7 @@ def _load_build(index_dir: Path, expect_model: str | None, expect_dim: int | Non
         raise IndexDamaged(f"The index's token vectors and chunk counts disagree; {REPAIR}.")
     if len(articles) != manifest["counts"]["articles"]:
         raise IndexDamaged(f"The index's article count disagrees with its manifest; {REPAIR}.")
+    check_article_text(manifest, articles, sentences)
     return LoadedIndex(
         path=build,
         manifest=manifest,
@@ -111,6 +112,22 @@ def _load_build(index_dir: Path, expect_model: str | None, expect_dim: int | Non
         late=late,
         late_packed=late_packed,
     )
+
+
+def check_article_text(manifest: dict, articles: dict[str, Article], sentences: dict[str, list[SentenceSpan]]) -> None:
+    """Every article is the text the index was built from (its manifest hash); every sentence lies in it.
+
+    Quotes are slices of these bodies by these spans, so an index failing this is refused, not served.
+    """
+    if set(articles) != set(manifest["articles"]):
+        raise IndexDamaged(f"The index's articles are not the ones its manifest lists; {REPAIR}.")
+    for aid, art in articles.items():
+        if manifest["articles"][aid] != art.content_hash:
+            raise IndexDamaged(f"Article {aid} in the index does not match its manifest hash; {REPAIR}.")
+    for aid, spans in sentences.items():
+        size = len(articles[aid].body) if aid in articles else -1
+        if any(not 0 <= s.start < s.end <= size for s in spans):
+            raise IndexDamaged(f"The sentences of article {aid} lie outside its body; {REPAIR}.")
 
 
 def _article_from_json(d: dict) -> Article:

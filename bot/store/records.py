@@ -9,8 +9,10 @@ from typing import Protocol
 
 import numpy as np
 
+from bot.errors import IndexDamaged
 from bot.late import TokenMatrix
 from bot.models import Article, Chunk
+from bot.store.manifest import REPAIR
 
 
 class EmbedderLike(Protocol):
@@ -107,3 +109,17 @@ class LoadedIndex:
     @property
     def version(self) -> str:
         return self.manifest["index_version"]
+
+    def quote(self, article_id: str, start: int, end: int) -> str:
+        """``body[start:end]`` of the article exactly as the index was built from it.
+
+        The article's content hash is checked against the one its manifest recorded at build time, so
+        a quote can only ever be the words of the article the index was made from; anything else means
+        the index in memory is inconsistent and is refused rather than served.
+        """
+        art = self.articles.get(article_id)
+        if art is None or self.manifest["articles"].get(article_id) != art.content_hash:
+            raise IndexDamaged(f"Article {article_id} in the index does not match its manifest hash; {REPAIR}.")
+        if not 0 <= start < end <= len(art.body):
+            raise IndexDamaged(f"A quote of article {article_id} lies outside its body; {REPAIR}.")
+        return art.body[start:end]
