@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 
 from bot.config import RetrievalSettings
-from bot.models import Answer, Excerpt, Source, Timings
+from bot.models import Answer, Excerpt, Timings
 from bot.retrieval import Passage, Retrieval, unknown_names
 from bot.store import LoadedIndex, SentenceSpan
 
@@ -270,7 +270,3 @@ def covered_topics(index: LoadedIndex, limit: int = 6) -> tuple[str, ...]:
         reverse=True,
     )
     return tuple(a.title for a in arts[:limit])
-
-
-def source_of(index: LoadedIndex, article_id: str) -> Source:
-    return index.articles[article_id].source

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -175,6 +176,15 @@ def cli(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    configure_process(verbose=verbose)
+
+
+def configure_process(*, verbose: bool = False) -> None:
+    """Process-wide settings of the libraries underneath, made once here at the edge, never by the core."""
+    from bot.embedding import PROCESS_ENVIRONMENT
+
+    for name, value in PROCESS_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
     if not verbose:  # bm25s sets its own logger to DEBUG and reports every index it builds
         logging.getLogger("bm25s").setLevel(logging.WARNING)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -35,19 +34,21 @@ def resolve_model_path(name: str) -> Path:
     return path.resolve()
 
 
-def _offline() -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+# What the model libraries should see in the environment: offline, quiet, no tokenizer threads of their
+# own. The edges (bot.cli.configure_process) apply it once; library code never sets process state.
+PROCESS_ENVIRONMENT = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+}
 
 
 class Embedder:
     """Normalised float32 embeddings, so inner product is cosine similarity."""
 
     def __init__(self, settings: EmbeddingSettings) -> None:
-        _offline()
         self.name = settings.model
         self.path = resolve_model_path(settings.model)
         self.batch_size = settings.batch_size

@@ -27,7 +27,6 @@ from bot.errors import (
     RebuildInProgress,
     StorageError,
 )
-from bot.knowledge import load_knowledge
 from bot.language import Detection, detect
 from bot.models import Answer, Article
 from bot.multilingual import (
@@ -545,10 +544,6 @@ class KnowledgeService:
         """Articles as served (the loaded index), newest first."""
         arts = list(self.live.index.articles.values())
         return sorted(arts, key=lambda a: (a.published or a.added or dt.date.min, a.title), reverse=True)
-
-    def knowledge_articles(self) -> list[Article]:
-        """Articles on disk, which may be ahead of the index."""
-        return load_knowledge(self.settings.paths.knowledge_dir)
 
     def covered_topics(self) -> tuple[str, ...]:
         return self.live.topics

@@ -10,11 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bot.cli import configure_process
 from bot.config import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 KNOWLEDGE = REPO / "knowledge"
 SEEDS = REPO.parent / "shared" / "seeds"
+
+configure_process()  # what the command line does before anything runs: model libraries offline and quiet
 
 
 class FakeEmbedder:

@@ -8,13 +8,11 @@ gate at all. So the same rule is checked again at run time: Manage Server, or on
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Iterable
+from typing import Any
 
 import discord
 from discord import app_commands
-
-T = TypeVar("T")
 
 # The one declaration: Discord's UI default and the run-time permission test both read it.
 MODERATOR_PERMISSIONS = discord.Permissions(manage_guild=True)
@@ -49,7 +47,7 @@ def _moderator_roles(interaction: discord.Interaction[Any]) -> tuple[int, ...]:
 def is_moderator(interaction: discord.Interaction[Any]) -> bool:
     """True when the user behind ``interaction`` is a moderator of the guild it came from.
 
-    Used by slash commands (through :func:`moderator_only`), buttons, selects and modals alike.
+    Used by slash-command groups (through :class:`ModeratorGroup`), buttons, selects and modals alike.
     Never true in DMs: there is no guild to moderate.
     """
     if interaction.guild_id is None:
@@ -70,18 +68,6 @@ def ensure_moderator(interaction: discord.Interaction[Any]) -> bool:
     if not is_moderator(interaction):
         raise NotModerator()
     return True
-
-
-def moderator_only() -> Callable[[T], T]:
-    """Decorate an app command (slash or context menu) so only moderators see and run it."""
-
-    def decorator(func: T) -> T:
-        app_commands.guild_only()(func)
-        app_commands.default_permissions(MODERATOR_PERMISSIONS)(func)
-        app_commands.check(ensure_moderator)(func)
-        return func
-
-    return decorator
 
 
 class ModeratorGroup(app_commands.Group):

@@ -55,11 +55,10 @@ DISCLAIMER = N_("Verbatim quotes from the articles named; not legal advice")
 
 @dataclass(frozen=True)
 class RenderedAnswer:
-    """One message: ``content`` (always None today) plus one embed showing ``shown`` excerpts."""
+    """One message: one embed showing ``shown`` excerpts."""
 
     embed: discord.Embed
     shown: int
-    content: str | None = None
 
 
 # -- escaping ---------------------------------------------------------------------------------

@@ -393,7 +393,6 @@ def prune(builds: Path, keep: str) -> None:
 def bm25_tokenize(texts: list[str]) -> object:
     import bm25s
 
-    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
     try:
         import Stemmer
 

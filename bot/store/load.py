@@ -108,7 +108,6 @@ def _load_build(index_dir: Path, expect_model: str | None, expect_dim: int | Non
         sentences=sentences,
         faiss_index=faiss_index,
         bm25=bm25,
-        chunk_positions={c.id: i for i, c in enumerate(chunks)},
         late=late,
         late_packed=late_packed,
     )

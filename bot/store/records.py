@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -102,7 +102,6 @@ class LoadedIndex:
     sentences: dict[str, list[SentenceSpan]]
     faiss_index: object
     bm25: object
-    chunk_positions: dict[str, int] = field(default_factory=dict)
     late: list[TokenMatrix] | None = None
     late_packed: tuple[np.ndarray, np.ndarray] | None = None  # all token vectors (float32), chunk offsets
 

@@ -16,7 +16,6 @@ from bot.discord.checks import (
     ensure_moderator,
     is_moderator,
     member_is_moderator,
-    moderator_only,
 )
 
 MOD_ROLE = 555
@@ -102,25 +101,6 @@ def test_refusal_raises_a_check_failure_with_a_one_line_message() -> None:
 def test_the_rule_accepts_exactly_the_declared_permissions() -> None:
     assert member_is_moderator(MODERATOR_PERMISSIONS, (), ())
     assert not member_is_moderator(discord.Permissions.none(), (), ())
-
-
-def test_decorated_command_declares_the_same_permissions_to_discord() -> None:
-    @moderator_only()
-    @app_commands.command(name="secret", description="moderators only")
-    async def secret(interaction: discord.Interaction) -> None: ...
-
-    assert secret.default_permissions == MODERATOR_PERMISSIONS
-    assert secret.guild_only is True
-    assert ensure_moderator in secret.checks
-
-
-def test_decorator_also_works_below_the_command_decorator() -> None:
-    @app_commands.command(name="secret", description="moderators only")
-    @moderator_only()
-    async def secret(interaction: discord.Interaction) -> None: ...
-
-    assert secret.default_permissions == MODERATOR_PERMISSIONS
-    assert ensure_moderator in secret.checks
 
 
 def test_moderator_group_declares_permissions_for_its_subcommands() -> None:

@@ -121,7 +121,7 @@ def assert_within_limits(embed: discord.Embed, content: str | None = None) -> No
 def test_ten_long_excerpts_never_exceed_any_limit(max_excerpts: int, paragraph: str) -> None:
     excerpts = [make_excerpt(paragraph, n) for n in range(1, 11)]
     rendered = render_answer(make_answer(*excerpts), max_excerpts=max_excerpts)
-    assert_within_limits(rendered.embed, rendered.content)
+    assert_within_limits(rendered.embed)
     assert 1 <= rendered.shown <= max_excerpts
 
 
@@ -141,7 +141,7 @@ def test_oversized_metadata_still_fits_every_limit() -> None:
         for n in range(10)
     ]
     rendered = render_answer(make_answer(*excerpts, question="Q" * 3000), max_excerpts=10)
-    assert_within_limits(rendered.embed, rendered.content)
+    assert_within_limits(rendered.embed)
     assert rendered.shown >= 1
 
 
@@ -160,9 +160,8 @@ def test_every_quote_line_is_block_quoted() -> None:
     assert all(line.startswith("> ") for line in quote_part.split("\n"))
 
 
-def test_answer_has_one_embed_and_no_content() -> None:
+def test_answer_is_one_embed() -> None:
     rendered = render_answer(make_answer(make_excerpt("A short quote.")))
-    assert rendered.content is None
     assert isinstance(rendered.embed, discord.Embed)
 
 
@@ -392,7 +391,7 @@ def test_declined_reply_says_it_is_not_covered_and_lists_topics() -> None:
     assert "couldn't find anything" in description
     for topic in topics:
         assert escape_text(topic) in description
-    assert_within_limits(rendered.embed, rendered.content)
+    assert_within_limits(rendered.embed)
 
 
 def test_declined_reply_without_topics_points_to_sources() -> None:
@@ -402,7 +401,7 @@ def test_declined_reply_without_topics_points_to_sources() -> None:
 
 def test_declined_reply_caps_a_huge_topic_list() -> None:
     rendered = render_answer(declined(tuple("topic " + "x" * 500 for _ in range(200))))
-    assert_within_limits(rendered.embed, rendered.content)
+    assert_within_limits(rendered.embed)
 
 
 def test_find_sources_decline_says_plainly_nothing_was_found() -> None:

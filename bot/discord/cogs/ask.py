@@ -422,9 +422,8 @@ class Ask(commands.Cog):
                 await self._fail(interaction, exc, tr)
                 return
             view = self._view(reply, allow_thread=allow_thread, tr=tr)
-            content = cut_content(reply.rendered.content) if reply.rendered.content is not None else None
             # Editing (not a followup) replaces the "thinking…" placeholder or the queue notice alike.
-            await self._edit_reply(interaction, content=content, embed=reply.rendered.embed, view=view)
+            await self._edit_reply(interaction, content=None, embed=reply.rendered.embed, view=view)
         finally:
             if task is not None:
                 self._waiting_handlers.discard(task)
