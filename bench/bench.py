@@ -107,7 +107,7 @@ def latency(service, qs: list[str], rounds: int) -> tuple[list[list[object]], in
             wall.append((time.perf_counter() - t) * 1000)
             stages["embed"].append(answer.timings.embed_ms)
             stages["search"].append(answer.timings.search_ms)
-            stages["rerank"].append(answer.timings.select_ms)
+            stages["rerank"].append(answer.timings.rerank_ms + answer.timings.select_ms)
             stages["compose"].append(answer.timings.compose_ms)
             stages["total"].append(answer.timings.total_ms)
     rows = [[k, f"{percentile(v, 0.5):.1f}", f"{percentile(v, 0.95):.1f}", f"{max(v):.1f}"] for k, v in stages.items()]

@@ -182,12 +182,18 @@ def compose(
     confidence_logit = best if retrieval.reranked else retrieval.dense_top * 10.0 - 5.0
 
     def timings(select_ms: float, compose_ms: float) -> Timings:
-        return Timings(retrieval.embed_ms, retrieval.search_ms, retrieval.rerank_ms + select_ms, compose_ms)
+        return Timings(
+            embed_ms=retrieval.embed_ms,
+            search_ms=retrieval.search_ms,
+            rerank_ms=retrieval.rerank_ms,
+            select_ms=select_ms,
+            compose_ms=compose_ms,
+        )
 
     def decline(reason: str) -> Answer:
         return Answer(
             question=question,
-            abstained=True,
+            declined=True,
             excerpts=(),
             index_version=index.version,
             confidence=_sigmoid(confidence_logit) if passages else 0.0,
@@ -232,7 +238,7 @@ def compose(
         return decline("the knowledge base does not answer this")
     return Answer(
         question=question,
-        abstained=False,
+        declined=False,
         excerpts=tuple(excerpts),
         index_version=index.version,
         confidence=_sigmoid(confidence_logit),

@@ -195,7 +195,7 @@ def configure_process(*, verbose: bool = False) -> None:
 def format_answer(answer: Answer, tr: Frame = ENGLISH) -> str:
     """Plain text for a terminal: each quote, then where it comes from; the text around them in ``tr``'s language."""
     lines = [tr.gettext("Q: {question}").format(question=answer.question), ""]
-    if answer.abstained:
+    if answer.declined:
         lines.append(tr.gettext("The knowledge base does not cover that, so there is nothing to quote."))
         if answer.covered_topics:
             lines.append(tr.gettext("It covers, for example:"))

@@ -162,7 +162,7 @@ class StoredAnswer:
     user_id: int | None
     question: str
     index_version: str
-    abstained: bool
+    declined: bool
     shown: int
     excerpts: tuple[Excerpt, ...]
 
@@ -386,7 +386,7 @@ class Database:
                             user_id,
                             answer.question,
                             answer.index_version,
-                            int(answer.abstained),
+                            int(answer.declined),
                             shown_count,
                             payload,
                             answer.pin_id,
@@ -412,7 +412,7 @@ class Database:
             user_id=row["user_id"],
             question=row["question"],
             index_version=row["index_version"],
-            abstained=bool(row["abstained"]),
+            declined=bool(row["abstained"]),
             shown=row["shown"],
             excerpts=tuple(excerpt_from_json(e) for e in json.loads(row["excerpts"])),
         )

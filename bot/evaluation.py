@@ -243,9 +243,9 @@ class Figures:
 
 
 def outcome(question: Question, answer: Answer, wall_ms: float = 0.0) -> Outcome:
-    rank = first_hit_rank(answer, question.gold) if question.cls == "on" and not answer.abstained else None
+    rank = first_hit_rank(answer, question.gold) if question.cls == "on" and not answer.declined else None
     best = max((e.score for e in answer.excerpts), default=-math.inf)
-    return Outcome(question, rank, answer.abstained, answer.tentative, best, wall_ms)
+    return Outcome(question, rank, answer.declined, answer.tentative, best, wall_ms)
 
 
 def evaluate(

@@ -135,7 +135,7 @@ class KnowledgeBase:
         validate_id(article_id)
         return get_article(self.dir, article_id, max_bytes=self.max_bytes)
 
-    def search_ids(self, text: str, limit: int = 25) -> list[Article]:
+    def matching_articles(self, text: str, limit: int = 25) -> list[Article]:
         """For autocomplete: ids or titles containing the text."""
         needle = text.casefold().strip()
         arts = self.list()

@@ -298,8 +298,8 @@ def parse_article(text: str, where: str = "<article>") -> Article:
     )
 
 
-def render_article(article: Article) -> str:
-    """The file text for an article; ``parse_article(render_article(a)) == a``."""
+def article_file_text(article: Article) -> str:
+    """The file text for an article; ``parse_article(article_file_text(a)) == a``."""
     meta = {
         "id": article.id,
         "title": article.title,
@@ -431,7 +431,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def write_article(knowledge_dir: Path, article: Article) -> Path:
     path = article_path(knowledge_dir, article.id)
-    text = render_article(article)
+    text = article_file_text(article)
     parse_article(text, str(path))  # never write what we could not read back
     atomic_write_text(path, text)
     return path

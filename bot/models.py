@@ -149,12 +149,13 @@ class Timings:
 
     embed_ms: float = 0.0
     search_ms: float = 0.0
-    select_ms: float = 0.0
+    rerank_ms: float = 0.0  # the cross-encoder
+    select_ms: float = 0.0  # growing, merging and collapsing the quotes
     compose_ms: float = 0.0
 
     @property
     def total_ms(self) -> float:
-        return self.embed_ms + self.search_ms + self.select_ms + self.compose_ms
+        return self.embed_ms + self.search_ms + self.rerank_ms + self.select_ms + self.compose_ms
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ class Answer:
     """The reply to one question: quotes best first, or a decline."""
 
     question: str
-    abstained: bool
+    declined: bool
     excerpts: tuple[Excerpt, ...]
     index_version: str
     confidence: float = 0.0
@@ -182,7 +183,7 @@ class Answer:
         return {
             "question": self.question,
             "language": self.language,
-            "abstained": self.abstained,
+            "abstained": self.declined,
             "index_version": self.index_version,
             "confidence": round(self.confidence, 4),
             "tentative": self.tentative,
@@ -194,7 +195,9 @@ class Answer:
             "timings_ms": {
                 "embed": round(self.timings.embed_ms, 2),
                 "search": round(self.timings.search_ms, 2),
-                "select": round(self.timings.select_ms, 2),
+                "rerank": round(self.timings.rerank_ms, 2),
+                # "select" has always included the cross-encoder; it keeps that meaning for readers of the JSON.
+                "select": round(self.timings.rerank_ms + self.timings.select_ms, 2),
                 "compose": round(self.timings.compose_ms, 2),
             },
         }

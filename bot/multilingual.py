@@ -111,7 +111,7 @@ def finish(answer: Answer, retrieval: Retrieval, settings: RetrievalSettings, la
     """compose() flags capitalised words no article uses as unknown names; in German every noun is
     capitalised and in other languages the words are not the articles' words anyway, so that check
     is English-only: the hedge comes from the score alone here."""
-    if answer.abstained:
+    if answer.declined:
         return replace(answer, language=language)
     best = max((p.score for p in retrieval.passages), default=-math.inf)
     return replace(answer, language=language, unknown_names=(), tentative=best < settings.tentative_below)
@@ -121,7 +121,7 @@ def unsupported(question: str, language: str, index_version: str, topics: tuple[
     """The polite English decline for a language the multilingual model cannot read (or is not installed)."""
     return Answer(
         question=question,
-        abstained=True,
+        declined=True,
         excerpts=(),
         index_version=index_version,
         covered_topics=topics,

@@ -410,7 +410,7 @@ def apply_match(answer: Answer, match: PinMatch, pinned: Sequence[Excerpt], *, m
     return replace(
         answer,
         excerpts=tuple(excerpts),
-        abstained=False,
+        declined=False,
         tentative=False,
         unknown_names=(),
         reason=f"pin {match.pin.id}",

@@ -65,8 +65,8 @@ from bot.store import (
     build_index,
     index_status,
     load_index,
-    manifest_signature,
     read_manifest,
+    read_pointer_text,
 )
 
 if TYPE_CHECKING:
@@ -189,7 +189,7 @@ class KnowledgeService:
     # --- index lifecycle ----------------------------------------------------------------------
 
     def _load(self) -> tuple[str | None, str]:
-        signature = manifest_signature(self.settings.paths.index_dir)
+        signature = read_pointer_text(self.settings.paths.index_dir)
         index = load_index(
             self.settings.paths.index_dir, expect_model=self.embedder.name, expect_dim=self.embedder.dimension
         )
@@ -245,7 +245,7 @@ class KnowledgeService:
 
     def reload_if_changed(self) -> tuple[str, str] | None:
         """Take up a build made by another process (an operator's `index build`)."""
-        signature = manifest_signature(self.settings.paths.index_dir)
+        signature = read_pointer_text(self.settings.paths.index_dir)
         if self._live is not None and signature == self._live.signature:
             return None
         if signature is None:

@@ -151,7 +151,7 @@ def test_a_cached_answer_equals_a_freshly_computed_one(real_service) -> None:
     cached = real_service.ask_cached(question)
     fresh = real_service.ask(question)
     assert cached is not None
-    assert (cached.question, cached.abstained, cached.excerpts) == (fresh.question, fresh.abstained, fresh.excerpts)
+    assert (cached.question, cached.declined, cached.excerpts) == (fresh.question, fresh.declined, fresh.excerpts)
 
 
 def test_looking_without_computing_misses_a_question_never_asked(real_service) -> None:

@@ -52,7 +52,7 @@ def make_excerpt(n: int, *, also: int = 0) -> Excerpt:
 def make_answer(question: str = "What does the order restrict?", excerpts: int = 3) -> Answer:
     return Answer(
         question=question,
-        abstained=excerpts == 0,
+        declined=excerpts == 0,
         excerpts=tuple(make_excerpt(n, also=n % 3) for n in range(1, excerpts + 1)),
         index_version="v-test-1",
     )

@@ -14,7 +14,7 @@ from bot.db import Database
 from bot.errors import DirectiveError, FetchRefused, KnowledgeError, NotFound
 from bot.fetch import FetchedPage
 from bot.kb import MAX_UPLOAD_BYTES, KnowledgeBase, Preview, find_duplicates
-from bot.knowledge import load_knowledge, render_article
+from bot.knowledge import article_file_text, load_knowledge
 from bot.models import Article
 
 SEED_ID = "anthropic-suspends-mythos-model-access-following-us"
@@ -78,9 +78,9 @@ def test_list_is_newest_first_and_get_reads_one(base: KnowledgeBase) -> None:
 
 
 def test_search_matches_ids_and_titles_ignoring_case(base: KnowledgeBase) -> None:
-    assert [a.id for a in base.search_ids("SUSPENDS MYTHOS")] == [SEED_ID]
-    assert [a.id for a in base.search_ids("access-following")] == [SEED_ID]
-    assert len(base.search_ids("")) == 5 and len(base.search_ids("", limit=2)) == 2
+    assert [a.id for a in base.matching_articles("SUSPENDS MYTHOS")] == [SEED_ID]
+    assert [a.id for a in base.matching_articles("access-following")] == [SEED_ID]
+    assert len(base.matching_articles("")) == 5 and len(base.matching_articles("", limit=2)) == 2
 
 
 def test_unknown_id_is_not_found(base: KnowledgeBase) -> None:
@@ -238,7 +238,7 @@ def test_add_writes_the_file_and_an_audit_row(base: KnowledgeBase, db: Database)
     preview = base.prepare_file("letter.md", ARTICLE_MD.encode())
     change = base.add(preview, actor="discord:mod (1)")
     path = base.dir / "commerce-compliance-letter.md"
-    assert path.read_text(encoding="utf-8") == render_article(preview.article)
+    assert path.read_text(encoding="utf-8") == article_file_text(preview.article)
     assert (change.action, change.hash_before, change.hash_after) == ("add", None, preview.article.content_hash)
     [entry] = db.audit_log()
     assert (entry.actor, entry.action, entry.article_id) == ("discord:mod (1)", "add", "commerce-compliance-letter")

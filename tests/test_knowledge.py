@@ -7,12 +7,12 @@ from hypothesis import strategies as st
 
 from bot.errors import KnowledgeError, NotFound
 from bot.knowledge import (
+    article_file_text,
     article_from_raw,
     clean_text,
     get_article,
     load_knowledge,
     parse_article,
-    render_article,
     slugify,
     split_title,
     validate_id,
@@ -161,7 +161,7 @@ def test_render_then_parse_round_trips() -> None:
         author=None,
         notes="note",
     )
-    assert parse_article(render_article(article)) == article
+    assert parse_article(article_file_text(article)) == article
 
 
 @pytest.mark.parametrize(
@@ -193,7 +193,7 @@ def test_validate_id_refuses_anything_but_a_slug(bad: object) -> None:
 def test_load_knowledge_refuses_an_id_that_does_not_match_its_file_name(tmp_path: Path) -> None:
     """Ids equal file names, which is also what makes duplicate ids impossible."""
     write_article(tmp_path, Article(id="a", title="T", body="Body."))
-    (tmp_path / "b.md").write_text(render_article(Article(id="a", title="T", body="Body.")), encoding="utf-8")
+    (tmp_path / "b.md").write_text(article_file_text(Article(id="a", title="T", body="Body.")), encoding="utf-8")
     with pytest.raises(KnowledgeError, match=r"b\.md:2: id 'a' does not match"):
         load_knowledge(tmp_path)
 

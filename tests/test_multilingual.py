@@ -43,7 +43,7 @@ def test_the_pinned_model_puts_a_german_sentence_next_to_its_english_translation
 def test_a_question_in_another_language_finds_its_english_passage(real_service, lang, question, marker) -> None:
     answer = real_service.ask(question)
     assert answer.language == lang
-    assert not answer.abstained
+    assert not answer.declined
     assert any(marker in e.quote for e in answer.excerpts[:3]), [e.quote for e in answer.excerpts]
 
 
@@ -58,20 +58,20 @@ def test_quotes_for_a_question_in_another_language_are_the_articles_own_bytes(re
 def test_a_mixed_language_question_is_read_and_answered(real_service) -> None:
     answer = real_service.ask("is Fable 5 still available in Deutschland, oder ist der Zugang jetzt für alle gesperrt?")
     assert answer.language == "de"
-    assert not answer.abstained
+    assert not answer.declined
     assert any("affected" in e.quote or "access" in e.quote for e in answer.excerpts[:3])
 
 
 def test_a_language_the_model_does_not_know_gets_a_polite_english_decline(real_service) -> None:
     answer = real_service.ask("Ṣé àwọn ará Nàìjíríà ṣì lè lo Fable 5 báyìí?")
-    assert answer.abstained and answer.excerpts == ()
+    assert answer.declined and answer.excerpts == ()
     assert answer.language == "yo"
     assert "not supported" in answer.reason and "please ask in English" in answer.reason
     assert answer.to_json()["language"] == "yo"
 
 
 def test_an_off_topic_question_in_another_language_is_declined(real_service) -> None:
-    assert real_service.ask("¿cuánto tiempo tengo que hervir un huevo para que la yema quede líquida?").abstained
+    assert real_service.ask("¿cuánto tiempo tengo que hervir un huevo para que la yema quede líquida?").declined
 
 
 def test_english_questions_keep_the_english_pipeline(real_service) -> None:

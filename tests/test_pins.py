@@ -149,10 +149,10 @@ def test_an_over_long_question_is_refused_like_any_question(service: KnowledgeSe
 
 
 def test_a_declined_question_once_pinned_is_answered_with_the_pinned_passage(service: KnowledgeService) -> None:
-    assert service.ask(DECLINED).abstained
+    assert service.ask(DECLINED).declined
     pin_id = pin_passage(service)
     answer = service.ask(DECLINED)
-    assert not answer.abstained and answer.pin_id == pin_id
+    assert not answer.declined and answer.pin_id == pin_id
     first = answer.excerpts[0]
     assert first.pinned and first.quote == PASSAGE
     assert service.live.index.articles[ARTICLE].body[first.start : first.end] == PASSAGE
@@ -185,11 +185,11 @@ def test_an_unrelated_question_gets_the_automatic_answer(service: KnowledgeServi
 
 def test_asking_without_pins_gives_the_automatic_answer(service: KnowledgeService) -> None:
     pin_passage(service)
-    assert service.ask(DECLINED, use_pins=False).abstained
+    assert service.ask(DECLINED, use_pins=False).declined
 
 
 def test_a_cached_answer_is_replaced_when_a_pin_is_made(service: KnowledgeService) -> None:
-    assert service.ask_cached(DECLINED).abstained  # type: ignore[union-attr]
+    assert service.ask_cached(DECLINED).declined  # type: ignore[union-attr]
     pin_passage(service)
     answer = service.ask_cached(DECLINED)
     assert isinstance(answer, Answer) and answer.excerpts[0].pinned
@@ -198,7 +198,7 @@ def test_a_cached_answer_is_replaced_when_a_pin_is_made(service: KnowledgeServic
 def test_an_unpinned_question_is_answered_automatically_again(service: KnowledgeService) -> None:
     pin_id = pin_passage(service)
     service.unpin(pin_id, actor="test")
-    assert service.ask(DECLINED).abstained
+    assert service.ask(DECLINED).declined
 
 
 def test_a_phrasing_added_later_is_matched(service: KnowledgeService) -> None:
@@ -318,7 +318,7 @@ def test_export_then_import_on_a_fresh_database_gives_the_same_answers(
     before = [service.ask(q) for q in (DECLINED, PARAPHRASE, UNRELATED)]
     service.export_pins(tmp_path / "pins.yaml")
     service.use_pins(Database(tmp_path / "fresh.sqlite3"))
-    assert service.ask(DECLINED).abstained
+    assert service.ask(DECLINED).declined
     report = service.import_pins(tmp_path / "pins.yaml", actor="test:import")
     assert len(report.added) == 1 and report.skipped == ()
     after = [service.ask(q) for q in (DECLINED, PARAPHRASE, UNRELATED)]

@@ -317,7 +317,7 @@ def test_unknown_names_lists_capitalised_words_no_article_uses(real_service, que
 
 def test_a_question_about_a_name_the_articles_never_use_is_tentative_and_says_why(real_service) -> None:
     answer = real_service.ask("What did the European Union say about the US ban on Anthropic models?")
-    assert answer.abstained or (answer.tentative and answer.unknown_names == ("European", "Union"))
+    assert answer.declined or (answer.tentative and answer.unknown_names == ("European", "Union"))
 
 
 class ScriptedReranker:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bot.errors import IndexDamaged, IndexMismatch, IndexMissing, RebuildInProgress
-from bot.knowledge import read_article, render_article, write_article
+from bot.knowledge import article_file_text, read_article, write_article
 from bot.models import Article
 from bot.store import BuildLock, build_index, current_build_dir, index_status, load_index, verify_index
 from bot.store import build as store_build
@@ -277,4 +277,4 @@ def test_article_files_round_trip_through_the_index_unchanged(settings) -> None:
     for path in Path(settings.paths.knowledge_dir).glob("*.md"):
         article = read_article(path)
         assert index.articles[article.id] == article
-        assert render_article(index.articles[article.id]) == path.read_text(encoding="utf-8")
+        assert article_file_text(index.articles[article.id]) == path.read_text(encoding="utf-8")

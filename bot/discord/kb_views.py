@@ -368,7 +368,7 @@ def render_status(
     return embed
 
 
-def render_article(article: Article, *, chunks: int | None, history: Sequence[AuditEntry]) -> discord.Embed:
+def article_embed(article: Article, *, chunks: int | None, history: Sequence[AuditEntry]) -> discord.Embed:
     """``/kb show``: front matter, passages in the live index, and the audit trail (newest first)."""
     embed = discord.Embed(title=clip(article.title, TITLE_LIMIT), colour=COLOUR_KB)
     embed.description = f"`knowledge/{article.id}.md`"
@@ -610,7 +610,7 @@ def _option_text(text: str, limit: int = SELECT_TEXT_LIMIT) -> str:
 def render_pin_picker(question: str, answer: Answer) -> discord.Embed:
     """Step 1 of a pin: the bot's own excerpts for the question, to choose from, or a note that it has none."""
     embed = discord.Embed(title=clip(f"Pin an answer for “{question}”", TITLE_LIMIT), colour=COLOUR_KB)
-    if answer.abstained or not answer.excerpts:
+    if answer.declined or not answer.excerpts:
         lead = "I quote nothing for this question today. Paste the passage to pin, copied from an article."
     else:
         lead = "Choose up to three of my excerpts for this question, or paste a passage copied from an article."

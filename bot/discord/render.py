@@ -369,7 +369,7 @@ def render_answer(
     tr: Frame = ENGLISH,
 ) -> RenderedAnswer:
     """The reply to a question: quotes with attribution, or a kind decline listing covered topics."""
-    if answer.abstained or not answer.excerpts:
+    if answer.declined or not answer.excerpts:
         return render_declined(
             answer.question,
             answer.covered_topics,

@@ -18,8 +18,8 @@ from bot.store.manifest import (
     FORMAT_VERSION,
     chunker_settings,
     current_build_dir,
-    manifest_signature,
     read_manifest,
+    read_pointer_text,
 )
 from bot.store.records import BuildReport, EmbedderLike, IndexStatus, LoadedIndex, SentenceSpan
 from bot.store.status import index_status
@@ -39,8 +39,8 @@ __all__ = [
     "current_build_dir",
     "index_status",
     "load_index",
-    "manifest_signature",
     "read_manifest",
+    "read_pointer_text",
     "remove_leftovers",
     "verify_index",
 ]

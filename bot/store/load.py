@@ -16,9 +16,9 @@ from bot.store.manifest import (
     LATE_FILES,
     REPAIR,
     check_files,
-    manifest_signature,
     read_build_manifest,
     read_pointer,
+    read_pointer_text,
 )
 from bot.store.records import LoadedIndex, SentenceSpan
 
@@ -49,11 +49,11 @@ def load_index(index_dir: Path, *, expect_model: str | None = None, expect_dim: 
     ``CURRENT`` pointer moved meanwhile, it simply loads the newer build instead.
     """
     for _attempt in range(5):
-        before = manifest_signature(index_dir)
+        before = read_pointer_text(index_dir)
         try:
             return _load_build(Path(index_dir), expect_model, expect_dim)
         except (IndexMismatch, IndexMissing, OSError):
-            if manifest_signature(index_dir) == before:
+            if read_pointer_text(index_dir) == before:
                 raise
     return _load_build(Path(index_dir), expect_model, expect_dim)
 

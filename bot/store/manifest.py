@@ -131,7 +131,7 @@ def current_build_dir(index_dir: Path) -> Path | None:
     return path
 
 
-def manifest_signature(index_dir: Path) -> str | None:
+def read_pointer_text(index_dir: Path) -> str | None:
     """Cheap change detector for pollers: the CURRENT pointer's content (whatever its state)."""
     try:
         return read_small(Path(index_dir) / POINTER, MAX_POINTER_BYTES).decode("utf-8", "replace").strip() or None

@@ -64,7 +64,7 @@ def make_excerpt(quote: str, n: int = 1, **source: object) -> Excerpt:
 def make_answer(*excerpts: Excerpt, question: str = "What does the order restrict?") -> Answer:
     return Answer(
         question=question,
-        abstained=False,
+        declined=False,
         excerpts=excerpts,
         index_version="v-2025-06-01",
     )
@@ -375,7 +375,7 @@ def test_many_corroborating_outlets_are_summarised() -> None:
 def declined(topics: tuple[str, ...]) -> Answer:
     return Answer(
         question="Will it rain tomorrow?",
-        abstained=True,
+        declined=True,
         excerpts=(),
         index_version="v1",
         covered_topics=topics,

@@ -20,10 +20,10 @@ from bot.discord.kb_views import (
     EditArticleModal,
     RebuildOutcome,
     RunningRebuild,
+    article_embed,
     clip,
     parse_date_input,
     parse_url_input,
-    render_article,
     render_gaps,
     render_kb_page,
     render_preview,
@@ -238,13 +238,13 @@ def test_article_detail_names_who_added_it_and_its_history() -> None:
         AuditEntry(2, NOW, "discord:mod (1)", "edit", "commerce-deadline", "aaaaaaaa11", "bbbbbbbb22", "edited title"),
         AuditEntry(1, NOW - dt.timedelta(days=1), "cli:ops", "add", "commerce-deadline", None, "aaaaaaaa11", "added"),
     ]
-    shown = fields(render_article(article(), chunks=4, history=history))
+    shown = fields(article_embed(article(), chunks=4, history=history))
     assert shown["Added"].endswith("by cli:ops") and shown["In the index"] == "4 chunks"
     assert "**edit** by discord:mod (1): edited title (`aaaaaaaa` → `bbbbbbbb`)" in shown["History"]
 
 
 def test_article_detail_without_audit_entries_says_so() -> None:
-    shown = fields(render_article(article(), chunks=0, history=[]))
+    shown = fields(article_embed(article(), chunks=0, history=[]))
     assert shown["Added"] == "2026-11-22, before the audit log began (no record of who)"
     assert shown["In the index"] == "not in the live index yet; run `/kb rebuild`"
 

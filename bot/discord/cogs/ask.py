@@ -306,7 +306,7 @@ class Ask(commands.Cog):
     ) -> None:
         settings = self.bot.settings.discord
         line = (
-            f"question via={via} guild={guild_id} latency_ms={latency_ms:.0f} abstained={answer.abstained} "
+            f"question via={via} guild={guild_id} latency_ms={latency_ms:.0f} abstained={answer.declined} "
             f"excerpts={len(answer.excerpts)} shown={rendered.shown} index_version={answer.index_version} "
             f"waiting={self.queue.waiting}"
         )

@@ -38,8 +38,8 @@ from bot.discord.kb_views import (
     RebuildOutcome,
     RunningRebuild,
     TextArticle,
+    article_embed,
     clip,
-    render_article,
     render_feedback,
     render_gaps,
     render_not_rebuilt,
@@ -336,7 +336,7 @@ class KnowledgeAdmin(commands.Cog, name="KnowledgeBase"):
         if not is_moderator(interaction):
             return []
         try:
-            found = await self._off_loop(self.base.search_ids, current, 25)
+            found = await self._off_loop(self.base.matching_articles, current, 25)
         except DirectiveError as exc:
             log.warning("article autocomplete failed: %s", exc)
             return []
@@ -375,7 +375,7 @@ class KnowledgeAdmin(commands.Cog, name="KnowledgeBase"):
         await interaction.response.defer(ephemeral=True, thinking=True)
         found = await self._get(article)
         history = await self.bot.run_db(self._history, found.id)
-        embed = render_article(found, chunks=self._indexed_chunks(found.id), history=history)
+        embed = article_embed(found, chunks=self._indexed_chunks(found.id), history=history)
         await self._send(interaction, embed=embed)
 
     def _history(self, article_id: str) -> list[AuditEntry]:
