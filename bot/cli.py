@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bot.config import Settings, load_settings, settings_to_dict
-from bot.errors import DirectiveError, InvalidQuestion, RebuildInProgress, StorageError
+from bot.errors import DirectiveError, InvalidQuestion
 from bot.i18n import ENGLISH, LANGUAGES, Frame, frame, language_of
 
 if TYPE_CHECKING:
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 EXIT_ERROR = 1
 PROGRESS_DELAY_SECONDS = 3.0  # the bar appears only for builds that take longer than this
-LOG_ATTEMPTS = 3
 
 log = logging.getLogger(__name__)
 
@@ -301,42 +300,18 @@ def index() -> None:
 @click.pass_context
 def index_build(ctx: click.Context, as_json: bool, force: bool) -> None:
     """Embed new or changed chunks and swap the new index in atomically."""
-    from bot.embedding import Embedder, model_token_counter
-    from bot.multilingual import encoder_for
-    from bot.store import build_index
+    from bot.service import KnowledgeService
 
     settings = settings_from(ctx)
     started = time.time()
-    embedder = Embedder(settings.embedding)
-    late = None
-    if settings.retrieval.late_interaction:
-        from bot.late import LateInteraction
-
-        late = LateInteraction(settings.retrieval.late_model, dim=settings.retrieval.late_dim)
+    service = KnowledgeService.for_building(settings)
     update, close = progress_bar() if not as_json else ((lambda _d, _t: None), lambda: None)
     try:
-        report = build_index(
-            settings,
-            embedder,
-            count_tokens=model_token_counter(settings.embedding),
-            progress=update,
-            started_by="cli",
-            force=force,
-            late=late,
-            multilingual=encoder_for(settings),
-        )
-    except RebuildInProgress:
-        raise
-    except DirectiveError as exc:
-        _log_rebuild(settings, started, time.time() - started, False, one_line(exc))
-        raise
+        report, logged = service.build_for_others(started_by="cli", started=started, force=force, progress=update)
     finally:
         close()
     if report.repaired:
         say(f"The previous index was damaged ({report.repaired}); it has been rebuilt.")
-    logged = _log_rebuild(
-        settings, started, report.seconds, True, f"{report.index_version}: {report.embedded} embedded"
-    )
     if not logged:
         say(
             "warning: the new index is live, but the rebuild log could not be written "
@@ -425,31 +400,6 @@ def index_verify(ctx: click.Context) -> None:
 @cli.group(cls=Group)
 def kb() -> None:
     """Add, remove and inspect articles in the knowledge base."""
-
-
-def _log_rebuild(settings: Settings, started: float, seconds: float, ok: bool, detail: str) -> bool:
-    """Record a build in the rebuild log, retrying a held lock; False when it could not be written.
-
-    A build that swapped in stays reported as swapped: failing to log it is a warning, not an error.
-    """
-    from bot.db import Database
-
-    for attempt in range(1, LOG_ATTEMPTS + 1):
-        try:
-            with Database.open(settings) as db:
-                db.record_rebuild(
-                    started_by="cli",
-                    started_at=dt.datetime.fromtimestamp(started, dt.UTC),
-                    seconds=seconds,
-                    ok=ok,
-                    detail=detail,
-                )
-            return True
-        except StorageError as exc:
-            log.warning("writing the rebuild log failed (attempt %d of %d): %s", attempt, LOG_ATTEMPTS, exc)
-            if attempt < LOG_ATTEMPTS:
-                time.sleep(0.5 * attempt)
-    return False
 
 
 def _kb(ctx: click.Context):

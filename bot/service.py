@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -78,6 +79,8 @@ if TYPE_CHECKING:
     from bot.rerank import CrossEncoder
 
 log = logging.getLogger(__name__)
+
+REBUILD_LOG_ATTEMPTS = 3  # a rebuild-log entry waits out a database another process holds locked
 
 __all__ = ["BuildReport", "ImportReport", "IndexInfo", "KnowledgeService"]
 
@@ -186,6 +189,20 @@ class KnowledgeService:
         service._load()
         return service
 
+    @classmethod
+    def for_building(cls, settings: Settings) -> KnowledgeService:
+        """The models a build embeds with (no cross-encoder) and no index loaded: what `index build` runs on."""
+        from bot.embedding import Embedder, model_token_counter
+        from bot.multilingual import encoder_for
+
+        embedder = Embedder(settings.embedding)
+        late = None
+        if settings.retrieval.late_interaction:
+            from bot.late import LateInteraction
+
+            late = LateInteraction(settings.retrieval.late_model, dim=settings.retrieval.late_dim)
+        return cls(settings, embedder, None, model_token_counter(settings.embedding), late, encoder_for(settings))
+
     # --- index lifecycle ----------------------------------------------------------------------
 
     def _load(self) -> tuple[str | None, str]:
@@ -218,6 +235,16 @@ class KnowledgeService:
             raise IndexMissing("The index is not loaded; run `directive-bot index build`.")
         return live
 
+    @property
+    def live_version(self) -> str | None:
+        """The index version serving now; None before the first load."""
+        live = self._live
+        return live.index.version if live is not None else None
+
+    def indexed_chunks(self, article_id: str) -> int:
+        """How many chunks of one article the live index holds (0 for an article it does not hold)."""
+        return sum(1 for chunk in self.live.index.chunks if chunk.article_id == article_id)
+
     def rebuild(
         self, *, started_by: str = "cli", force: bool = False, progress: Callable[[int, int], None] | None = None
     ) -> BuildReport:
@@ -226,22 +253,70 @@ class KnowledgeService:
             raise RebuildInProgress(f"A rebuild is already running ({self._rebuild_holder}); wait for it to finish.")
         try:
             self._rebuild_holder = f"started by {started_by} at {dt.datetime.now(dt.UTC):%H:%M:%S} UTC"
-            report = build_index(
-                self.settings,
-                self.embedder,
-                count_tokens=self.count_tokens,
-                progress=progress,
-                started_by=started_by,
-                force=force,
-                late=self.late,
-                multilingual=self.multilingual,
-            )
+            report = self._build(started_by=started_by, force=force, progress=progress)
             if self._live is None or self._live.index.version != report.index_version or report.embedded:
                 self._load()
             return report
         finally:
             self._rebuild_holder = ""
             self._rebuild_lock.release()
+
+    def _build(self, *, started_by: str, force: bool, progress: Callable[[int, int], None] | None) -> BuildReport:
+        return build_index(
+            self.settings,
+            self.embedder,
+            count_tokens=self.count_tokens,
+            progress=progress,
+            started_by=started_by,
+            force=force,
+            late=self.late,
+            multilingual=self.multilingual,
+        )
+
+    def build_for_others(
+        self,
+        *,
+        started_by: str,
+        started: float,
+        force: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> tuple[BuildReport, bool]:
+        """Build and swap in for the processes that serve (`index build`), recording it in the rebuild log.
+
+        A failure is recorded too (so `/kb status` shows it) and raised; a build refused because another
+        one holds the lock is not recorded. Returns the report and whether its log entry was written:
+        a build that swapped in stays swapped in even when the log could not be written.
+        """
+        try:
+            report = self._build(started_by=started_by, force=force, progress=progress)
+        except RebuildInProgress:
+            raise
+        except DirectiveError as exc:
+            self.record_rebuild(started_by, started, time.time() - started, False, _first_line(exc))
+            raise
+        detail = f"{report.index_version}: {report.embedded} embedded"
+        return report, self.record_rebuild(started_by, started, report.seconds, True, detail)
+
+    def record_rebuild(self, started_by: str, started: float, seconds: float, ok: bool, detail: str) -> bool:
+        """One rebuild-log entry, retrying a held lock; False when it could not be written."""
+        from bot.db import Database
+
+        for attempt in range(1, REBUILD_LOG_ATTEMPTS + 1):
+            try:
+                with Database.open(self.settings) as db:
+                    db.record_rebuild(
+                        started_by=started_by,
+                        started_at=dt.datetime.fromtimestamp(started, dt.UTC),
+                        seconds=seconds,
+                        ok=ok,
+                        detail=detail,
+                    )
+                return True
+            except StorageError as exc:
+                log.warning("writing the rebuild log failed (attempt %d of %d): %s", attempt, REBUILD_LOG_ATTEMPTS, exc)
+                if attempt < REBUILD_LOG_ATTEMPTS:
+                    time.sleep(0.5 * attempt)
+        return False
 
     def reload_if_changed(self) -> tuple[str, str] | None:
         """Take up a build made by another process (an operator's `index build`)."""
@@ -547,6 +622,11 @@ class KnowledgeService:
 
     def covered_topics(self) -> tuple[str, ...]:
         return self.live.topics
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _keys(questions: tuple[str, ...]) -> set[str]:

@@ -1,9 +1,11 @@
 import threading
+import time
 from dataclasses import replace
 
 import pytest
 
-from bot.errors import IndexMissing, InvalidQuestion, RebuildInProgress
+from bot.db import Database
+from bot.errors import IndexMissing, InvalidQuestion, KnowledgeError, RebuildInProgress
 from bot.knowledge import read_article, write_article
 from bot.models import Article
 from bot.service import KnowledgeService
@@ -65,6 +67,35 @@ def test_info_reports_stale_when_knowledge_changes(service, settings) -> None:
     assert not service.info().stale
     write_article(settings.paths.knowledge_dir, Article(id="late-news", title="Late news", body="Something new."))
     assert service.info().stale
+
+
+def test_the_live_version_and_an_articles_chunks_come_from_the_service(service) -> None:
+    assert service.live_version == service.info().index_version
+    article_id = service.articles()[0].id
+    assert (
+        service.indexed_chunks(article_id)
+        == sum(1 for c in service.live.index.chunks if c.article_id == article_id)
+        > 0
+    )
+    assert service.indexed_chunks("not-an-article") == 0
+
+
+def test_a_build_for_the_serving_processes_is_recorded_in_the_rebuild_log(settings) -> None:
+    service = KnowledgeService(settings, FakeEmbedder(), None, word_count)
+    report, logged = service.build_for_others(started_by="cli", started=time.time())
+    with Database.open(settings) as db:
+        last = db.last_rebuild()
+    assert logged and last.ok and last.started_by == "cli" and report.index_version in last.detail
+
+
+def test_a_failed_build_for_the_serving_processes_is_recorded_and_raised(settings) -> None:
+    (settings.paths.knowledge_dir / "broken.md").write_text("no front matter here\n", encoding="utf-8")
+    service = KnowledgeService(settings, FakeEmbedder(), None, word_count)
+    with pytest.raises(KnowledgeError):
+        service.build_for_others(started_by="cli", started=time.time())
+    with Database.open(settings) as db:
+        last = db.last_rebuild()
+    assert not last.ok and "broken.md" in last.detail
 
 
 def test_info_reports_stale_when_a_knowledge_file_is_broken(service, settings) -> None:

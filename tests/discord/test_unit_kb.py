@@ -303,8 +303,7 @@ class FakeService:
     def __init__(self, behaviour: Callable[[], BuildReport]) -> None:
         self.behaviour = behaviour
         self.calls: list[str] = []
-        self.live = MagicMock()
-        self.live.index.version = "oldversion01"
+        self.live_version = "oldversion01"
 
     def rebuild(self, *, started_by: str) -> BuildReport:
         self.calls.append(started_by)

@@ -152,7 +152,7 @@ def test_a_build_whose_log_needs_a_retry_is_reported_as_swapped_and_logged(
         return real_record(self, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Database, "record_rebuild", locked_once)
-    monkeypatch.setattr("bot.cli.time.sleep", lambda _s: None)
+    monkeypatch.setattr("bot.service.time.sleep", lambda _s: None)
     result = run_cli(settings, "index", "build")
     assert result.exit_code == 0, result.output
     assert "Built index" in result.stdout
@@ -164,7 +164,7 @@ def test_a_build_whose_log_needs_a_retry_is_reported_as_swapped_and_logged(
 def test_a_build_under_a_lock_held_throughout_is_live_and_says_the_log_was_not_written(
     settings: Settings, db_path: Path, fake_models: None, short_timeout: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bot.cli.time.sleep", lambda _s: None)
+    monkeypatch.setattr("bot.service.time.sleep", lambda _s: None)
     with held_write_lock(db_path):
         result = run_cli(settings, "index", "build")
     assert result.exit_code == 0, result.output

@@ -55,7 +55,7 @@ from bot.discord.kb_views import (
 )
 from bot.discord.replies import NO_MENTIONS, send_private
 from bot.discord.views import ConfirmView
-from bot.errors import DirectiveError, KnowledgeError, NotFound, PinError, RebuildInProgress
+from bot.errors import DirectiveError, IndexMissing, KnowledgeError, NotFound, PinError, RebuildInProgress
 from bot.kb import ALLOWED_SUFFIXES, KnowledgeBase
 from bot.knowledge import too_big
 from bot.models import Article, Excerpt
@@ -128,15 +128,14 @@ class KnowledgeAdmin(commands.Cog, name="KnowledgeBase"):
     def _indexed_chunks(self, article_id: str) -> int | None:
         """Chunks of this article in the live index, or None when the service cannot say."""
         try:
-            chunks = self.bot.service.live.index.chunks  # type: ignore[attr-defined]
-        except Exception:
+            return self.service.indexed_chunks(article_id)
+        except (IndexMissing, AttributeError):  # nothing loaded yet, or a service without an index
             return None
-        return sum(1 for chunk in chunks if chunk.article_id == article_id)
 
     def _serving_version(self) -> str | None:
         try:
-            return self.bot.service.live.index.version  # type: ignore[attr-defined]
-        except Exception:
+            return self.service.live_version
+        except AttributeError:  # a service without an index
             return None
 
     # -- rebuilding: one at a time, off the loop, reported --------------------------------------
@@ -162,7 +161,7 @@ class KnowledgeAdmin(commands.Cog, name="KnowledgeBase"):
         try:
             report = await loop.run_in_executor(
                 self._builder,
-                functools.partial(self.bot.service.rebuild, started_by=actor, **extra),  # type: ignore[attr-defined]
+                functools.partial(self.service.rebuild, started_by=actor, **extra),
             )
         except RebuildInProgress:
             raise  # another process (an operator's `index build`) holds the build lock
@@ -435,12 +434,12 @@ class KnowledgeAdmin(commands.Cog, name="KnowledgeBase"):
     @kb.command(name="status", description="Index version, freshness, counts, the last rebuild and the model.")
     async def status(self, interaction: discord.Interaction[DirectiveBot]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        service = self.bot.service
+        service = self.service
         info = await self._off_loop(service.info)
         status = None
         status_error = None
         try:
-            status = await self._off_loop(service.status)  # type: ignore[attr-defined]
+            status = await self._off_loop(service.status)
         except DirectiveError as exc:
             status_error = str(exc)
         except AttributeError:
