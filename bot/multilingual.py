@@ -91,8 +91,8 @@ class MultilingualEncoder:
 def answer_settings(settings: Settings) -> RetrievalSettings:
     """The English answer rules with the multilingual thresholds: compose() judges on this scale.
 
-    The per-word penalties are off (question words are compared with an English vocabulary), and so
-    is the dense floor (the multilingual cosine is the score itself)."""
+    The per-word penalties and the English dense cosine's weight are off (both compare the question with
+    English), and so is the dense floor (the multilingual cosine is the score itself)."""
     m = settings.multilingual
     return replace(
         settings.retrieval,
@@ -100,6 +100,7 @@ def answer_settings(settings: Settings) -> RetrievalSettings:
         prior_weight=m.prior_weight,
         decline_threshold=m.decline_threshold,
         decline_unknown_weight=0.0,
+        decline_dense_weight=0.0,  # the English cosine says nothing of a question in another language
         tentative_below=m.tentative_below,
         unknown_term_weight=0.0,
         relative_cutoff=m.relative_cutoff,
