@@ -23,7 +23,6 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import os
-import re
 import resource
 import sys
 import tempfile
@@ -35,6 +34,9 @@ from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from report import write_section  # noqa: E402
 
 from bot.config import load_settings  # noqa: E402
 from bot.discord.client import DirectiveBot  # noqa: E402
@@ -370,14 +372,6 @@ HEADERS = [
 ]
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace (or append) this benchmark's section, keeping every other section as it is."""
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    new = pattern.sub(lambda _m: text, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
-    path.write_text(new, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bursts", type=int, nargs="+", default=[20, 100, 500])
@@ -403,7 +397,7 @@ def main() -> None:
         "direct loop; cached repeats < 50 ms.\n"
     )
     print(text)
-    write_section(args.out, text)
+    write_section(args.out, SECTION, text)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import re
 import resource
 import sys
 import tempfile
@@ -25,6 +24,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from report import write_section  # noqa: E402
 
 from bot.config import load_settings  # noqa: E402
 from bot.evaluation import load_eval_set, matches_gold, percentile  # noqa: E402
@@ -157,14 +159,6 @@ def table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace (or append) this benchmark's section, keeping every other section as it is."""
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    new = pattern.sub(lambda _m: text, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
-    path.write_text(new, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=Path, default=REPO.parent / "shared" / "eval" / "multi-dev.yaml")
@@ -202,7 +196,7 @@ def main() -> None:
         f"warm-up; detection, embedding, ranking, composing):\n\n{lat_table}\n\nTarget: p50 <= 300 ms on 2 cores.\n"
     )
     print(text)
-    write_section(args.out, text)
+    write_section(args.out, SECTION, text)
 
 
 if __name__ == "__main__":
