@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+from typing import Protocol
 
 from bot.config import RetrievalSettings
 from bot.models import Answer, Excerpt, Timings
@@ -250,7 +251,14 @@ def compose(
     )
 
 
-def decline_score(best: float, unknown: int, dense_top: float, settings: RetrievalSettings) -> float:
+class DecisionWeights(Protocol):
+    """The weights of the answer/decline rule: RetrievalSettings, or evaluation's Params trying others."""
+
+    decline_unknown_weight: float
+    decline_dense_weight: float
+
+
+def decline_score(best: float, unknown: int, dense_top: float, settings: DecisionWeights) -> float:
     """The answer-or-decline signal: the best passage's score, less a weight per question word no article
     uses, plus a weight times the best dense cosine. Off-topic questions that happen to share a name with
     the articles ("weather in Washington") get a fair cross-encoder score but a low cosine and unknown words."""

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import yaml
 
+from bot.answer import decline_score
 from bot.errors import ConfigError
 from bot.models import Answer
 
@@ -536,11 +537,6 @@ class Tuner:
         order = sorted(range(len(held.outcomes)), key=lambda j: position[j])
         held.outcomes = [held.outcomes[j] for j in order]
         return held, chosen
-
-
-def decline_score(score: float, unknown: int, dense_top: float, p: Params) -> float:
-    """What the decline threshold is compared with: the same rule as bot.answer.decline_score."""
-    return score - p.decline_unknown_weight * unknown + p.decline_dense_weight * dense_top
 
 
 def _cuts(values: np.ndarray, limit: int) -> np.ndarray:
