@@ -165,6 +165,9 @@ class DiscordSettings:
     log_question_text: bool = False
     index_poll_seconds: float = 5.0
     view_timeout_seconds: float = 180.0
+    # Answers are stored for their buttons (More sources, votes, thread); older ones are deleted
+    # at start-up and daily, and their buttons say the answer expired (0 = keep them forever).
+    answers_kept_days: int = 90
 
 
 @dataclass(frozen=True)

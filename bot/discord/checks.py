@@ -57,9 +57,8 @@ def is_moderator(interaction: discord.Interaction[Any]) -> bool:
         return False
     # interaction.permissions is what Discord resolved for this member in this channel.
     permissions = interaction.permissions
-    # Member._roles holds the role ids from the interaction payload itself, so the check works
-    # even when the guild's roles are not cached; member.roles adds nothing but is public.
-    role_ids = {*getattr(member, "_roles", ()), *(role.id for role in member.roles)}
+    # The bot keeps the guilds intent, so the guild's roles are cached and member.roles is complete.
+    role_ids = {role.id for role in member.roles}
     return member_is_moderator(permissions, role_ids, _moderator_roles(interaction))
 
 

@@ -51,6 +51,7 @@ R = TypeVar("R")
 COGS_PACKAGE = "bot.discord.cogs"
 SYNC_STATE_FILE = "command-sync.json"
 SYNC_LOCK_FILE = "command-sync.lock"
+PRUNE_EVERY_SECONDS = 24 * 3600
 
 
 class AnswerService(Protocol):
@@ -153,6 +154,7 @@ class DirectiveBot(commands.AutoShardedBot):
         self.executor = ThreadPoolExecutor(max(1, settings.discord.workers), thread_name_prefix="directive-ask")
         self.db_executor = ThreadPoolExecutor(1, thread_name_prefix="directive-db")
         self._poller: asyncio.Task[None] | None = None
+        self._pruner: asyncio.Task[None] | None = None
         self._shut_down = False
 
     @property
@@ -194,6 +196,8 @@ class DirectiveBot(commands.AutoShardedBot):
             self._install_sighup()
         if self.poll_index and (self.settings.discord.index_poll_seconds > 0 or self._sighup_installed):
             self._poller = asyncio.create_task(self._poll_index(), name="directive-index-poll")
+        if self.settings.discord.answers_kept_days > 0:
+            self._pruner = asyncio.create_task(self._prune_answers(), name="directive-prune-answers")
 
     def _install_sighup(self) -> None:
         try:
@@ -311,6 +315,25 @@ class DirectiveBot(commands.AutoShardedBot):
             elif reason != "poll":
                 log.info("index checked via=%s: no new index", reason)
 
+    async def prune_answers_once(self) -> int:
+        """Delete stored answers older than ``discord.answers_kept_days``; how many were deleted."""
+        age = dt.timedelta(days=self.settings.discord.answers_kept_days)
+        removed = await self.run_db(self.db.prune_answers, older_than=age)
+        if removed:
+            log.info("deleted %d answers older than %d days", removed, age.days)
+        return removed
+
+    async def _prune_answers(self) -> None:
+        """At start-up, then once a day, so the answers table stops growing forever."""
+        while not self.is_closed():
+            try:
+                await self.prune_answers_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("deleting old answers failed")
+            await asyncio.sleep(PRUNE_EVERY_SECONDS)
+
     async def on_message(self, message: discord.Message, /) -> None:
         """No prefix commands: mentions are handled by the ask cog's listener."""
 
@@ -323,8 +346,9 @@ class DirectiveBot(commands.AutoShardedBot):
         )
 
     async def close(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
+        for task in (self._poller, self._pruner):
+            if task is not None:
+                task.cancel()
         if self._db is not None and getattr(self.service, "pin_db", None) is self._db:
             self.service.use_pins(None)  # type: ignore[attr-defined]  # the database closes with the bot
         if self._sighup_installed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -181,3 +182,14 @@ def test_shutting_the_pools_twice_is_harmless(make_bot: Any) -> None:
     bot._shutdown_pools()
     bot._shutdown_pools()
     assert bot.executor._shutdown
+
+
+async def test_answers_older_than_the_setting_are_deleted(make_bot: Any) -> None:
+    from tests.test_db import make_answer
+
+    bot = make_bot(answers_kept_days=30)
+    now = dt.datetime.now(dt.UTC)
+    old = bot.db.save_answer(make_answer(), guild_id=1, channel_id=2, user_id=3, when=now - dt.timedelta(days=31))
+    new = bot.db.save_answer(make_answer(), guild_id=1, channel_id=2, user_id=3, when=now - dt.timedelta(days=29))
+    assert await bot.prune_answers_once() == 1
+    assert bot.db.load_answer(old) is None and bot.db.load_answer(new) is not None

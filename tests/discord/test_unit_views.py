@@ -245,7 +245,6 @@ async def test_confirmation_refuses_an_invoker_who_is_no_longer_a_moderator() ->
     view = ConfirmView(owner_id=10, timeout=30)
     interaction = make_interaction(MagicMock(settings=Settings(paths=PathSettings())), user_id=10)
     interaction.permissions = discord.Permissions.none()
-    interaction.user._roles = []
     interaction.user.roles = []
     assert not await view.interaction_check(interaction)
 
