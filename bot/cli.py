@@ -214,7 +214,7 @@ def format_answer(answer: Answer, tr: Frame = ENGLISH) -> str:
     for n, ex in enumerate(answer.excerpts, start=1):
         quote = ex.quote.replace("\n\n", "\n   ")
         lines.append(f"{n}. “{quote}”")
-        pinned = " · 📌 chosen by the moderators" if ex.pinned else ""
+        pinned = f" · {tr.pinned_mark()}" if ex.pinned else ""
         lines.append(f"   — {attribution(ex.source)}{pinned}")
         if ex.also_reported_by:
             names = "; ".join(s.publisher or s.title for s in ex.also_reported_by)
@@ -635,7 +635,7 @@ def _show_draft(draft: PinDraft) -> None:
         click.echo(f"  also matches: {phrasing}")
     for n, quote in enumerate(draft.quotes, start=1):
         click.echo(f"{n}. “{quote.quote}”")
-        click.echo(f"   — {quote.article_id} [{quote.start}:{quote.end}] · 📌 chosen by the moderators")
+        click.echo(f"   — {quote.article_id} [{quote.start}:{quote.end}] · {ENGLISH.pinned_mark()}")
 
 
 @kb.command("pin")

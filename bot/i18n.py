@@ -117,6 +117,13 @@ class Frame:
             return None
         return self.gettext("The quotes are from English-language articles and are shown exactly as published.")
 
+    def pinned_mark(self) -> str:
+        """The label on a quote a moderator pinned for the question: "📌 chosen by the moderators".
+
+        The pin emoji stays outside the message so no translation can lose it.
+        """
+        return "📌 " + self.gettext("chosen by the moderators")
+
 
 def _load(language: str, domain: str) -> NullTranslations:
     """Read and compile the shipped ``.po`` file of ``domain`` for ``language`` (no catalogue for English)."""

@@ -161,6 +161,17 @@ def test_only_a_non_english_frame_says_the_quotes_are_english() -> None:
     )
 
 
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_the_pinned_mark_is_translated_and_keeps_its_pin(language: str) -> None:
+    mark = frame(language).pinned_mark()
+    assert mark.startswith("📌 ")
+    assert mark != ENGLISH.pinned_mark()
+
+
+def test_the_english_pinned_mark_reads_chosen_by_the_moderators() -> None:
+    assert ENGLISH.pinned_mark() == "📌 chosen by the moderators"
+
+
 def test_russian_counts_use_its_three_plural_forms() -> None:
     ru = frame("ru")
     said = [ru.ngettext("{count} article", "{count} articles", n).format(count=n) for n in (1, 3, 5, 21)]

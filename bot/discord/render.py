@@ -38,8 +38,6 @@ EMBED_TOTAL_LIMIT = 6000
 CONTENT_LIMIT = 2000
 
 ELLIPSIS = " …"
-# Shown on the attribution of a quote the moderators pinned for the question (bot.pins).
-PINNED_MARK = "📌 chosen by the moderators"
 # A quote cut shorter than this says too little; the excerpt is left for "More sources" instead.
 MIN_QUOTE_CHARS = 160
 # When its fair share of the space is too small for a whole sentence, a quote may grow to this.
@@ -257,7 +255,7 @@ def _excerpt_blocks(excerpts: Sequence[Excerpt], budget: int, tr: Frame = ENGLIS
     for i, excerpt in enumerate(excerpts):
         credit = attribution(excerpt, tr)
         if excerpt.pinned:
-            credit += f" · {PINNED_MARK}"
+            credit += f" · {tr.pinned_mark()}"
         sep = "\n\n" if blocks else ""
         room = budget - used - len(sep) - len(credit) - 1
         if room < MIN_QUOTE_CHARS and blocks:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from bot.discord.render import (
     safe_url,
     sentence_ends,
 )
+from bot.i18n import frame
 from bot.models import Answer, Article, Excerpt, Source
 
 SENTENCE = "Sentence {n} of the report explains what the directive means for developers in detail."
@@ -322,6 +324,15 @@ def test_markdown_in_a_linked_title_is_escaped() -> None:
     link_text = credit[len("— [") : credit.index("](https://news.example.com")]
     assert unescape(link_text) == "**Breaking** [news](https://evil.example) _now_"
     assert re.search(r"(?<!\\)[*_\[\]]", link_text) is None
+
+
+def test_a_pinned_quote_is_marked_as_chosen_by_the_moderators_in_the_readers_language() -> None:
+    pinned = dataclasses.replace(make_excerpt("The order applies to foreign nationals.", 1), pinned=True)
+    german = frame("de")
+    rendered = render_answer(make_answer(pinned, make_excerpt("Other models were not affected.", 2)), tr=german)
+    first, second = blocks((rendered.embed.description or "").removeprefix(f"*{german.sources_note()}*\n\n"))
+    assert first.credit.endswith("· 📌 von den Moderatoren ausgewählt")
+    assert "📌" not in second.credit
 
 
 def test_attribution_names_publisher_and_readable_date() -> None:
