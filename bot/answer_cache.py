@@ -85,15 +85,22 @@ class AnswerCache(Generic[V]):
             self._entries.clear()
             self._version = version
 
+    def _lookup(self, version: str, key: Hashable) -> V | None:
+        """The cached value, counted as a hit and made most recent; a newer version empties the cache.
+
+        The caller holds the lock.
+        """
+        self._switch_to(version)
+        value = self._entries.get(key)
+        if value is not None:
+            self._entries.move_to_end(key)
+            self._hits += 1
+        return value
+
     def get(self, version: str, key: Hashable) -> V | None:
         """The cached value for ``key`` under ``version``, or None; a newer version empties the cache."""
         with self._lock:
-            self._switch_to(version)
-            value = self._entries.get(key)
-            if value is not None:
-                self._entries.move_to_end(key)
-                self._hits += 1
-            return value
+            return self._lookup(version, key)
 
     def get_or_compute(
         self,
@@ -110,11 +117,8 @@ class AnswerCache(Generic[V]):
         swapped in while the answer was being computed).
         """
         with self._lock:
-            self._switch_to(version)
-            value = self._entries.get(key)
+            value = self._lookup(version, key)
             if value is not None:
-                self._entries.move_to_end(key)
-                self._hits += 1
                 return value
             flight = self._flights.get((version, key))
             leader = flight is None
