@@ -57,12 +57,6 @@ class Embedder:
 
         if settings.threads:
             torch.set_num_threads(settings.threads)
-        try:
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()
-        except ImportError:  # progress bars are cosmetic
-            pass
         self.model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dimension = int(get_dim())
