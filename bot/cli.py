@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -22,11 +23,12 @@ if TYPE_CHECKING:
     from bot.db import Database
     from bot.kb import Preview
     from bot.models import Answer, Source
-    from bot.pins import PinDraft
+    from bot.pins import PinDraft, SentenceChoice
     from bot.service import KnowledgeService
 
 EXIT_ERROR = 1
 PROGRESS_DELAY_SECONDS = 3.0  # the bar appears only for builds that take longer than this
+PASSAGES_LISTED = 25  # sentences a passage search prints by default
 
 log = logging.getLogger(__name__)
 
@@ -394,6 +396,23 @@ def index_verify(ctx: click.Context) -> None:
     )
 
 
+@index.command("prune-cache")
+@common_options
+@click.pass_context
+def index_prune_cache(ctx: click.Context) -> None:
+    """Drop cached vectors no build on disk uses and give the space back (builds prune on their own too)."""
+    from bot.store import BuildLock
+    from bot.store.build import prune_cache
+
+    index_dir = Path(settings_from(ctx).paths.index_dir)
+    cache = index_dir / "cache" / "embeddings.sqlite3"
+    before = cache.stat().st_size if cache.exists() else 0
+    with BuildLock(index_dir, "index prune-cache"):  # a build running now would lose what it embeds
+        removed, kept = prune_cache(index_dir)
+    after = cache.stat().st_size if cache.exists() else 0
+    click.echo(f"Removed {removed} cached vectors, kept {kept}; cache {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB.")
+
+
 # --- knowledge base -----------------------------------------------------------------------------
 
 
@@ -645,6 +664,11 @@ def _show_draft(draft: PinDraft) -> None:
 @click.option("--passage", "passages", multiple=True, metavar="REF", help="A sentence ref from `kb passages`.")
 @click.option("--quote", "quotes", multiple=True, metavar="TEXT", help="Text found word for word in an article.")
 @click.option("--phrasing", "phrasings", multiple=True, metavar="TEXT", help="Another way members ask it.")
+@click.option(
+    "--search",
+    metavar="WORDS",
+    help="Pin nothing: list the sentences containing every one of WORDS, with the REF for --passage.",
+)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
 def kb_pin(
@@ -654,11 +678,19 @@ def kb_pin(
     passages: tuple[str, ...],
     quotes: tuple[str, ...],
     phrasings: tuple[str, ...],
+    search: str | None,
     yes: bool,
 ) -> None:
-    """Pin one to three passages as the answer to QUESTION (and questions that mean the same)."""
+    """Pin one to three passages as the answer to QUESTION (and questions that mean the same).
+
+    Choose them with --excerpt N (the bot's own Nth excerpt for QUESTION), --passage REF (a sentence
+    found with --search WORDS or `kb passages WORDS`) or --quote TEXT (found word for word in an article).
+    """
     from bot.errors import PinError
 
+    if search is not None:
+        _print_passages(open_service(ctx).search_passages(search, PASSAGES_LISTED), question=question)
+        return
     service = _pins_service(ctx)
     existing = service.pinned_for(question)
     if existing is not None:
@@ -683,15 +715,22 @@ def kb_pin(
 @kb.command("passages")
 @common_options
 @click.argument("words")
-@click.option("--limit", type=click.IntRange(1, 100), default=25)
+@click.option("--limit", type=click.IntRange(1, 100), default=PASSAGES_LISTED)
 @click.pass_context
 def kb_passages(ctx: click.Context, words: str, limit: int) -> None:
     """Sentences containing every one of WORDS, with the REF that `kb pin --passage` takes."""
-    found = open_service(ctx).search_passages(words, limit)
+    _print_passages(open_service(ctx).search_passages(words, limit))
+
+
+def _print_passages(found: list[SentenceChoice], *, question: str | None = None) -> None:
+    """Each sentence found under its REF; with ``question``, the command that pins the first of them."""
     if not found:
         click.echo("No sentence contains all of those words.")
+        return
     for choice in found:
         click.echo(f"{choice.ref}\n   {choice.text}")
+    if question is not None:
+        click.echo(f"\nPin one with: directive-bot kb pin {shlex.quote(question)} --passage {found[0].ref}")
 
 
 @kb.group("pins", cls=Group, invoke_without_command=True)
