@@ -306,3 +306,35 @@ def test_an_import_whose_passage_is_not_found_verbatim_is_refused_and_adds_nothi
     assert result.exit_code == 1
     assert len(result.output.strip().splitlines()) == 1
     assert pins_listed(elsewhere) == []
+
+
+# -- evaluation ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def chats_eval(tmp_path: Path) -> Path:
+    """One question the automatic pipeline declines, whose gold is the passage the tests pin."""
+    path = tmp_path / "chats.yaml"
+    path.write_text(yaml.safe_dump({"on_topic": [{"q": PARAPHRASE, "gold": [PASSAGE]}]}), encoding="utf-8")
+    return path
+
+
+def eval_rows(run: Cli, *args: str) -> dict[str, dict]:
+    result = run("eval", "--json", *args)
+    assert result.exit_code == 0, result.output
+    (figures,) = json.loads(result.output.strip().splitlines()[-1]).values()
+    return {row["mode"]: row for row in figures["modes"]}
+
+
+def test_eval_measures_the_automatic_pipeline_without_the_pins(run: Cli, chats_eval: Path) -> None:
+    run.pin_passage(DECLINED)
+    rows = eval_rows(run, str(chats_eval))
+    assert not any("pins" in mode for mode in rows)
+    assert rows["hybrid+rerank"]["hit@1"] == 0.0
+
+
+def test_eval_with_pins_adds_a_row_where_the_pinned_passage_answers(run: Cli, chats_eval: Path) -> None:
+    run.pin_passage(DECLINED)
+    rows = eval_rows(run, str(chats_eval), "--with-pins")
+    assert rows["hybrid+rerank+1-pins"]["hit@1"] == 1.0
+    assert rows["hybrid+rerank"]["hit@1"] == 0.0
