@@ -7,10 +7,13 @@ observed exactly, without sleeping or timing anything.
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from bot.discord.queue import FairQueue, QueueClosed, QueueFull
+from bot.discord.queue import WORKER_NICENESS, FairQueue, QueueClosed, QueueFull, lower_thread_priority
 
 
 class Gate:
@@ -184,3 +187,71 @@ async def test_an_asker_giving_up_does_not_cancel_the_work_for_the_others() -> N
     impatient.cancel()
     gate.release("q")
     assert await second.result() == "answer to q"
+
+
+async def test_no_new_computation_starts_while_an_interaction_is_being_acknowledged() -> None:
+    queue: FairQueue[str] = FairQueue(workers=2, limit=10)
+    gate = Gate()
+    with queue.acknowledging():
+        waiting = queue.submit("A", "q0", gate.work("q0"))
+        await gate.settle()
+        assert gate.started == []
+    await gate.settle()
+    assert gate.started == ["q0"]
+    gate.release("q0")
+    assert await waiting.result() == "answer to q0"
+
+
+async def test_a_computation_already_running_goes_on_while_interactions_are_acknowledged() -> None:
+    queue: FairQueue[str] = FairQueue(workers=1, limit=10)
+    gate = Gate()
+    first = queue.submit("A", "q0", gate.work("q0"))
+    await gate.settle()
+    with queue.acknowledging():
+        queue.submit("A", "q1", gate.work("q1"))
+        gate.release("q0")
+        assert await first.result() == "answer to q0"
+        await gate.settle()
+        assert gate.started == ["q0"]  # q1 waits for the acknowledgement
+    await gate.settle()
+    assert gate.started == ["q0", "q1"]
+
+
+async def test_computations_wait_for_every_acknowledgement_in_progress_not_just_one() -> None:
+    queue: FairQueue[str] = FairQueue(workers=1, limit=10)
+    gate = Gate()
+    with queue.acknowledging():
+        with queue.acknowledging():
+            queue.submit("A", "q0", gate.work("q0"))
+        await gate.settle()
+        assert gate.started == []
+        assert queue.acknowledging_now == 1
+    await gate.settle()
+    assert gate.started == ["q0"]
+
+
+async def test_acknowledgements_that_never_end_hold_computations_back_only_for_a_bounded_time() -> None:
+    queue: FairQueue[str] = FairQueue(workers=1, limit=10, ack_hold_seconds=0.05)
+    gate = Gate()
+    with queue.acknowledging():
+        queue.submit("A", "q0", gate.work("q0"))
+        await asyncio.sleep(0.2)
+        assert gate.started == ["q0"]
+        gate.release("q0")
+
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="only Linux sets niceness per thread")
+
+
+def _niceness_after_lowering() -> int:
+    lower_thread_priority()
+    return os.getpriority(os.PRIO_PROCESS, 0)  # 0: the calling thread, on Linux
+
+
+@linux_only
+def test_a_worker_thread_lowers_its_own_priority_and_not_the_callers() -> None:
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    with ThreadPoolExecutor(1) as pool:
+        worker = pool.submit(_niceness_after_lowering).result()
+    assert worker == min(19, own + WORKER_NICENESS)
+    assert os.getpriority(os.PRIO_PROCESS, 0) == own
