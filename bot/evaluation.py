@@ -461,9 +461,9 @@ class Tuner:
             cost = g.cost_on_declined * (declined & on).sum(1) / max(1, on.sum()) + g.cost_off_answered * (
                 (~declined) & off
             ).sum(1) / max(1, off.sum())
-            d = int(np.argmin(cost + 1e-9 * np.arange(len(declines))[::-1]))  # ties: the highest threshold
+            d, threshold = _widest_margin(cost, declines)
             if cost[d] < choice[0] - 1e-9:
-                choice = (float(cost[d]), float(declines[d]), wd, wv, ~declined[d])
+                choice = (float(cost[d]), threshold, wd, wv, ~(floor | (adjusted < threshold)))
         _, decline, decline_weight, dense_weight, answered = choice
         best: tuple[float, float, float] = (math.inf, math.inf, 0.0)  # (on hedged, tentative, weight)
         for w in g.unknown_term_weight:
@@ -537,6 +537,24 @@ class Tuner:
         order = sorted(range(len(held.outcomes)), key=lambda j: position[j])
         held.outcomes = [held.outcomes[j] for j in order]
         return held, chosen
+
+
+def _widest_margin(cost: np.ndarray, thresholds: np.ndarray) -> tuple[int, float]:
+    """The cheapest threshold, placed in the middle of the run of equally cheap ones around it.
+
+    Every threshold between the highest declined and the lowest answered training question costs the
+    same; taking the top of that run (or the bottom) leaves a question just weaker (or stronger) than
+    the training ones on the wrong side. The middle keeps the widest margin on both sides, which is
+    what generalises to questions nobody tuned on.
+    """
+    best = float(cost.min())
+    d = int(np.argmin(cost))
+    lo = hi = d
+    while lo > 0 and cost[lo - 1] <= best + 1e-9:
+        lo -= 1
+    while hi + 1 < len(cost) and cost[hi + 1] <= best + 1e-9:
+        hi += 1
+    return d, float((thresholds[lo] + thresholds[hi]) / 2)
 
 
 def _cuts(values: np.ndarray, limit: int) -> np.ndarray:

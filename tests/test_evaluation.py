@@ -8,6 +8,7 @@ from bot.evaluation import (
     Figures,
     Outcome,
     Question,
+    _widest_margin,
     first_hit_rank,
     fold,
     load_eval_set,
@@ -92,3 +93,19 @@ def test_figures_count_hits_declines_and_hedged_near_misses() -> None:
     row = f.row()
     assert (row["hit@1"], row["hit@3"], row["mrr"]) == (0.5, 0.5, round((1 + 0.25) / 2, 3))
     assert row["near_miss_declined_or_hedged"] == 1.0
+
+
+def test_decline_threshold_sits_mid_way_across_equally_cheap_thresholds() -> None:
+    import numpy as np
+
+    thresholds = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+    cost = np.array([0.5, 0.2, 0.1, 0.1, 0.1, 0.4])
+    d, threshold = _widest_margin(cost, thresholds)
+    assert cost[d] == 0.1
+    assert threshold == 3.0  # between 2.0 and 4.0, not at either edge of the cheap run
+
+
+def test_decline_threshold_of_a_single_cheapest_cut_is_that_cut() -> None:
+    import numpy as np
+
+    assert _widest_margin(np.array([0.3, 0.1, 0.2]), np.array([-1.0, 0.5, 2.0])) == (1, 0.5)
