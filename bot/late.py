@@ -108,3 +108,107 @@ def unpack(vectors: np.ndarray, spans: np.ndarray, offsets: np.ndarray) -> list[
         TokenMatrix(vectors[offsets[i] : offsets[i + 1]], spans[offsets[i] : offsets[i + 1]])
         for i in range(len(offsets) - 1)
     ]
+
+
+@dataclass(frozen=True)
+class Segments:
+    """Where each sentence's tokens lie in the packed token matrix, one row per (chunk, sentence) pair.
+
+    Row ``i`` covers packed tokens ``[start[i], end[i])`` and scores sentence ``sentence[i]``; chunk
+    ``c`` owns rows ``first[c]:first[c + 1]``, so the rows of a few candidate chunks are found by
+    slicing rather than by scanning every sentence of the knowledge base.
+    """
+
+    start: np.ndarray  # int64
+    end: np.ndarray  # int64
+    sentence: np.ndarray  # int64, global sentence numbers
+    first: np.ndarray  # int64, len = chunks + 1
+    total: int  # tokens in the packed matrix
+
+
+def chunk_segments(spans: np.ndarray, base: int, bounds: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """``(first token, end token, sentence)`` of each sentence ``(lo, hi, g)`` whose tokens lie inside
+    ``[lo, hi)`` characters of the chunk's text; the first and last such token delimit the run."""
+    if not bounds or not len(spans):
+        return []
+    lo = np.array([b[0] for b in bounds])[:, None]
+    hi = np.array([b[1] for b in bounds])[:, None]
+    inside = (spans[None, :, 0] >= lo) & (spans[None, :, 1] <= hi)
+    has = inside.any(axis=1)
+    head = inside.argmax(axis=1)
+    tail = len(spans) - inside[:, ::-1].argmax(axis=1)
+    return [(base + int(head[i]), base + int(tail[i]), bounds[i][2]) for i in np.nonzero(has)[0]]
+
+
+def _maxsim_runs(sims: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Mean over query tokens of the best token in each run ``[starts[i], ends[i])`` of ``sims``'s columns.
+
+    Runs do not overlap one another, so one ``maximum.reduceat`` over every run boundary gives each
+    run's maximum as the piece starting at its first token."""
+    total = sims.shape[1]
+    cuts = np.unique(np.concatenate([[0], starts, ends]))
+    cuts = cuts[cuts < total]
+    per_piece = np.maximum.reduceat(sims, cuts, axis=1)
+    return per_piece[:, np.searchsorted(cuts, starts)].mean(axis=0)
+
+
+class LateScorer:
+    """MaxSim of a question against chunks and against sentences in their chunk's context.
+
+    ``vectors`` may be a read-only memory map of float16 rows (the index on disk): scoring all of it
+    (``full``) makes one float32 copy, kept for later questions, which is what a small knowledge base
+    wants; scoring only candidate chunks (``candidates``) reads just their rows, so time and memory
+    stay flat however many chunks the knowledge base holds.
+    """
+
+    def __init__(self, vectors: np.ndarray, offsets: np.ndarray, segments: Segments | None) -> None:
+        self.vectors = vectors
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+        self.segments = segments
+        self._full: np.ndarray | None = None
+
+    @property
+    def chunks(self) -> int:
+        return len(self.offsets) - 1
+
+    def full(self, qtok: np.ndarray, n_sentences: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every chunk and every sentence: one matrix product over all stored tokens."""
+        if self._full is None:
+            self._full = np.asarray(self.vectors, dtype=np.float32)
+        sims = qtok @ self._full.T
+        chunk = np.zeros(self.chunks, dtype=np.float32)
+        starts = self.offsets[:-1]
+        nonempty = self.offsets[1:] > starts
+        if nonempty.any():
+            chunk[nonempty] = np.maximum.reduceat(sims, starts[nonempty], axis=1).mean(axis=0)
+        sentence = np.zeros(n_sentences, dtype=np.float32)
+        seg = self.segments
+        if seg is not None and len(seg.start):
+            np.maximum.at(sentence, seg.sentence, _maxsim_runs(sims, seg.start, seg.end))
+        return chunk, sentence
+
+    def candidates(self, qtok: np.ndarray, ids: np.ndarray, n_sentences: int) -> tuple[np.ndarray, np.ndarray]:
+        """Only chunks ``ids`` and their sentences; every other chunk and sentence scores 0."""
+        chunk = np.zeros(self.chunks, dtype=np.float32)
+        sentence = np.zeros(n_sentences, dtype=np.float32)
+        ids = np.unique(np.asarray(ids, dtype=np.int64))
+        ids = ids[(ids >= 0) & (ids < self.chunks)]
+        ids = ids[self.offsets[ids + 1] > self.offsets[ids]]
+        if not len(ids):
+            return chunk, sentence
+        lengths = self.offsets[ids + 1] - self.offsets[ids]
+        local = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        rows = np.concatenate([self.vectors[self.offsets[c] : self.offsets[c + 1]] for c in ids])
+        sims = qtok @ rows.astype(np.float32).T
+        chunk[ids] = np.maximum.reduceat(sims, local, axis=1).mean(axis=0)
+        seg = self.segments
+        if seg is None:
+            return chunk, sentence
+        counts = seg.first[ids + 1] - seg.first[ids]
+        if not counts.sum():
+            return chunk, sentence
+        picked = np.concatenate([np.arange(seg.first[c], seg.first[c + 1]) for c in ids])
+        shift = np.repeat(local - self.offsets[ids], counts)
+        runs = _maxsim_runs(sims, seg.start[picked] + shift, seg.end[picked] + shift)
+        np.maximum.at(sentence, seg.sentence[picked], runs)
+        return chunk, sentence
