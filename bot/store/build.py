@@ -31,7 +31,7 @@ from bot.knowledge import atomic_write_text, load_knowledge
 from bot.late import LateInteraction, TokenMatrix, pack
 from bot.models import Article, Chunk
 from bot.sqlite import storage_error
-from bot.store.cache import EmbeddingCache
+from bot.store.cache import EmbeddingCache, compact
 from bot.store.lock import BuildLock
 from bot.store.manifest import (
     BUILDS,
@@ -54,6 +54,10 @@ log = logging.getLogger(__name__)
 
 KEEP_BUILDS = 2
 LATE_BATCH = 16
+# Chunks embedded between two cache commits: a killed build loses at most this much work.
+EMBED_BATCH = 512
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
 Progress = Callable[[int, int], None]
 
 
@@ -64,6 +68,7 @@ class Embedded:
     matrix: np.ndarray
     late: list[TokenMatrix] | None
     computed: int
+    used: frozenset[tuple[str, str]] = frozenset()  # (model key, text hash) of every cache entry this build read
 
 
 def build_index(
@@ -137,6 +142,7 @@ def build_index(
             name, manifest_sha = write_build(
                 index_dir, version, arts, chunks, embedded, manifest, t0, multilingual=multilingual,
                 window_sentences=settings.retrieval.window_sentences,
+                ann_min_chunks=settings.retrieval.ann_min_chunks, ann_ef_search=settings.retrieval.ann_ef_search,
             )  # fmt: skip
             swap(index_dir, name, manifest_sha)
         except OSError as exc:
@@ -146,6 +152,7 @@ def build_index(
         except StorageError as exc:  # the embedding cache, already one line
             raise _still_serving(exc) from exc
         prune(index_dir / BUILDS, keep=name)
+        prune_cache(index_dir, vacuum=False)
     return BuildReport(
         index_version=version,
         previous_version=previous["index_version"] if previous else None,
@@ -256,11 +263,12 @@ def embed(
 
         if progress:
             progress(0, total)
-        if todo:
-            vectors = embedder.encode(list(todo.values()), progress=tick)
-            fresh = dict(zip(todo.keys(), vectors, strict=True))
+        keys = list(todo)
+        for i in range(0, len(keys), EMBED_BATCH):  # committed batch by batch: a killed build keeps them
+            part = keys[i : i + EMBED_BATCH]
+            fresh = dict(zip(part, embedder.encode([todo[h] for h in part], progress=tick), strict=True))
             cache.put_many(model_key, fresh)
-            cached.update(fresh)
+            cached.update({h: compact(v) for h, v in fresh.items()})  # as a later build reads them back
         late_mats: list[TokenMatrix] | None = None
         if late is not None:
             keys, texts = list(late_todo), list(late_todo.values())
@@ -271,6 +279,7 @@ def embed(
                 late_cached.update(fresh_late)
                 tick(len(mats))
             late_mats = [late_cached[h] for h in text_hashes]
+        used = cache.touched
     finally:
         cache.close()
     matrix = (
@@ -278,7 +287,7 @@ def embed(
         if chunks
         else np.zeros((0, embedder.dimension), dtype=np.float32)
     )
-    return Embedded(matrix, late_mats, len(todo))
+    return Embedded(matrix, late_mats, len(todo), frozenset(used))
 
 
 def write_build(
@@ -292,6 +301,8 @@ def write_build(
     *,
     multilingual: WindowEncoder | None = None,
     window_sentences: int = 2,
+    ann_min_chunks: int = 20000,
+    ann_ef_search: int = 128,
 ) -> tuple[str, str]:
     """Write a complete build under a temporary name, then rename it; returns its name and manifest hash."""
     import faiss
@@ -301,9 +312,7 @@ def write_build(
     name = f"{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S%f')}-{version}"
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=builds))
     try:
-        faiss_index = faiss.IndexFlatIP(embedded.matrix.shape[1])
-        if len(embedded.matrix):
-            faiss_index.add(embedded.matrix)
+        faiss_index, dense_info = dense_index(embedded.matrix, ann_min_chunks, ann_ef_search)
         faiss.write_index(faiss_index, str(tmp / "vectors.faiss"))
         write_jsonl(tmp / "chunks.jsonl", (_chunk_json(c) for c in chunks))
         write_jsonl(tmp / "articles.jsonl", (_article_json(a) for a in arts))
@@ -318,15 +327,17 @@ def write_build(
             for file, array in zip(LATE_FILES, (vectors, spans, offsets), strict=True):
                 with (tmp / file).open("wb") as fh:
                     np.save(fh, array, allow_pickle=False)
-        if multilingual is not None:
-            cache = EmbeddingCache(index_dir / "cache" / "embeddings.sqlite3")
-            try:
+        cache = EmbeddingCache(index_dir / "cache" / "embeddings.sqlite3")
+        try:
+            if multilingual is not None:
                 write_multilingual(tmp, arts, sentences, multilingual, window_sentences=window_sentences, cache=cache)
-            finally:
-                cache.close()
+            cache.record_use(name, embedded.used | cache.touched)
+        finally:
+            cache.close()
         manifest = {
             **manifest,
             "counts": {"articles": len(arts), "chunks": len(chunks), "sentences": len(sentences)},
+            "dense_index": dense_info,
             "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "build_seconds": round(time.perf_counter() - t0, 3),
             "files": {
@@ -344,6 +355,28 @@ def write_build(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return name, hashlib.sha256(data).hexdigest()
+
+
+def dense_index(matrix: np.ndarray, ann_min_chunks: int, ef_search: int) -> tuple[object, dict[str, object]]:
+    """The FAISS index of the chunk vectors, and what the manifest says about it.
+
+    Exact inner product (flat) below ``ann_min_chunks`` chunks; HNSW at or above it, where a flat scan
+    stops being cheap (bench/scale.py measures both and the recall@50 of HNSW against the exact search).
+    ``efSearch`` is saved inside the index file, so a loaded index searches as it was built to.
+    """
+    import faiss
+
+    dim = matrix.shape[1]
+    if len(matrix) < max(1, ann_min_chunks):
+        flat = faiss.IndexFlatIP(dim)
+        if len(matrix):
+            flat.add(matrix)
+        return flat, {"type": "flat"}
+    hnsw = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+    hnsw.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    hnsw.add(np.ascontiguousarray(matrix, dtype=np.float32))
+    hnsw.hnsw.efSearch = ef_search
+    return hnsw, {"type": "hnsw", "m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "ef_search": ef_search}
 
 
 def write_jsonl(path: Path, rows: object) -> None:
@@ -388,6 +421,31 @@ def prune(builds: Path, keep: str) -> None:
         return
     for path in [p for p in done if p.name != keep][: -(KEEP_BUILDS - 1) or None]:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def prune_cache(index_dir: Path, *, vacuum: bool = True) -> tuple[int, int]:
+    """Drop cached vectors that no build on disk uses; returns (entries removed, entries kept).
+
+    Runs after every build (without ``vacuum``: freed pages are reused by later builds) and from
+    ``index prune-cache`` (with it, to give the space back). Entries of a killed build are kept until
+    then, so a resumed build does not embed them again. A cache that cannot be pruned is only a cache:
+    the failure is logged, never raised from a build.
+    """
+    path = index_dir / "cache" / "embeddings.sqlite3"
+    if not path.exists():
+        return 0, 0
+    builds = index_dir / BUILDS
+    live = [p.name for p in builds.iterdir() if p.is_dir() and not p.name.startswith(".")] if builds.is_dir() else []
+    cache = EmbeddingCache(path)
+    try:
+        return cache.prune(live, vacuum=vacuum)
+    except StorageError as exc:
+        if vacuum:
+            raise
+        log.warning("could not prune the embedding cache: %s", exc)
+        return 0, 0
+    finally:
+        cache.close()
 
 
 def bm25_tokenize(texts: list[str]) -> object:

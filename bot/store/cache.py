@@ -1,5 +1,10 @@
 """Vectors keyed by (model, chunk text hash), so unchanged chunks are never embedded twice.
 
+Vectors are stored as float16 (half the space; a unit vector's cosines move by about 1e-4) and every
+build reads them back the same way, so a build from the cache equals a build from scratch. Each build
+records which entries it used (``uses``); ``prune`` drops entries no build on disk uses, so the cache
+stays the size of the knowledge base rather than of its history.
+
 The cache is a SQLite file under ``index/cache/``, opened the careful way (``bot.sqlite``). It is
 only a cache: a damaged file is moved aside and started afresh rather than failing a build, and
 every write is one transaction, so a build killed or out of disk leaves whole rows or none.
@@ -26,6 +31,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         "(model TEXT, hash TEXT, dim INTEGER, vector BLOB, PRIMARY KEY (model, hash));"
         "CREATE TABLE IF NOT EXISTS late (model TEXT, hash TEXT, n INTEGER, data BLOB, PRIMARY KEY (model, hash))"
     ),
+    statements(
+        "CREATE TABLE IF NOT EXISTS uses (model TEXT, hash TEXT, build TEXT, PRIMARY KEY (model, hash, build))"
+        " WITHOUT ROWID"
+    ),
 )
 WHAT = "the embedding cache"
 
@@ -35,6 +44,7 @@ class EmbeddingCache:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.touched: set[tuple[str, str]] = set()  # (model, hash) of every entry read or written here
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -72,6 +82,7 @@ class EmbeddingCache:
     def get_many(self, model: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
         wanted = list(dict.fromkeys(hashes))
+        self.touched.update((model, h) for h in wanted)
         for i in range(0, len(wanted), 500):
             part = wanted[i : i + 500]
             marks = ",".join("?" * len(part))
@@ -79,20 +90,22 @@ class EmbeddingCache:
                 f"SELECT hash, dim, vector FROM vectors WHERE model = ? AND hash IN ({marks})", [model, *part]
             )
             for h, dim, blob in rows:
-                vec = np.frombuffer(blob, dtype=np.float32)
-                if vec.shape[0] == dim and np.all(np.isfinite(vec)):
+                vec = _decode(blob, dim)
+                if vec is not None:
                     found[h] = vec
         return found
 
     def put_many(self, model: str, items: dict[str, np.ndarray]) -> None:
+        self.touched.update((model, h) for h in items)
         self._write(
             "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)",
-            [(model, h, int(v.shape[0]), np.asarray(v, dtype=np.float32).tobytes()) for h, v in items.items()],
+            [(model, h, int(v.shape[0]), np.asarray(v, dtype=np.float16).tobytes()) for h, v in items.items()],
         )
 
     def get_late(self, model: str, dim: int, hashes: Iterable[str]) -> dict[str, TokenMatrix]:
         found: dict[str, TokenMatrix] = {}
         wanted = list(dict.fromkeys(hashes))
+        self.touched.update((model, h) for h in wanted)
         for i in range(0, len(wanted), 500):
             part = wanted[i : i + 500]
             marks = ",".join("?" * len(part))
@@ -108,6 +121,7 @@ class EmbeddingCache:
         return found
 
     def put_late(self, model: str, items: dict[str, TokenMatrix]) -> None:
+        self.touched.update((model, h) for h in items)
         self._write(
             "INSERT OR REPLACE INTO late VALUES (?, ?, ?, ?)",
             [
@@ -116,8 +130,55 @@ class EmbeddingCache:
             ],
         )
 
+    def record_use(self, build: str, keys: Iterable[tuple[str, str]]) -> None:
+        """Remember that ``build`` uses these (model, hash) entries, so pruning keeps them."""
+        self._write("INSERT OR IGNORE INTO uses VALUES (?, ?, ?)", [(m, h, build) for m, h in keys])
+
+    def prune(self, builds: Iterable[str], *, vacuum: bool = False) -> tuple[int, int]:
+        """Forget builds not in ``builds`` and drop the entries none of the rest uses: (removed, kept)."""
+        names = list(builds)
+        marks = ",".join("?" * len(names))
+        unused = "NOT EXISTS (SELECT 1 FROM uses u WHERE u.model = {t}.model AND u.hash = {t}.hash)"
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.execute(f"DELETE FROM uses WHERE build NOT IN ({marks})", names)
+                removed = sum(
+                    self.db.execute(f"DELETE FROM {t} WHERE {unused.format(t=t)}").rowcount for t in ("vectors", "late")
+                )
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+            kept = sum(self.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("vectors", "late"))
+            if vacuum:
+                self.db.execute("VACUUM")
+        except sqlite3.Error as exc:
+            raise storage_error(exc, WHAT, self.path) from exc
+        return removed, kept
+
     def close(self) -> None:
         self.db.close()
+
+
+def compact(vector: np.ndarray) -> np.ndarray:
+    """A vector as the cache keeps it (float16), back in float32 and unit length again (rounding moves
+    the norm by ~1e-4, and inner product must stay cosine): what every build, cached or not, uses."""
+    vec = np.asarray(vector, dtype=np.float16).astype(np.float32)
+    norm = float(np.linalg.norm(vec))
+    return vec / norm if norm > 0 else vec
+
+
+def _decode(blob: bytes, dim: int) -> np.ndarray | None:
+    """A stored vector as float32: float16 rows, or float32 rows written by earlier versions (rounded
+    the same way); None for a damaged row, which is then simply embedded again."""
+    if len(blob) == dim * 2:
+        vec = compact(np.frombuffer(blob, dtype=np.float16))
+    elif len(blob) == dim * 4:
+        vec = compact(np.frombuffer(blob, dtype=np.float32))
+    else:
+        return None
+    return vec if np.all(np.isfinite(vec)) else None
 
 
 def _is_damage(exc: BaseException) -> bool:

@@ -88,9 +88,13 @@ def _load_build(index_dir: Path, expect_model: str | None, expect_dim: int | Non
         late = None
         late_packed = None
         if manifest.get("late_interaction"):
-            late_vectors, late_spans, late_offsets = (np.load(build / f, allow_pickle=False) for f in LATE_FILES)
-            late = unpack(late_vectors, late_spans, late_offsets)
-            late_packed = (late_vectors.astype(np.float32), late_offsets)
+            # Memory-mapped, not read: the pages stay in the page cache, shared by every process serving
+            # this build, and a question reads only the rows it scores (bot.late.LateScorer).
+            late_vectors, late_spans, late_offsets = (
+                np.load(build / f, mmap_mode="r", allow_pickle=False) for f in LATE_FILES
+            )
+            late = unpack(late_vectors, late_spans, np.asarray(late_offsets))
+            late_packed = (late_vectors, np.asarray(late_offsets))
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, IndexError, AttributeError) as exc:
         raise IndexDamaged(f"The index in {build} is unreadable ({type(exc).__name__}); {REPAIR}.") from None
     if faiss_index.ntotal != len(chunks) or len(chunks) != manifest["counts"]["chunks"]:

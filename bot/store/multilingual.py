@@ -105,6 +105,8 @@ def write_multilingual(
 
     Returns how many windows had to be embedded (0 when all came from the cache).
     """
+    from bot.store.cache import compact
+
     bodies = {a.id: a for a in arts}
     spans: dict[str, list[tuple[int, int]]] = {}
     for aid, _para, start, end in sentences:
@@ -124,7 +126,7 @@ def write_multilingual(
         vectors = encoder.encode_windows([titles[j] for j in part], [texts[j] for j in part])
         fresh = dict(zip(todo[lo : lo + BATCH], np.asarray(vectors, dtype=np.float32), strict=True))
         cache.put_many(model_key, fresh)  # type: ignore[attr-defined]
-        found.update(fresh)
+        found.update({h: compact(v) for h, v in fresh.items()})  # as the cache gives them back
         if progress:
             progress(len(part))
     matrix = (

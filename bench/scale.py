@@ -1,0 +1,312 @@
+"""Scale benchmark: build, memory, start-up, latency and quality from 5 to thousands of articles.
+
+Run: python bench/scale.py [--sizes 5 50 500 2000] [--out BENCHMARKS.md]   (add 10000 when asked)
+
+Each knowledge base is the bundled articles plus unrelated prose (bench/corpus.py), built in a
+temporary directory (never the live index). Sizes are built in increasing order into one index
+directory, so each build reuses the embedding cache of the smaller ones (the distractors of a
+smaller size are the first ones of a larger). Per size it measures:
+
+- build: ``directive-bot index build --json`` in its own process (seconds, chunks embedded);
+- ``ask`` peak RSS and first answer: ``directive-bot ask`` from process start to answer;
+- search p50, answer p50/p95 and dev.yaml hit@3 in process, over ../shared/eval/dev.yaml
+  (after a warm-up with other questions, so the answer cache never serves them);
+- ANN: recall@50 of an HNSW index against the exact search, and both search times, over the
+  build's own vectors and the questions' vectors;
+- at the largest size, the RSS of one and of two serving processes (``ask --json -``) on the same
+  index, and how much of it is the shared, file-backed page cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from corpus import make_corpus  # noqa: E402
+from report import write_section  # noqa: E402
+
+from bench import machine, percentile, table  # noqa: E402
+from bot.config import Settings, load_settings  # noqa: E402
+from bot.evaluation import Figures, load_eval_set, outcome  # noqa: E402
+
+DEV = REPO.parent / "shared" / "eval" / "dev.yaml"
+WARM_UP = ["When did the order take effect?", "Which company makes Fable 5?", "What did analysts say?"]
+HEADING = "## Scale: 5 to thousands of articles (`bench/scale.py`)"
+
+
+def cli() -> list[str]:
+    exe = shutil.which("directive-bot")
+    return [exe] if exe else [sys.executable, "-m", "bot"]
+
+
+MULTILINGUAL = {"on": False}  # --multilingual: also embed every window with the multilingual model
+
+
+def env_for(work: Path) -> dict[str, str]:
+    """The child processes write their databases into the temp directory, never the repository's."""
+    return {
+        **os.environ,
+        "DIRECTIVE_BOT__PATHS__DATA_DIR": str(work / "data"),
+        "DIRECTIVE_BOT__MULTILINGUAL__ENABLED": "true" if MULTILINGUAL["on"] else "false",
+        "DISCORD_TOKEN": "",
+    }
+
+
+def dirs(knowledge: Path, index: Path) -> list[str]:
+    return ["--knowledge", str(knowledge), "--index", str(index)]
+
+
+def build(knowledge: Path, index: Path, work: Path) -> dict:
+    out = subprocess.run(
+        [*cli(), "index", "build", "--json", *dirs(knowledge, index)],
+        check=True, capture_output=True, text=True, env=env_for(work),
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def first_answer(knowledge: Path, index: Path, work: Path) -> tuple[float, float]:
+    """Seconds from process start to answer, and the process's peak RSS in GB."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(
+        [*cli(), "ask", *dirs(knowledge, index), "Is Opus 4.8 affected?"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env_for(work),
+    )  # fmt: skip
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t
+    if status != 0:
+        raise RuntimeError(f"ask exited with status {status}")
+    return seconds, usage.ru_maxrss / 1024 / 1024  # KiB on Linux
+
+
+def memory_of(pid: int) -> dict[str, float]:
+    """RSS, its anonymous and file-backed parts, and PSS (shared pages split between sharers), in MB."""
+    fields: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
+            fields[key] = int(value.split()[0]) / 1024
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            fields["Pss"] = int(line.split()[1]) / 1024
+    return fields
+
+
+def shard_processes(knowledge: Path, index: Path, work: Path, n: int = 2) -> list[dict[str, float]]:
+    """Start ``n`` serving processes on one index, let each answer, and read their memory together."""
+    procs = [
+        subprocess.Popen(
+            [*cli(), "ask", "--json", "-", *dirs(knowledge, index)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env_for(work),
+        )
+        for _ in range(n)
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write("Is Opus 4.8 affected?\n")
+            proc.stdin.flush()
+            proc.stdout.readline()
+        return [memory_of(proc.pid) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.stdin:
+                proc.stdin.close()
+            proc.wait(timeout=60)
+
+
+def in_process(settings: Settings, models: dict) -> dict[str, object]:
+    """Search p50, answer p50/p95, hit@3 and off-topic declines over dev.yaml in one warm process."""
+    from bot.service import KnowledgeService
+
+    service = KnowledgeService.open(settings, build_if_needed=False, **models)
+    for q in WARM_UP:
+        service.ask(q)
+    eval_set = load_eval_set(DEV)
+    figures = Figures("scale")
+    search, wall = [], []
+    for q in eval_set.questions:
+        t = time.perf_counter()
+        answer = service.ask(q.text)
+        wall.append((time.perf_counter() - t) * 1000)
+        search.append(answer.timings.search_ms)
+        figures.outcomes.append(outcome(q, answer, wall[-1]))
+    return {
+        "search_p50": percentile(search, 0.5),
+        "answer_p50": percentile(wall, 0.5),
+        "answer_p95": percentile(wall, 0.95),
+        "hit3": f"{figures.hit3}/{figures.n_on}",
+        "off": f"{figures.off_declined}/{figures.n_off}",
+        "ann": ann_recall(service, [q.text for q in eval_set.questions], settings),
+    }
+
+
+def ann_recall(service, questions: list[str], settings: Settings) -> dict[str, float]:
+    """Recall@50 of HNSW (the build's settings) against the exact search, and per-query search times."""
+    from bot.store.build import dense_index
+
+    index = service.live.index.faiss_index
+    vectors = index.reconstruct_n(0, index.ntotal)
+    queries = np.vstack([service.embedder.encode([q])[0] for q in questions]).astype(np.float32)
+    r = settings.retrieval
+    exact, _ = dense_index(vectors, ann_min_chunks=len(vectors) + 1, ef_search=r.ann_ef_search)
+    t = time.perf_counter()
+    approx, _ = dense_index(vectors, ann_min_chunks=0, ef_search=r.ann_ef_search)
+    hnsw_build = time.perf_counter() - t
+    k = min(50, len(vectors))
+
+    def timed(idx) -> tuple[np.ndarray, float]:
+        idx.search(queries[:1], k)
+        t0 = time.perf_counter()
+        _, ids = idx.search(queries, k)
+        return ids, (time.perf_counter() - t0) * 1000 / len(queries)
+
+    truth, flat_ms = timed(exact)
+    found, hnsw_ms = timed(approx)
+    recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(truth, found, strict=True)]))
+    return {"recall": recall, "flat_ms": flat_ms, "hnsw_ms": hnsw_ms, "hnsw_build_s": hnsw_build}
+
+
+def load_models(settings: Settings) -> dict:
+    from bot.embedding import Embedder
+    from bot.late import LateInteraction
+    from bot.rerank import CrossEncoder
+
+    return {
+        "embedder": Embedder(settings.embedding),
+        "reranker": CrossEncoder(settings.retrieval.rerank_model),
+        "late": LateInteraction(settings.retrieval.late_model, dim=settings.retrieval.late_dim),
+    }
+
+
+Report = Callable[[list[list[object]], list[list[object]], list[list[object]]], None]
+
+
+def measure(sizes: list[int], work: Path, report_so_far: Report) -> None:
+    """Measure every size, smallest first, reporting after each so a long run's results are kept."""
+    base = load_settings(environ={})
+    base = replace(
+        base,
+        paths=replace(base.paths, data_dir=work / "data"),
+        multilingual=replace(base.multilingual, enabled=MULTILINGUAL["on"]),
+    )
+    models = load_models(base)
+    index = work / "index"
+    rows, ann_rows, shard_rows = [], [], []
+    for n in sizes:
+        knowledge = make_corpus(work / f"knowledge-{n}", n)
+        report = build(knowledge, index, work)
+        first_s, peak_gb = first_answer(knowledge, index, work)
+        stats = in_process(base.with_paths(knowledge, index), models)
+        ann = stats["ann"]
+        rows.append([
+            n, f"{report['chunks']:,}", f"{report['seconds']:.0f} s ({report['embedded']:,} embedded)",
+            f"{peak_gb:.2f} GB", f"{first_s:.1f} s", f"{stats['search_p50']:.0f} ms",
+            f"{stats['answer_p50']:.0f} / {stats['answer_p95']:.0f} ms", stats["hit3"], stats["off"],
+        ])  # fmt: skip
+        ann_rows.append([
+            n, f"{report['chunks']:,}", f"{ann['recall']:.3f}", f"{ann['flat_ms']:.2f}", f"{ann['hnsw_ms']:.2f}",
+            f"{ann['hnsw_build_s']:.1f}",
+        ])  # fmt: skip
+        shard_rows = [
+            [f"process {count} of 2 ({n} articles)", f"{mem['VmRSS']:.0f}", f"{mem['RssAnon']:.0f}",
+             f"{mem['RssFile']:.0f}", f"{mem['Pss']:.0f}"]
+            for count, mem in enumerate(shard_processes(knowledge, index, work), start=1)
+        ]  # fmt: skip
+        report_so_far(rows, ann_rows, shard_rows)
+
+
+HEADERS = [
+    "articles", "chunks", "build (cache of smaller sizes reused)", "`ask` peak RSS", "first answer",
+    "search p50", "answer p50 / p95", "dev.yaml hit@3", "off-topic declined",
+]  # fmt: skip
+ANN_HEADERS = ["articles", "chunks", "HNSW recall@50", "flat ms/query", "HNSW ms/query", "HNSW build s"]
+SHARD_HEADERS = ["serving process", "RSS MB", "anonymous MB", "file-backed MB", "PSS MB"]
+
+
+def load_note() -> str:
+    try:
+        load1 = os.getloadavg()[0]
+    except OSError:
+        return ""
+    return f"Load average at the end of the run: {load1:.2f} on {os.cpu_count()} cores"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[5, 50, 500, 2000])
+    parser.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--note", default="", help="a sentence about the run, e.g. that the machine was shared")
+    parser.add_argument("--multilingual", action="store_true", help="also build and load the multilingual vectors")
+    args = parser.parse_args()
+    MULTILINGUAL["on"] = args.multilingual
+    work = Path(tempfile.mkdtemp(prefix="directive-scale-"))
+    t0 = time.perf_counter()
+
+    def report(rows: list[list[object]], ann_rows: list[list[object]], shard_rows: list[list[object]]) -> None:
+        write_report(args, rows, ann_rows, shard_rows, (time.perf_counter() - t0) / 60)
+
+    try:
+        measure(sorted(args.sizes), work, report)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def write_report(
+    args: argparse.Namespace,
+    rows: list[list[object]],
+    ann_rows: list[list[object]],
+    shard_rows: list[list[object]],
+    minutes: float,
+) -> None:
+    """Print the tables measured so far and write them as this benchmark's section of BENCHMARKS.md."""
+    settings = load_settings(environ={}).retrieval
+    multilingual = "on" if args.multilingual else "off (`--multilingual` builds and loads them too)"
+    text = "\n\n".join([
+        HEADING,
+        "Written by `python bench/scale.py`. Knowledge bases of the 5 bundled articles plus unrelated prose "
+        "recombined from installed packages' documentation (bench/corpus.py), built in a temporary directory; "
+        "sizes in increasing order into one index directory, so each build embeds only the articles the "
+        "smaller one lacked. `ask` peak RSS and first answer: a fresh `directive-bot ask` process; latency and "
+        "hit@3: one warm process over ../shared/eval/dev.yaml, reranking included. Settings: late interaction "
+        f"over every chunk up to {settings.late_full_scan_chunks:,} chunks, over first-stage candidates above; "
+        f"HNSW dense index from {settings.ann_min_chunks:,} chunks (efSearch {settings.ann_ef_search}). "
+        f"Multilingual window vectors: {multilingual}.",
+        table(HEADERS, rows),
+        "Approximate dense search (HNSW, M=32) against the exact flat scan, over each build's chunk vectors "
+        "and the dev.yaml questions:",
+        table(ANN_HEADERS, ann_rows),
+        "Two serving processes (`ask --json -`, each after one answer) on the same index. The token vectors "
+        "are memory-mapped, so their pages are file-backed and shared through the page cache; PSS splits "
+        "shared pages between the processes that map them:",
+        table(SHARD_HEADERS, shard_rows),
+        "Machine:\n\n" + table(["what", "value"], machine()),
+        " ".join(s for s in (f"Run took {minutes:.0f} min so far.", load_note() + ".", args.note) if s.strip(".")),
+    ]) + "\n"  # fmt: skip
+    print(text)
+    if not args.no_write:
+        write_section(args.out, HEADING, text)
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
