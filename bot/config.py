@@ -7,12 +7,14 @@ Settings are built at start-up by the edges (``load_settings``), never at import
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
 import yaml
+from pydantic import BeforeValidator, ConfigDict, TypeAdapter, ValidationError
 
 from bot.errors import ConfigError
 
@@ -21,8 +23,24 @@ ENV_PREFIX = "DIRECTIVE_BOT__"
 PACKAGED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
+def _id_list(value: Any) -> Any:
+    """Discord ids from the environment come as one string: "123, 456" or "123 456"."""
+    if isinstance(value, str):
+        return [v for v in value.replace(",", " ").split() if v]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [value]
+    return value
+
+
+IdList = Annotated[tuple[int, ...], BeforeValidator(_id_list)]
+# Every section refuses keys it does not know (a typo must not be silently ignored).
+_SECTION = ConfigDict(extra="forbid")
+
+
 @dataclass(frozen=True)
 class PathSettings:
+    __pydantic_config__ = _SECTION
+
     knowledge_dir: Path = REPO_ROOT / "knowledge"
     index_dir: Path = REPO_ROOT / "index"
     data_dir: Path = REPO_ROOT / "data"
@@ -30,6 +48,8 @@ class PathSettings:
 
 @dataclass(frozen=True)
 class EmbeddingSettings:
+    __pydantic_config__ = _SECTION
+
     # The packaged model's name, or any local sentence-transformers directory.
     model: str = PACKAGED_MODEL
     batch_size: int = 32
@@ -38,6 +58,8 @@ class EmbeddingSettings:
 
 @dataclass(frozen=True)
 class ChunkingSettings:
+    __pydantic_config__ = _SECTION
+
     target_tokens: int = 96
     overlap_sentences: int = 1
     # Sentences longer than this are split at clause or word boundaries, so every part can be found.
@@ -46,12 +68,16 @@ class ChunkingSettings:
 
 @dataclass(frozen=True)
 class KnowledgeSettings:
+    __pydantic_config__ = _SECTION
+
     # The largest article file read anywhere (index build, kb add, kb import, /kb add), in bytes.
     max_article_bytes: int = 2_000_000
 
 
 @dataclass(frozen=True)
 class RetrievalSettings:
+    __pydantic_config__ = _SECTION
+
     dense_candidates: int = 30
     lexical_candidates: int = 30
     rrf_k: int = 60
@@ -116,6 +142,8 @@ class MultilingualSettings:
     translated questions (``directive-bot eval ../shared/eval/multi-dev.yaml --cv 5``).
     """
 
+    __pydantic_config__ = _SECTION
+
     enabled: bool = True
     # Language detection: a Latin-script question is non-English only above this classifier
     # probability and with at least `min_letters` letters (calibrated on every question file).
@@ -135,11 +163,15 @@ class MultilingualSettings:
 
 @dataclass(frozen=True)
 class QuestionSettings:
+    __pydantic_config__ = _SECTION
+
     max_chars: int = 500
 
 
 @dataclass(frozen=True)
 class FetchSettings:
+    __pydantic_config__ = _SECTION
+
     max_bytes: int = 5_000_000
     timeout_seconds: float = 15.0
     max_redirects: int = 5
@@ -147,8 +179,10 @@ class FetchSettings:
 
 @dataclass(frozen=True)
 class DiscordSettings:
+    __pydantic_config__ = _SECTION
+
     mention_replies: bool = True
-    allowed_channels: tuple[int, ...] = ()  # empty = every channel the bot can read
+    allowed_channels: IdList = ()  # empty = every channel the bot can read
     excerpts_per_answer: int = 3
     cooldown_seconds: float = 10.0
     cooldown_questions: int = 3
@@ -163,12 +197,12 @@ class DiscordSettings:
     # Answers kept for repeated questions (LRU, per index version; 0 = no cache).
     answer_cache_size: int = 512
     shard_count: int | None = None
-    shard_ids: tuple[int, ...] = ()
+    shard_ids: IdList = ()
     sync_guild: int | None = None  # sync commands to this guild only (instant) instead of globally
     # At start-up, sync the commands only if they changed since the last sync (hash in data_dir),
     # and only from the process running shard 0. `directive-bot sync` forces a sync.
     sync_on_start: bool = True
-    moderator_roles: tuple[int, ...] = ()
+    moderator_roles: IdList = ()
     log_question_text: bool = False
     index_poll_seconds: float = 5.0
     view_timeout_seconds: float = 180.0
@@ -210,80 +244,58 @@ def _expected(annotation: str) -> str:
     """A type annotation as a person reads it: 'an integer', 'a list of integers'."""
     names = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "text", "Path": "a path"}
     base = annotation.split("|")[0].strip()
-    text = "a list of integers" if base.startswith("tuple[int") else names.get(base, base)
+    text = "a list of integers" if "tuple[int" in base else names.get(base, base)
     return text + (" or null" if "None" in annotation else "")
 
 
-def _coerce(value: Any, annotation: str, where: str) -> Any:
-    """Turn a YAML or environment value into the declared type, with a clear error.
+def _annotation_text(cls: type, key: str) -> str:
+    ann = get_type_hints(cls, include_extras=True)[key]
+    if get_origin(ann) is Annotated:
+        ann = get_args(ann)[0]
+    return ann.__name__ if isinstance(ann, type) else str(ann)
 
-    The error names the key and the expected type, never the value: a secret pasted under the
-    wrong key must not end up in a terminal or a log.
-    """
-    text_ann = str(annotation)
-    if value is None:
-        if "None" in text_ann:
-            return None
-        raise ConfigError(f"{where}: a value is required ({_expected(text_ann)}).")
-    try:
-        if "tuple[int" in text_ann:
-            if isinstance(value, str):
-                value = [v for v in value.replace(",", " ").split() if v]
-            if isinstance(value, int):
-                value = [value]
-            if isinstance(value, (str, bytes, dict, bool)):
-                raise TypeError(type(value).__name__)
-            items = list(value)
-            if any(isinstance(v, bool) for v in items):
-                raise TypeError("bool")
-            return tuple(int(v) for v in items)
-        if text_ann.startswith("bool"):
-            if isinstance(value, str):
-                low = value.strip().lower()
-                if low in {"1", "true", "yes", "on"}:
-                    return True
-                if low in {"0", "false", "no", "off"}:
-                    return False
-                raise ValueError(value)
-            return bool(value)
-        if text_ann.startswith("int"):
-            if isinstance(value, bool):
-                raise ValueError(value)
-            return int(value)
-        if text_ann.startswith("float"):
-            if isinstance(value, bool):
-                raise ValueError(value)
-            return float(value)
-        if text_ann.startswith("Path"):
-            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-                raise TypeError(type(value).__name__)
-            return Path(os.path.expanduser(str(value)))
-        if text_ann.startswith("str"):
-            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-                raise TypeError(type(value).__name__)
-            return str(value)
-    except (TypeError, ValueError, OverflowError):
-        raise ConfigError(
-            f"{where} must be {_expected(text_ann)} (got {type(value).__name__}); "
-            "fix it in the config file or the environment."
-        ) from None
-    return value
+
+@functools.cache
+def _adapter(cls: type) -> TypeAdapter[Any]:
+    return TypeAdapter(cls)
 
 
 def _build_section(cls: type, data: dict[str, Any], section: str, base_dir: Path | None) -> Any:
-    hints = get_type_hints(cls)
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"Unknown setting {section}.{unknown[0]}; known keys: {', '.join(sorted(known))}.")
-    values = {}
-    for key, raw in data.items():
-        ann = hints[key]
-        value = _coerce(raw, ann.__name__ if isinstance(ann, type) else str(ann), f"{section}.{key}")
-        if isinstance(value, Path) and not value.is_absolute() and base_dir is not None:
-            value = (base_dir / value).resolve()
-        values[key] = value
-    return cls(**values)
+    """One section validated by pydantic against its dataclass (unknown keys refused, lax coercion of
+    YAML and environment strings), with errors that name the key and the expected type.
+
+    The error never shows the value: a secret pasted under the wrong key must not end up in a
+    terminal or a log.
+    """
+    try:
+        value = _adapter(cls).validate_python(data)
+    except ValidationError as exc:
+        error = exc.errors(include_input=False)[0]
+        key = str(error["loc"][0]) if error["loc"] else "?"
+        if error["type"] in {"unexpected_keyword_argument", "extra_forbidden"}:
+            known = ", ".join(sorted(f.name for f in fields(cls)))
+            raise ConfigError(f"Unknown setting {section}.{key}; known keys: {known}.") from None
+        expected = _expected(_annotation_text(cls, key)) if key in {f.name for f in fields(cls)} else "valid"
+        if error["type"] in {"missing", "none_required"} or (data.get(key, 0) is None):
+            raise ConfigError(f"{section}.{key}: a value is required ({expected}).") from None
+        raise ConfigError(
+            f"{section}.{key} must be {expected} (got {type(data.get(key)).__name__}); "
+            "fix it in the config file or the environment."
+        ) from None
+    return _resolve_paths(value, base_dir)
+
+
+def _resolve_paths(section: Any, base_dir: Path | None) -> Any:
+    """``~`` expanded, and relative paths taken relative to the config file's folder."""
+    changes = {}
+    for f in fields(section):
+        value = getattr(section, f.name)
+        if isinstance(value, Path):
+            value = value.expanduser()
+            if not value.is_absolute() and base_dir is not None:
+                value = (base_dir / value).resolve()
+            changes[f.name] = value
+    return replace(section, **changes) if changes else section
 
 
 def _find_secrets(data: Any, trail: str = "") -> str | None:

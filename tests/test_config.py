@@ -114,3 +114,13 @@ def test_a_wrong_environment_value_is_never_echoed() -> None:
 def test_the_article_size_limit_is_configurable() -> None:
     settings = load_settings(environ={"DIRECTIVE_BOT__KNOWLEDGE__MAX_ARTICLE_BYTES": "1000"})
     assert settings.knowledge.max_article_bytes == 1000
+
+
+def test_discord_ids_from_the_environment_may_be_comma_or_space_separated() -> None:
+    settings = load_settings(environ={"DIRECTIVE_BOT__DISCORD__MODERATOR_ROLES": "12, 34 56"})
+    assert settings.discord.moderator_roles == (12, 34, 56)
+
+
+def test_relative_paths_in_the_file_are_relative_to_the_file(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, "paths:\n  data_dir: state\n"), environ={})
+    assert settings.paths.data_dir == (tmp_path / "state").resolve()
