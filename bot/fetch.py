@@ -60,8 +60,9 @@ class FetchPolicy:
         "application/xhtml+xml",
         "text/plain",
     )
-    # Test-only: permits 127.0.0.0/8 (plain IPv4) and nothing else non-public.
-    allow_loopback_for_tests: bool = False
+    # Plain IPv4 networks trusted although not public (none in production: the bot never sets
+    # any; a test serving pages on 127.0.0.1 passes that network). Tunnelled IPv6 forms never are.
+    trusted_networks: tuple[ipaddress.IPv4Network, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,6 @@ _V6_RULES: tuple[tuple[ipaddress.IPv6Network, str], ...] = tuple(
 )
 
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-_LOOPBACK_V4 = ipaddress.IPv4Network("127.0.0.0/8")
 
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -147,7 +147,7 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
 def _address_label(ip: IPAddress, policy: FetchPolicy) -> str | None:
     """Why ``ip`` may not be contacted (e.g. "a private address"), or None if public."""
     if isinstance(ip, ipaddress.IPv4Address):
-        if policy.allow_loopback_for_tests and ip in _LOOPBACK_V4:
+        if any(ip in net for net in policy.trusted_networks):
             return None
         for net, label in _V4_RULES:
             if ip in net:
@@ -158,7 +158,7 @@ def _address_label(ip: IPAddress, policy: FetchPolicy) -> str | None:
                 return label
         embedded = _embedded_ipv4(ip)
         if embedded is not None:
-            # Tunnelled forms never get the loopback allowance.
+            # Tunnelled forms are never trusted.
             inner = _address_label(embedded, _DEFAULT_POLICY)
             if inner is not None:
                 return f"an IPv6 form of {embedded}, {inner}"

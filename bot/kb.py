@@ -240,12 +240,11 @@ class KnowledgeBase:
         data = read_bounded(path, self.max_bytes)
         return self.prepare_file(path.name if path.suffix else path.name + ".txt", data)
 
-    def prepare_url(self, url: str, *, allow_loopback_for_tests: bool = False) -> Preview:
+    def prepare_url(self, url: str) -> Preview:
         """Fetch safely (blocking), extract, clean."""
         from bot.fetch import fetch_url_sync
 
-        policy = self.fetch_policy(allow_loopback_for_tests)
-        return self.prepare_page(fetch_url_sync(url, policy))
+        return self.prepare_page(fetch_url_sync(url, self.fetch_policy()))
 
     def prepare_page(self, page: FetchedPage) -> Preview:
         """A page already fetched (``bot.fetch.FetchedPage``, e.g. by the async ``fetch_url``): extract, clean."""
@@ -256,16 +255,12 @@ class KnowledgeBase:
         )
         return self.prepare_extracted(extracted, origin=page.url, fallback_url=page.url)
 
-    def fetch_policy(self, allow_loopback_for_tests: bool = False) -> FetchPolicy:
+    def fetch_policy(self) -> FetchPolicy:
+        """The limits in ``settings.fetch``; public addresses only."""
         from bot.fetch import FetchPolicy
 
         f = self.settings.fetch
-        return FetchPolicy(
-            max_bytes=f.max_bytes,
-            timeout_seconds=f.timeout_seconds,
-            max_redirects=f.max_redirects,
-            allow_loopback_for_tests=allow_loopback_for_tests,
-        )
+        return FetchPolicy(max_bytes=f.max_bytes, timeout_seconds=f.timeout_seconds, max_redirects=f.max_redirects)
 
     # --- applying -----------------------------------------------------------------------------
 

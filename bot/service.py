@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,7 @@ from bot.errors import (
     StorageError,
 )
 from bot.language import Detection, detect
-from bot.models import Answer, Article
+from bot.models import Answer, Article, Excerpt
 from bot.multilingual import (
     ENABLE_HINT,
     MODEL_LANGUAGES,
@@ -82,7 +83,9 @@ log = logging.getLogger(__name__)
 
 REBUILD_LOG_ATTEMPTS = 3  # a rebuild-log entry waits out a database another process holds locked
 
-__all__ = ["BuildReport", "ImportReport", "IndexInfo", "KnowledgeService"]
+__all__ = ["BuildReport", "ImportReport", "IndexInfo", "KnowledgeService", "RebuildOutcome", "RunningRebuild"]
+
+UNEXPECTED_FAILURE = "an unexpected error (it was logged)"
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,32 @@ class IndexInfo:
     dimension: int
     last_build_seconds: float | None
     stale: bool
+
+
+@dataclass(frozen=True)
+class RunningRebuild:
+    """A rebuild this process is running: who started it (as the logs name them, and as people know them) and when."""
+
+    started_by: str
+    name: str
+    started_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class RebuildOutcome:
+    """A finished rebuild: the report, or why it failed and which index is still serving.
+
+    ``logged`` says whether its rebuild-log entry was written (a swapped-in build stays live without it).
+    """
+
+    report: BuildReport | None
+    error: str | None = None
+    serving_version: str | None = None
+    logged: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return self.report is not None
 
 
 @dataclass(frozen=True)
@@ -136,7 +165,7 @@ class KnowledgeService:
         self._live: _Live | None = None
         self._swap_lock = threading.Lock()
         self._rebuild_lock = threading.Lock()
-        self._rebuild_holder = ""
+        self._running: RunningRebuild | None = None
         # Repeated questions: keyed by (normalised question, excerpts) per index version and pin book.
         self.answer_cache: AnswerCache[Answer] = AnswerCache(settings.discord.answer_cache_size)
         # Moderators' pins: served only when a database is attached (the bot and `ask` attach one;
@@ -245,21 +274,75 @@ class KnowledgeService:
         """How many chunks of one article the live index holds (0 for an article it does not hold)."""
         return sum(1 for chunk in self.live.index.chunks if chunk.article_id == article_id)
 
+    @property
+    def running_rebuild(self) -> RunningRebuild | None:
+        """The rebuild this process is running now, if any."""
+        return self._running
+
     def rebuild(
-        self, *, started_by: str = "cli", force: bool = False, progress: Callable[[int, int], None] | None = None
+        self,
+        *,
+        started_by: str = "cli",
+        name: str | None = None,
+        force: bool = False,
+        progress: Callable[[int, int], None] | None = None,
     ) -> BuildReport:
-        """Incremental build and atomic swap; the old index keeps serving until the new one is loaded."""
+        """Incremental build and atomic swap; the old index keeps serving until the new one is loaded.
+
+        ``name`` is how people know who started it (``started_by`` is how the logs name them).
+        """
         if not self._rebuild_lock.acquire(blocking=False):
-            raise RebuildInProgress(f"A rebuild is already running ({self._rebuild_holder}); wait for it to finish.")
+            running = self._running
+            holder = f"started by {running.started_by} at {running.started_at:%H:%M:%S} UTC" if running else "starting"
+            raise RebuildInProgress(f"A rebuild is already running ({holder}); wait for it to finish.")
         try:
-            self._rebuild_holder = f"started by {started_by} at {dt.datetime.now(dt.UTC):%H:%M:%S} UTC"
+            self._running = RunningRebuild(started_by, name or started_by, dt.datetime.now(dt.UTC))
             report = self._build(started_by=started_by, force=force, progress=progress)
             if self._live is None or self._live.index.version != report.index_version or report.embedded:
                 self._load()
             return report
         finally:
-            self._rebuild_holder = ""
+            self._running = None
             self._rebuild_lock.release()
+
+    def rebuild_logged(
+        self,
+        *,
+        started_by: str,
+        name: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> RebuildOutcome:
+        """Rebuild and swap in here, recording success or failure in the rebuild log (what `/kb` runs).
+
+        A failure is returned, not raised: the old index keeps serving. ``RebuildInProgress`` (this
+        process or another holds the build) is raised and not recorded.
+        """
+        started = time.time()
+        log.info("rebuild started by=%s serving=%s", started_by, self.live_version)
+        try:
+            report = self.rebuild(started_by=started_by, name=name, progress=progress)
+        except RebuildInProgress:
+            raise
+        except DirectiveError as exc:
+            return self._rebuild_failed(started_by, started, self._failure_reason(exc))
+        except Exception:
+            log.exception("rebuild started by %s failed", started_by)
+            return self._rebuild_failed(started_by, started, UNEXPECTED_FAILURE)
+        detail = _build_detail(report)
+        logged = self.record_rebuild(started_by, started, report.seconds, True, detail)
+        log.info("rebuild done by=%s %s in %.1fs", started_by, detail, report.seconds)
+        return RebuildOutcome(report, logged=logged)
+
+    def _rebuild_failed(self, started_by: str, started: float, reason: str) -> RebuildOutcome:
+        serving = self.live_version
+        log.warning("rebuild by=%s failed; still serving %s: %s", started_by, serving, reason)
+        logged = self.record_rebuild(started_by, started, time.time() - started, False, reason)
+        return RebuildOutcome(None, error=reason, serving_version=serving, logged=logged)
+
+    def _failure_reason(self, exc: DirectiveError) -> str:
+        """The error's first line, naming files as people know them (knowledge/x.md), not by absolute path."""
+        reason = _first_line(exc)
+        return reason.replace(f"{self.settings.paths.knowledge_dir}{os.sep}", "knowledge/")
 
     def _build(self, *, started_by: str, force: bool, progress: Callable[[int, int], None] | None) -> BuildReport:
         return build_index(
@@ -292,25 +375,31 @@ class KnowledgeService:
         except RebuildInProgress:
             raise
         except DirectiveError as exc:
-            self.record_rebuild(started_by, started, time.time() - started, False, _first_line(exc))
+            self.record_rebuild(started_by, started, time.time() - started, False, self._failure_reason(exc))
             raise
-        detail = f"{report.index_version}: {report.embedded} embedded"
-        return report, self.record_rebuild(started_by, started, report.seconds, True, detail)
+        return report, self.record_rebuild(started_by, started, report.seconds, True, _build_detail(report))
 
     def record_rebuild(self, started_by: str, started: float, seconds: float, ok: bool, detail: str) -> bool:
-        """One rebuild-log entry, retrying a held lock; False when it could not be written."""
+        """One rebuild-log entry, retrying a held lock; False when it could not be written.
+
+        It goes to the database attached with :meth:`use_pins` (the bot's), else to the one in settings.
+        """
         from bot.db import Database
 
+        entry = {
+            "started_by": started_by,
+            "started_at": dt.datetime.fromtimestamp(started, dt.UTC),
+            "seconds": seconds,
+            "ok": ok,
+            "detail": detail,
+        }
         for attempt in range(1, REBUILD_LOG_ATTEMPTS + 1):
             try:
-                with Database.open(self.settings) as db:
-                    db.record_rebuild(
-                        started_by=started_by,
-                        started_at=dt.datetime.fromtimestamp(started, dt.UTC),
-                        seconds=seconds,
-                        ok=ok,
-                        detail=detail,
-                    )
+                if self._pin_db is not None:
+                    self._pin_db.record_rebuild(**entry)
+                else:
+                    with Database.open(self.settings) as db:
+                        db.record_rebuild(**entry)
                 return True
             except StorageError as exc:
                 log.warning("writing the rebuild log failed (attempt %d of %d): %s", attempt, REBUILD_LOG_ATTEMPTS, exc)
@@ -535,6 +624,15 @@ class KnowledgeService:
         )
         return PinDraft(draft.question, draft.quotes, more)
 
+    def preview_excerpts(self, quotes: Sequence[PinnedQuote]) -> list[Excerpt]:
+        """Chosen passages as members will see them: attributed and marked as the moderators' choice."""
+        articles = self.live.index.articles
+        return [
+            Excerpt(q.quote, q.start, q.end, 1.0, articles[q.article_id].source, "", pinned=True)
+            for q in quotes
+            if q.article_id in articles
+        ]
+
     def pinned_for(self, question: str) -> int | None:
         """The pin that already holds this question (same normalised words), if any."""
         from bot.pins import normalise
@@ -622,6 +720,14 @@ class KnowledgeService:
 
     def covered_topics(self) -> tuple[str, ...]:
         return self.live.topics
+
+
+def _build_detail(report: BuildReport) -> str:
+    """A build in one line of the rebuild log: versions, the difference, what was embedded."""
+    return (
+        f"{report.previous_version or 'none'} -> {report.index_version}: +{len(report.added)} "
+        f"~{len(report.changed)} -{len(report.removed)}, {report.embedded} embedded"
+    )
 
 
 def _first_line(exc: BaseException) -> str:

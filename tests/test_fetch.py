@@ -33,7 +33,8 @@ from bot.fetch import (
 )
 from tests.dns import StubResolver
 
-LOOPBACK = FetchPolicy(allow_loopback_for_tests=True)
+LOCAL_SERVER = (ipaddress.IPv4Network("127.0.0.0/8"),)  # where these tests serve pages
+LOOPBACK = FetchPolicy(trusted_networks=LOCAL_SERVER)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PAGE_HTML = "<html><head><title>Hi</title></head><body><p>Hello, world.</p></body></html>"
 
@@ -197,7 +198,7 @@ async def test_exactly_max_redirects_hops_are_allowed() -> None:
         remaining = int(request.match_info["n"])
         raise web.HTTPFound("/page" if remaining == 1 else f"/hop/{remaining - 1}")
 
-    policy = FetchPolicy(max_redirects=3, allow_loopback_for_tests=True)
+    policy = FetchPolicy(max_redirects=3, trusted_networks=LOCAL_SERVER)
     async with serve({"/hop/{n}": hop, "/page": html_page}) as server:
         page = await fetch_url(server.url("/hop/3"), policy)
 
@@ -249,7 +250,7 @@ async def test_too_many_redirects_are_refused() -> None:
     async def forever(request: web.Request) -> web.Response:
         raise web.HTTPFound(f"/loop/{int(request.match_info['n']) + 1}")
 
-    policy = FetchPolicy(max_redirects=3, allow_loopback_for_tests=True)
+    policy = FetchPolicy(max_redirects=3, trusted_networks=LOCAL_SERVER)
     async with serve({"/loop/{n}": forever}) as server:
         with pytest.raises(FetchRefused, match="redirected more than 3 times"):
             await fetch_url(server.url("/loop/0"), policy)
@@ -305,7 +306,7 @@ async def test_oversized_streamed_body_is_refused() -> None:
             pass
         return response
 
-    policy = FetchPolicy(max_bytes=20_000, allow_loopback_for_tests=True)
+    policy = FetchPolicy(max_bytes=20_000, trusted_networks=LOCAL_SERVER)
     async with serve({"/big": endless}) as server:
         with pytest.raises(FetchRefused, match="larger than 20 kB"):
             await fetch_url(server.url("/big"), policy)
@@ -321,7 +322,7 @@ async def test_compressed_body_is_capped_after_decompression() -> None:
             headers={"Content-Type": "text/html", "Content-Encoding": "gzip"},
         )
 
-    policy = FetchPolicy(max_bytes=20_000, allow_loopback_for_tests=True)
+    policy = FetchPolicy(max_bytes=20_000, trusted_networks=LOCAL_SERVER)
     async with serve({"/bomb": gzipped}) as server:
         with pytest.raises(FetchRefused, match="larger than 20 kB"):
             await fetch_url(server.url("/bomb"), policy)
@@ -341,7 +342,7 @@ async def test_oversized_content_length_is_refused_before_reading() -> None:
         await release.wait()
         return response
 
-    policy = FetchPolicy(timeout_seconds=10, allow_loopback_for_tests=True)
+    policy = FetchPolicy(timeout_seconds=10, trusted_networks=LOCAL_SERVER)
     async with serve({"/huge": huge_promise}) as server:
         try:
             with pytest.raises(FetchRefused, match="larger than 5 MB"):
@@ -386,7 +387,7 @@ async def test_slow_server_is_refused_with_a_timeout(stage: str) -> None:
             pass
         return response
 
-    policy = FetchPolicy(timeout_seconds=0.3, allow_loopback_for_tests=True)
+    policy = FetchPolicy(timeout_seconds=0.3, trusted_networks=LOCAL_SERVER)
     async with serve({"/slow": slow}) as server:
         try:
             with pytest.raises(FetchRefused, match=r"did not load within 0\.3 seconds"):

@@ -135,6 +135,64 @@ def test_a_second_rebuild_in_the_same_process_is_refused(service) -> None:
         worker.join(10)
 
 
+def test_the_running_rebuild_names_who_started_it_and_is_gone_when_it_ends(service) -> None:
+    seen = []
+    original = service.embedder.encode
+
+    def watching_encode(texts, *, progress=None):
+        seen.append(service.running_rebuild)
+        return original(texts, progress=progress)
+
+    service.embedder.encode = watching_encode
+    write_article(service.settings.paths.knowledge_dir, Article(id="x-news", title="X", body="Brand new text."))
+    service.rebuild(started_by="discord:alice (1)", name="alice")
+    assert (seen[0].started_by, seen[0].name) == ("discord:alice (1)", "alice")
+    assert service.running_rebuild is None
+
+
+def test_a_logged_rebuild_swaps_in_and_records_the_difference(service, settings) -> None:
+    before = service.live_version
+    write_article(settings.paths.knowledge_dir, Article(id="x-news", title="X", body="Brand new text."))
+    outcome = service.rebuild_logged(started_by="discord:alice (1)")
+    assert outcome.ok and outcome.logged and service.live_version == outcome.report.index_version
+    with Database.open(settings) as db:
+        last = db.last_rebuild()
+    assert last.ok and last.started_by == "discord:alice (1)"
+    assert last.detail == f"{before} -> {outcome.report.index_version}: +1 ~0 -0, {outcome.report.embedded} embedded"
+
+
+def test_a_failed_logged_rebuild_is_returned_with_the_file_named_as_people_know_it(service, settings) -> None:
+    before = service.live_version
+    (settings.paths.knowledge_dir / "broken.md").write_text("no front matter here\n", encoding="utf-8")
+    outcome = service.rebuild_logged(started_by="discord:alice (1)")
+    assert not outcome.ok and outcome.serving_version == before == service.live_version
+    assert outcome.error.startswith("knowledge/broken.md") and str(settings.paths.knowledge_dir) not in outcome.error
+    with Database.open(settings) as db:
+        last = db.last_rebuild()
+    assert not last.ok and last.detail == outcome.error
+
+
+def test_a_logged_rebuild_failing_with_a_bug_says_it_was_logged(service, monkeypatch, caplog) -> None:
+    def bug(*args, **kwargs):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr("bot.service.build_index", bug)
+    outcome = service.rebuild_logged(started_by="discord:alice (1)")
+    assert outcome.error == "an unexpected error (it was logged)"
+    assert "ZeroDivisionError" in caplog.text
+
+
+def test_a_logged_rebuild_refused_by_another_process_is_raised_and_not_logged(service, settings, monkeypatch) -> None:
+    def held(*args, **kwargs):
+        raise RebuildInProgress("A rebuild is already running (started by cli at 12:00:00 UTC); wait for it.")
+
+    monkeypatch.setattr("bot.service.build_index", held)
+    with pytest.raises(RebuildInProgress, match="started by cli"):
+        service.rebuild_logged(started_by="discord:alice (1)")
+    with Database.open(settings) as db:
+        assert db.last_rebuild() is None
+
+
 def test_questions_are_answered_from_the_old_index_during_a_rebuild(service) -> None:
     started = threading.Event()
     release = threading.Event()

@@ -1,8 +1,9 @@
 """The Discord client: intents, worker pool, extensions, persistent views, command sync, errors.
 
 ``DirectiveBot(settings, service)`` holds no global state, so tests can start several against a
-fake Discord. All knowledge-base work (model, FAISS) runs in ``run_blocking``'s worker pool and
-all SQLite work in ``run_db``'s single thread, never on the event loop.
+fake Discord. Answering (model, FAISS) runs in ``run_blocking``'s worker pool and the edge's own
+SQLite work (stored answers, votes, gaps, audit rows) in ``run_db``'s single thread, never on the
+event loop; rebuilds and their log entries are the knowledge service's (the kb cog's build thread).
 
 Command sync is rate-limited by Discord and global changes take a while to spread, so a start-up
 syncs only when the command tree differs from the last one synced (its hash is kept in
@@ -33,17 +34,17 @@ from discord.ext import commands
 
 from bot.db import Database
 from bot.discord.cooldown import QuestionLimiter
-from bot.discord.queue import lower_thread_priority
 from bot.discord.replies import NO_MENTIONS, report_error
 from bot.discord.startup import start_with_retry
 from bot.discord.translator import CatalogueTranslator
-from bot.discord.views import PERSISTENT_ITEMS
 from bot.errors import ConfigError
 
 if TYPE_CHECKING:
     from bot.config import Settings
-    from bot.models import Answer, Article
-    from bot.service import IndexInfo
+    from bot.models import Answer, Article, Excerpt
+    from bot.pins import Pin, PinDraft, PinnedQuote, SentenceChoice
+    from bot.service import IndexInfo, RebuildOutcome, RunningRebuild
+    from bot.store import IndexStatus
 
 log = logging.getLogger(__name__)
 
@@ -56,21 +57,69 @@ PRUNE_EVERY_SECONDS = 24 * 3600
 
 
 class AnswerService(Protocol):
-    """What the bot needs from ``bot.service.KnowledgeService`` (tests pass a small fake)."""
+    """Everything the Discord edge asks of ``bot.service.KnowledgeService`` (tests pass small fakes).
+
+    Asking (the ask, sources and about cogs), the index and its rebuilds, and the moderators'
+    pins (the kb cog); blocking methods, called through ``run_blocking`` or a cog's own pool.
+    """
 
     settings: Settings
 
-    def ask(self, question: str, *, max_excerpts: int | None = None) -> Answer: ...
+    # -- asking
+    def ask(self, question: str, *, max_excerpts: int | None = None, use_pins: bool = True) -> Answer: ...
 
     def ask_cached(self, question: str, *, max_excerpts: int | None = None, compute: bool = True) -> Answer | None: ...
-
-    def info(self) -> IndexInfo: ...
 
     def articles(self) -> list[Article]: ...
 
     def covered_topics(self) -> tuple[str, ...]: ...
 
+    # -- the index
+    def info(self) -> IndexInfo: ...
+
+    def status(self) -> IndexStatus: ...
+
+    @property
+    def live_version(self) -> str | None: ...
+
+    def indexed_chunks(self, article_id: str) -> int: ...
+
     def reload_if_changed(self) -> tuple[str, str] | None: ...
+
+    @property
+    def running_rebuild(self) -> RunningRebuild | None: ...
+
+    def rebuild_logged(
+        self, *, started_by: str, name: str | None = None, progress: Callable[[int, int], None] | None = None
+    ) -> RebuildOutcome: ...
+
+    # -- the moderators' pins
+    @property
+    def pin_db(self) -> Database | None: ...
+
+    def use_pins(self, db: Database | None) -> list[Pin]: ...
+
+    def search_passages(self, text: str, limit: int = 25) -> list[SentenceChoice]: ...
+
+    def passage_at(self, ref: str) -> PinnedQuote: ...
+
+    def passage_of(self, article_id: str, start: int, end: int) -> PinnedQuote: ...
+
+    def find_passage(self, text: str) -> PinnedQuote: ...
+
+    def draft_pin(self, question: str, quotes: list[PinnedQuote] | tuple[PinnedQuote, ...]) -> PinDraft: ...
+
+    def with_phrasings(self, draft: PinDraft, phrasings: list[str] | tuple[str, ...]) -> PinDraft: ...
+
+    def preview_excerpts(self, quotes: Sequence[PinnedQuote]) -> list[Excerpt]: ...
+
+    def pinned_for(self, question: str) -> int | None: ...
+
+    def save_pin(self, draft: PinDraft, *, actor: str) -> Pin: ...
+
+    def unpin(self, pin_id: int, *, actor: str) -> Pin: ...
+
+    def add_pin_phrasings(self, pin_id: int, phrasings: list[str] | tuple[str, ...], *, actor: str) -> Pin: ...
 
 
 def find_extensions(package: str = COGS_PACKAGE) -> tuple[str, ...]:
@@ -152,10 +201,7 @@ class DirectiveBot(commands.AutoShardedBot):
         self._reload_reason = "poll"
         self.limiter = QuestionLimiter.from_settings(settings.discord)
         self.bot_threads: set[int] = set()
-        # Workers yield the cores to the event loop, so acknowledgements go out on time under load.
-        self.executor = ThreadPoolExecutor(
-            max(1, settings.discord.workers), thread_name_prefix="directive-ask", initializer=lower_thread_priority
-        )
+        self.executor = ThreadPoolExecutor(max(1, settings.discord.workers), thread_name_prefix="directive-ask")
         self.db_executor = ThreadPoolExecutor(1, thread_name_prefix="directive-db")
         self._poller: asyncio.Task[None] | None = None
         self._pruner: asyncio.Task[None] | None = None
@@ -187,7 +233,6 @@ class DirectiveBot(commands.AutoShardedBot):
         names = self.extension_names if self.extension_names is not None else find_extensions()
         for name in names:
             await self.load_extension(name)
-        self.add_dynamic_items(*PERSISTENT_ITEMS)
         use_pins = getattr(self.service, "use_pins", None)
         if use_pins is not None:  # the moderators' pins in this bot's database, checked against the index
             await self.run_blocking(use_pins, self.db)
@@ -354,7 +399,7 @@ class DirectiveBot(commands.AutoShardedBot):
             if task is not None:
                 task.cancel()
         if self._db is not None and getattr(self.service, "pin_db", None) is self._db:
-            self.service.use_pins(None)  # type: ignore[attr-defined]  # the database closes with the bot
+            self.service.use_pins(None)  # the database closes with the bot
         if self._sighup_installed:
             self._sighup_installed = False
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)

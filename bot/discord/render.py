@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import discord
 
+from bot.discord.markup import MARKUP_START
 from bot.i18n import ENGLISH, N_, Frame
 from bot.models import Answer, Article, Excerpt, Source
 
@@ -61,9 +62,6 @@ class RenderedAnswer:
 
 # -- escaping ---------------------------------------------------------------------------------
 
-# Discord markup that starts with "<": user/role/channel mentions, slash-command mentions,
-# timestamps and custom emoji. A backslash makes each show as typed.
-_ANGLE_MARKUP = re.compile(r"<(?=(?:@[!&]?|#)\d+>|/[^<>\n]+:\d+>|t:-?\d+(?::[tTdDfFsSR])?>|a?:\w+:\d+>)")
 _NUMBERED_LIST = re.compile(r"^(\s*\d+)\.(?=\s)", re.MULTILINE)
 
 
@@ -92,7 +90,7 @@ def escape_text(text: str) -> str:
     text = _INDENTED_DASH.sub(r"\1\\-", text)
     text = _NUMBERED_LIST.sub(r"\1\\.", text)
     text = _escape_brackets(text)
-    text = _ANGLE_MARKUP.sub(r"\\<", text)
+    text = MARKUP_START.sub(r"\\<", text)
     return discord.utils.escape_mentions(text)
 
 

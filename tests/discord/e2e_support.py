@@ -6,10 +6,7 @@ to load and to index ``knowledge/``, so it is built once per test session (it is
 ``index/``. A second knowledge base (``extra_service``: over two pages of articles, one of them
 full of mention and markdown bait) reuses the loaded models and builds in a couple of seconds.
 
-Use from a test module (the fixtures are imported under their function names, so that test
-parameters called ``knowledge_service`` / ``extra_service`` do not shadow an import)::
-
-    from .e2e_support import knowledge_service_fixture, start_env  # noqa: F401  (fixture)
+The fixtures ``knowledge_service`` and ``extra_service`` are in ``tests/discord/conftest.py``::
 
     async def test_something(discord_harness, knowledge_service, tmp_path):
         env = await start_env(discord_harness, knowledge_service, tmp_path)   # guild, member, bot
@@ -84,16 +81,6 @@ def shared_service(request: pytest.FixtureRequest) -> KnowledgeService:
         return _shared
 
 
-@pytest.fixture(scope="session", name="knowledge_service")
-def knowledge_service_fixture(request: pytest.FixtureRequest) -> KnowledgeService:
-    """The shared real service. Import ``knowledge_service_fixture``; tests take ``knowledge_service``."""
-    return shared_service(request)
-
-
-# The fixture under its own name too, for modules that import it as ``knowledge_service``.
-knowledge_service = knowledge_service_fixture
-
-
 # -- a second knowledge base: many articles, and one full of mention and markdown bait -------------
 
 # Over two pages of /sources (10 a page): one short dated article per outlet.
@@ -165,9 +152,8 @@ def write_extra_knowledge(knowledge_dir: Path) -> list[Article]:
     return articles
 
 
-@pytest.fixture(scope="session", name="extra_service")
-def extra_service_fixture(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> KnowledgeService:
-    """A real service over the second knowledge base (21 articles), sharing the loaded models."""
+def extra_service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> KnowledgeService:
+    """A real service over the second knowledge base (21 articles), sharing the loaded models, built once."""
     global _extra
     models = shared_service(request)
     with _lock:

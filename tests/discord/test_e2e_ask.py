@@ -19,9 +19,7 @@ from .e2e_support import (
     ScriptedService,
     assert_no_pings,
     assert_quotes_verbatim,
-    extra_service_fixture,  # noqa: F401  (the extra_service fixture)
     final_message,
-    knowledge_service_fixture,  # noqa: F401  (the knowledge_service fixture)
     start_env,
     unescape,
 )

@@ -14,7 +14,6 @@ from .e2e_support import (
     assert_quotes_verbatim,
     excerpt_blocks,
     final_message,
-    knowledge_service_fixture,  # noqa: F401  (the knowledge_service fixture)
     start_env,
     without_ellipsis,
 )

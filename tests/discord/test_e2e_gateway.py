@@ -20,7 +20,6 @@ from .e2e_support import (
     assert_no_pings,
     assert_quotes_verbatim,
     final_message,
-    knowledge_service_fixture,  # noqa: F401  (the knowledge_service fixture)
     start_env,
 )
 from .fake_discord import CallbackType

@@ -2,8 +2,8 @@
 
 Each test gets its own copy of ``knowledge/`` and of the shared, already-built index (with its
 embedding cache), so a rebuild embeds only what the test changed. The models are loaded once per
-session (``e2e_support.knowledge_service``). Pages are served from 127.0.0.1 through the cog's
-test-only loopback allowance; every other fetch refusal happens before any connection.
+session (``e2e_support.knowledge_service``). Pages are served from 127.0.0.1: the cog is given a
+fetcher that trusts that network; every other fetch refusal happens before any connection.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import ipaddress
 import logging
 import os
@@ -26,6 +27,7 @@ import pytest
 from aiohttp import web
 
 from bot.discord.client import DirectiveBot
+from bot.fetch import FetchedPage, FetchPolicy, fetch_url
 from bot.kb import KnowledgeBase
 from bot.knowledge import write_article
 from bot.models import Article
@@ -33,11 +35,10 @@ from bot.service import KnowledgeService
 from bot.store import BuildLock, build_index
 from tests.dns import StubResolver
 
-from .e2e_support import (  # noqa: F401  (knowledge_service is a fixture)
+from .e2e_support import (
     ANSWER_TIMEOUT,
     Env,
     bot_settings,
-    knowledge_service,
     plain_text,
 )
 from .fake_discord import CommandNotAvailable, FakeMessage, InteractionRecord
@@ -159,7 +160,7 @@ def embed_fields(message: FakeMessage) -> dict[str, str]:
 
 
 @pytest.fixture
-def service(knowledge_service: KnowledgeService, tmp_path: Path) -> KnowledgeService:  # noqa: F811
+def service(knowledge_service: KnowledgeService, tmp_path: Path) -> KnowledgeService:
     return private_service(knowledge_service, tmp_path)
 
 
@@ -228,12 +229,23 @@ async def serve(routes: dict[str, Handler]) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
+def local_fetcher(resolver: StubResolver | None = None) -> Callable[[str], Awaitable[FetchedPage]]:
+    """The production fetcher with the test server's network trusted (and the limits of the defaults)."""
+    policy = FetchPolicy(trusted_networks=(ipaddress.IPv4Network("127.0.0.0/8"),))
+    return functools.partial(fetch_url, policy=policy, resolver=resolver)
+
+
+def public_fetcher(env: KbEnv, resolver: StubResolver) -> Callable[[str], Awaitable[FetchedPage]]:
+    """The production fetcher and policy, with the test's DNS answers."""
+    return functools.partial(fetch_url, policy=env.cog.base.fetch_policy(), resolver=resolver)
+
+
 async def article_page(request: web.Request) -> web.Response:
     return web.Response(text=ARTICLE_HTML, content_type="text/html", charset="utf-8")
 
 
 async def preview_of_url(env: KbEnv, url: str) -> FakeMessage:
-    env.cog.allow_loopback_for_tests = True
+    env.cog.fetch_page = local_fetcher()
     rec = await env.kb("add", {"url": url})
     message = await env.reply(rec)
     assert message.ephemeral
@@ -594,9 +606,9 @@ async def test_unsafe_or_unusable_link_is_refused_and_nothing_written(
     env: KbEnv, outbound: list[object], target: str, local: bool, reason: str
 ) -> None:
     before = env.files()
-    env.cog.fetch_resolver = StubResolver({"intranet.example": ["10.1.2.3"]})
+    resolver = StubResolver({"intranet.example": ["10.1.2.3"]})
     async with serve({"/redirect": redirect_to_private, "/huge": oversized, "/pdf": pdf}) as base:
-        env.cog.allow_loopback_for_tests = local
+        env.cog.fetch_page = local_fetcher(resolver) if local else public_fetcher(env, resolver)
         rec = await env.kb("add", {"url": base + target if local else target})
         message = await env.reply(rec)
     assert message.ephemeral and not message.components and not message.embeds

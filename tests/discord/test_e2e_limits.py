@@ -23,7 +23,6 @@ from .e2e_support import (
     assert_no_pings,
     excerpt_blocks,
     final_message,
-    knowledge_service_fixture,  # noqa: F401  (the knowledge_service fixture)
     source_article,
     start_env,
     without_ellipsis,

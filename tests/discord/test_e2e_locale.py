@@ -14,7 +14,6 @@ from .e2e_support import (
     Env,
     assert_quotes_verbatim,
     final_message,
-    knowledge_service_fixture,  # noqa: F401  (the knowledge_service fixture)
     plain_text,
     start_bot,
     start_env,

@@ -16,7 +16,6 @@ from bot.db import Database
 from bot.knowledge import get_article, write_article
 from bot.service import KnowledgeService
 
-from .e2e_support import knowledge_service  # noqa: F401  (fixture)
 from .fake_discord import FakeMessage
 from .test_e2e_kb import TIMEOUT, KbEnv, private_service, start_kb_env
 
@@ -33,7 +32,7 @@ MARK = "📌 chosen by the moderators"
 
 
 @pytest.fixture
-def service(knowledge_service: KnowledgeService, tmp_path: Path) -> KnowledgeService:  # noqa: F811
+def service(knowledge_service: KnowledgeService, tmp_path: Path) -> KnowledgeService:
     return private_service(knowledge_service, tmp_path)
 
 

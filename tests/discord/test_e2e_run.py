@@ -12,7 +12,7 @@ from bot.config import load_settings
 from bot.discord.client import run_bot
 from bot.errors import ConfigError
 
-from .e2e_support import base_settings, knowledge_service_fixture  # noqa: F401  (the knowledge_service fixture)
+from .e2e_support import base_settings
 from .fake_discord import Intent
 
 

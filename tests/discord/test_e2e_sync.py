@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from bot.cli import cli
 from bot.discord.client import SYNC_LOCK_FILE, SYNC_STATE_FILE, DirectiveBot
 
-from .e2e_support import bot_settings, knowledge_service_fixture, start_bot, start_env  # noqa: F401  (fixture)
+from .e2e_support import bot_settings, start_bot, start_env
 
 pytestmark = pytest.mark.slow
 

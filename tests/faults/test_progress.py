@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.discord.kb_views import ProgressMessage, render_progress
+from bot.discord.cogs.kb._views import ProgressMessage, render_progress
 
 
 def test_progress_says_chunks_embedded_of_total_and_time_left() -> None:

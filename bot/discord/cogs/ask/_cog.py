@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,6 +25,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.answer_cache import normalise_question
+from bot.discord.cogs.ask._buttons import PERSISTENT_ITEMS, answer_view
+from bot.discord.markup import mentions_user, strip_mentions_of, without_discord_markup
 from bot.discord.queue import FairQueue, QueueClosed, QueueFull, Waiting
 from bot.discord.render import RenderedAnswer, cut_content, render_answer
 from bot.discord.replies import (
@@ -39,7 +40,6 @@ from bot.discord.replies import (
     too_busy,
     user_message,
 )
-from bot.discord.views import answer_view
 from bot.errors import DirectiveError, InvalidQuestion
 from bot.i18n import ENGLISH, N_, Frame
 from bot.models import Answer
@@ -84,30 +84,6 @@ def question_from_message(content: str, limit: int) -> str:
     if space > limit // 2:
         return cut[:space].rstrip()
     return text[:limit].rstrip()  # one enormous word: cut it rather than send nothing
-
-
-def strip_mentions_of(content: str, user_id: int) -> str:
-    """Remove ``<@id>`` / ``<@!id>`` mentions of the bot so only the question remains."""
-    return " ".join(re.sub(rf"<@!?{user_id}>", " ", content).split())
-
-
-# Discord markup naming a user, role, channel or moment by id: the articles know nothing of these
-# ids, and a question full of them reads to the retriever as noise and is declined. Commands and
-# custom emoji keep their names.
-_ID_MARKUP = re.compile(r"<(?:@[!&]?\d+|#\d+|t:-?\d+(?::[tTdDfFsSR])?)>")
-_COMMAND_MARKUP = re.compile(r"</([^<>\n:]+):\d+>")
-_EMOJI_MARKUP = re.compile(r"<a?:(\w+):\d+>")
-
-
-def without_discord_markup(content: str) -> str:
-    """The words of a question: mentions and timestamps removed, ``</ask:1>`` -> ``/ask``, whitespace collapsed."""
-    text = _EMOJI_MARKUP.sub(r":\1:", _COMMAND_MARKUP.sub(r"/\1", content))
-    return " ".join(_ID_MARKUP.sub(" ", text).split())
-
-
-def mentions_user(content: str, user_id: int) -> bool:
-    """An explicit mention in the text (a reply ping alone does not count as asking)."""
-    return re.search(rf"<@!?{user_id}>", content) is not None
 
 
 def channel_allowed(channel: Any, allowed: Iterable[int]) -> bool:
@@ -158,8 +134,13 @@ class Ask(commands.Cog):
         # Handlers with a member waiting on them, so a shutdown can let their last reply go out.
         self._waiting_handlers: set[asyncio.Task[Any]] = set()
 
+    async def cog_load(self) -> None:
+        # The answer buttons work on every answer ever posted, across restarts: their state is in the custom id.
+        self.bot.add_dynamic_items(*PERSISTENT_ITEMS)
+
     async def cog_unload(self) -> None:
         """Tell everyone still waiting to ask again, before the connection closes."""
+        self.bot.remove_dynamic_items(*PERSISTENT_ITEMS)
         self.bot.tree.remove_command(self.find_sources_menu.name, type=self.find_sources_menu.type)
         for task in self._typing:
             task.cancel()
@@ -380,32 +361,28 @@ class Ask(commands.Cog):
         """
         started = time.perf_counter()
         tr = frame_for(interaction)
-        # No worker starts a new computation until this interaction is acknowledged (see the queue).
-        with self.queue.acknowledging():
-            refused = self.bot.limiter.admit(interaction.user.id)
-            if refused is not None:
-                await send_private(interaction, refused.message_in(tr))
-                return
-            try:
-                queued = self.enqueue(question, guild_id=interaction.guild_id, user_id=interaction.user.id)
-            except QueueFull as full:
-                log.warning("queue full: %d waiting; refused a question via=%s", full.waiting, via)
-                await send_private(interaction, too_busy(full.waiting, full.retry_after, tr))
-                return
-            except QueueClosed:
-                await send_private(interaction, tr.gettext(RESTARTING))
-                return
-            task = self._track()
+        refused = self.bot.limiter.admit(interaction.user.id)
+        if refused is not None:
+            await send_private(interaction, refused.message_in(tr))
+            return
+        try:
+            queued = self.enqueue(question, guild_id=interaction.guild_id, user_id=interaction.user.id)
+        except QueueFull as full:
+            log.warning("queue full: %d waiting; refused a question via=%s", full.waiting, via)
+            await send_private(interaction, too_busy(full.waiting, full.retry_after, tr))
+            return
+        except QueueClosed:
+            await send_private(interaction, tr.gettext(RESTARTING))
+            return
+        task = self._track()
+        try:
             try:
                 await interaction.response.defer(ephemeral=private, thinking=True)
             except discord.HTTPException as exc:
                 # Too late to acknowledge: nobody can be shown an answer. The computation still
                 # serves any other asker of the same question.
                 log.warning("could not defer interaction %s: %s", interaction.id, exc)
-                if task is not None:
-                    self._waiting_handlers.discard(task)
                 return
-        try:
             try:
                 answer = queued if isinstance(queued, Answer) else await self._wait_in_queue(interaction, queued, tr)
                 reply = await self.reply_for(
@@ -443,8 +420,6 @@ class Ask(commands.Cog):
             while True:
                 place = queued.place()
                 if place is not None and place.eta >= notice_after:
-                    # A notice can wait; acknowledging the interactions still arriving cannot.
-                    await self.queue.after_acknowledgements()
                     text = queue_notice(place.position, place.eta, tr)
                     if text != shown:
                         shown = text
@@ -594,7 +569,3 @@ class Ask(commands.Cog):
                 await self.bot.run_db(self.bot.db.remove_bot_thread, payload.thread_id)
             except Exception:
                 log.exception("forgetting deleted thread %s failed", payload.thread_id)
-
-
-async def setup(bot: DirectiveBot) -> None:
-    await bot.add_cog(Ask(bot))

@@ -2,20 +2,18 @@
 
 Every subcommand, button and modal is gated by the one moderator rule in ``bot.discord.checks``.
 Changes follow python-discord's ``refreshdoc``: check, lock, confirm, then report the difference.
-Knowledge-base work (fetching, extraction, file writes with their audit rows) runs off the event
-loop in this cog's small pool; rebuilds run on their own thread, one at a time, while questions are
-still answered from the old index until the new one is swapped in.
+Reading and extracting articles runs off the event loop in this cog's small pool; a change (the file
+with its audit row) on the bot's database thread; rebuilds through the knowledge service (which
+keeps the one-at-a-time rule and the rebuild log) on their own thread, while questions are still
+answered from the old index until the new one is swapped in.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import functools
 import logging
-import os
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -25,7 +23,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.checks import ModeratorGroup, is_moderator
-from bot.discord.kb_views import (
+from bot.discord.cogs.kb._views import (
     AddTextModal,
     EditArticleModal,
     KbListPaginator,
@@ -35,11 +33,10 @@ from bot.discord.kb_views import (
     PinFromGroupView,
     PinPreviewView,
     ProgressMessage,
-    RebuildOutcome,
-    RunningRebuild,
     TextArticle,
     article_embed,
     clip,
+    rebuild_refusal,
     render_feedback,
     render_gaps,
     render_not_rebuilt,
@@ -61,17 +58,17 @@ from bot.knowledge import too_big
 from bot.models import Article, Excerpt
 
 if TYPE_CHECKING:
-    from aiohttp.abc import AbstractResolver
-
     from bot.db import AuditEntry
-    from bot.discord.client import DirectiveBot
+    from bot.discord.client import AnswerService, DirectiveBot
+    from bot.fetch import FetchedPage
     from bot.kb import Change, Preview
-    from bot.pins import PinDraft, PinnedQuote
-    from bot.service import KnowledgeService
+    from bot.pins import PinDraft
+    from bot.service import RebuildOutcome
 
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
+PageFetcher = Callable[[str], Awaitable["FetchedPage"]]
 
 LIST_PER_PAGE = 10
 GAP_DAYS = 30
@@ -89,17 +86,14 @@ class KnowledgeAdmin(commands.Cog, name="KnowledgeBase"):
 
     kb = ModeratorGroup(name="kb", description="Moderators: manage the articles I quote and the search index.")
 
-    # Test-only switches. They are never read from settings, a file or the environment: only a
-    # test sets them on a cog instance, to fetch pages from a local server or fake DNS answers.
-    allow_loopback_for_tests: bool = False
-    fetch_resolver: AbstractResolver | None = None
-
-    def __init__(self, bot: DirectiveBot) -> None:
+    def __init__(self, bot: DirectiveBot, *, fetch_page: PageFetcher | None = None) -> None:
         self.bot = bot
         self.base = KnowledgeBase(bot.settings, bot.db)
+        # How `/kb add url` fetches: public addresses only, within settings.fetch (replaceable, e.g. by a
+        # fetcher that reads a test's local server).
+        self.fetch_page: PageFetcher = fetch_page or self._fetch_public
         self._work = ThreadPoolExecutor(2, thread_name_prefix="directive-kb")
         self._builder = ThreadPoolExecutor(1, thread_name_prefix="directive-rebuild")
-        self.rebuilding: RunningRebuild | None = None
 
     async def cog_unload(self) -> None:
         self._work.shutdown(wait=False, cancel_futures=True)
@@ -126,16 +120,10 @@ class KnowledgeAdmin(commands.Cog, name="KnowledgeBase"):
             ) from None
 
     def _indexed_chunks(self, article_id: str) -> int | None:
-        """Chunks of this article in the live index, or None when the service cannot say."""
+        """Chunks of this article in the live index, or None before an index is loaded."""
         try:
             return self.service.indexed_chunks(article_id)
-        except (IndexMissing, AttributeError):  # nothing loaded yet, or a service without an index
-            return None
-
-    def _serving_version(self) -> str | None:
-        try:
-            return self.service.live_version
-        except AttributeError:  # a service without an index
+        except IndexMissing:
             return None
 
     # -- rebuilding: one at a time, off the loop, reported --------------------------------------
@@ -148,52 +136,21 @@ class KnowledgeAdmin(commands.Cog, name="KnowledgeBase"):
         A failure is returned, not raised: the old index keeps serving and the moderator is told why.
         ``progress(done, total)`` is called from the build thread as chunks are embedded.
         """
-        running = self.rebuilding
-        if running is not None:
-            raise RebuildInProgress(running.refusal())
-        started = dt.datetime.now(dt.UTC)
-        self.rebuilding = RunningRebuild(user.id, user.name, started)
-        actor = actor_of(user)
-        t0 = time.perf_counter()
+        self._refuse_if_rebuilding()
         loop = asyncio.get_running_loop()
-        log.info("rebuild started by=%s serving=%s", actor, self._serving_version())
-        extra = {"progress": progress} if progress is not None else {}
-        try:
-            report = await loop.run_in_executor(
-                self._builder,
-                functools.partial(self.service.rebuild, started_by=actor, **extra),
-            )
-        except RebuildInProgress:
-            raise  # another process (an operator's `index build`) holds the build lock
-        except DirectiveError as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            # Name files as moderators know them (knowledge/x.md), not by this machine's absolute path.
-            reason = reason.replace(f"{self.bot.settings.paths.knowledge_dir}{os.sep}", "knowledge/")
-            return await self._rebuild_failed(actor, started, t0, reason)
-        except Exception:
-            log.exception("rebuild started by %s failed", actor)
-            return await self._rebuild_failed(actor, started, t0, "an unexpected error (it was logged)")
-        finally:
-            self.rebuilding = None
-        detail = (
-            f"{report.previous_version or 'none'} -> {report.index_version}: +{len(report.added)} "
-            f"~{len(report.changed)} -{len(report.removed)}, {report.embedded} embedded"
+        rebuild = functools.partial(
+            self.service.rebuild_logged, started_by=actor_of(user), name=user.name, progress=progress
         )
-        await self._record_rebuild(actor, started, report.seconds, True, detail)
-        log.info("rebuild done by=%s %s in %.1fs", actor, detail, report.seconds)
-        return RebuildOutcome(report)
-
-    async def _rebuild_failed(self, actor: str, started: dt.datetime, t0: float, reason: str) -> RebuildOutcome:
-        serving = self._serving_version()
-        log.warning("rebuild by=%s failed; still serving %s: %s", actor, serving, reason)
-        await self._record_rebuild(actor, started, time.perf_counter() - t0, False, reason)
-        return RebuildOutcome(None, error=reason, serving_version=serving)
-
-    async def _record_rebuild(self, actor: str, started: dt.datetime, seconds: float, ok: bool, detail: str) -> None:
         try:
-            await self.bot.run_db(self.bot.db.record_rebuild, actor, started, seconds, ok, detail)
-        except Exception:
-            log.exception("recording the rebuild failed")
+            return await loop.run_in_executor(self._builder, rebuild)
+        except RebuildInProgress:
+            self._refuse_if_rebuilding()  # this process: say who and when
+            raise  # another process (an operator's `index build`) holds the build lock
+
+    def _refuse_if_rebuilding(self) -> None:
+        running = self.service.running_rebuild
+        if running is not None:
+            raise RebuildInProgress(rebuild_refusal(running))
 
     async def _rebuild_and_report(self, interaction: discord.Interaction[Any], *, title: str, lead: str) -> None:
         """After a saved change: rebuild, then tell the moderator what changed (or why not)."""
@@ -265,11 +222,13 @@ class KnowledgeAdmin(commands.Cog, name="KnowledgeBase"):
         preview = await (self._prepare_url(url) if url is not None else self._prepare_attachment(file))  # type: ignore[arg-type]
         await self._confirm_add(interaction, preview)
 
-    async def _prepare_url(self, url: str) -> Preview:
+    async def _fetch_public(self, url: str) -> FetchedPage:
         from bot.fetch import fetch_url
 
-        policy = self.base.fetch_policy(self.allow_loopback_for_tests)
-        page = await fetch_url(url, policy, resolver=self.fetch_resolver)
+        return await fetch_url(url, self.base.fetch_policy())
+
+    async def _prepare_url(self, url: str) -> Preview:
+        page = await self.fetch_page(url)
         return await self._off_loop(self.base.prepare_page, page)
 
     async def _prepare_attachment(self, file: discord.Attachment) -> Preview:
@@ -315,7 +274,7 @@ class KnowledgeAdmin(commands.Cog, name="KnowledgeBase"):
         if pressed is None:
             return
         try:
-            change: Change = await self._off_loop(self.base.add, preview, actor=actor_of(pressed.user))
+            change: Change = await self.bot.run_db(self.base.add, preview, actor=actor_of(pressed.user))
         except DirectiveError as exc:
             await self._send(pressed, f"{exc} Nothing was added.")
             return
@@ -356,7 +315,7 @@ class KnowledgeAdmin(commands.Cog, name="KnowledgeBase"):
         if pressed is None:
             return
         try:
-            change = await self._off_loop(self.base.remove, found.id, actor=actor_of(pressed.user))
+            change = await self.bot.run_db(self.base.remove, found.id, actor=actor_of(pressed.user))
         except DirectiveError as exc:
             await self._send(pressed, f"{exc} Nothing was removed.")
             return
@@ -392,7 +351,7 @@ class KnowledgeAdmin(commands.Cog, name="KnowledgeBase"):
         self, interaction: discord.Interaction[Any], article_id: str, fields: dict[str, Any]
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        change = await self._off_loop(self.base.edit, article_id, actor=actor_of(interaction.user), **fields)
+        change = await self.bot.run_db(self.base.edit, article_id, actor=actor_of(interaction.user), **fields)
         if change.hash_before == change.hash_after:
             await self._send(interaction, f"Nothing changed in `{article_id}`; the index is left as it is.")
             return
@@ -420,9 +379,9 @@ class KnowledgeAdmin(commands.Cog, name="KnowledgeBase"):
 
     @kb.command(name="rebuild", description="Rebuild the index from the articles on disk (only what changed).")
     async def rebuild(self, interaction: discord.Interaction[DirectiveBot]) -> None:
-        running = self.rebuilding
+        running = self.service.running_rebuild
         if running is not None:  # check before deferring: the refusal is instant
-            await self._send(interaction, running.refusal())
+            await self._send(interaction, rebuild_refusal(running))
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         progress = ProgressMessage(
@@ -442,11 +401,9 @@ class KnowledgeAdmin(commands.Cog, name="KnowledgeBase"):
             status = await self._off_loop(service.status)
         except DirectiveError as exc:
             status_error = str(exc)
-        except AttributeError:
-            pass
         last = await self.bot.run_db(self.bot.db.last_rebuild)
         embed = render_status(
-            info, status=status, status_error=status_error, last_rebuild=last, running=self.rebuilding
+            info, status=status, status_error=status_error, last_rebuild=last, running=service.running_rebuild
         )
         await self._send(interaction, embed=embed)
 
@@ -462,8 +419,8 @@ class KnowledgeAdmin(commands.Cog, name="KnowledgeBase"):
     # -- pins: quotes the moderators choose for recurring questions -----------------------------
 
     @property
-    def service(self) -> KnowledgeService:
-        return self.bot.service  # type: ignore[return-value]
+    def service(self) -> AnswerService:
+        return self.bot.service
 
     def _pin_from(self, questions: list[str], owner_id: int) -> PinFromGroupView | None:
         if not questions:
@@ -561,14 +518,14 @@ class KnowledgeAdmin(commands.Cog, name="KnowledgeBase"):
             async def added(submit: discord.Interaction[Any], lines: list[str]) -> None:
                 holder["draft"] = await self._off_loop(self.service.with_phrasings, holder["draft"], lines)
                 embed = render_pin_preview(
-                    holder["draft"], self._excerpts_of(holder["draft"].quotes), timeout_seconds=self.timeout
+                    holder["draft"], self.service.preview_excerpts(holder["draft"].quotes), timeout_seconds=self.timeout
                 )
                 await submit.response.edit_message(embed=embed, view=view)
 
             await press.response.send_modal(PhrasingsModal(added, timeout=self.timeout))
 
         view = PinPreviewView(owner_id, on_pin=confirmed, on_phrasings=phrasings, timeout=self.timeout)
-        embed = render_pin_preview(draft, self._excerpts_of(draft.quotes), timeout_seconds=self.timeout)
+        embed = render_pin_preview(draft, self.service.preview_excerpts(draft.quotes), timeout_seconds=self.timeout)
         return embed, view
 
     async def _send_preview(self, interaction: discord.Interaction[Any], draft: PinDraft) -> None:
@@ -582,15 +539,6 @@ class KnowledgeAdmin(commands.Cog, name="KnowledgeBase"):
         embed, view = self._preview(draft, interaction.user.id)
         await interaction.response.edit_message(embed=embed, view=view)
         view.origin = interaction
-
-    def _excerpts_of(self, quotes: tuple[PinnedQuote, ...]) -> list[Excerpt]:
-        """The passages as members will see them: attributed and marked as the moderators' choice."""
-        articles = self.service.live.index.articles
-        return [
-            Excerpt(q.quote, q.start, q.end, 1.0, articles[q.article_id].source, "", pinned=True)
-            for q in quotes
-            if q.article_id in articles
-        ]
 
     @kb.command(name="pins", description="Pinned answers: served or stale, hits, and 👍/👎 since pinned.")
     async def pins(self, interaction: discord.Interaction[DirectiveBot]) -> None:
@@ -643,7 +591,3 @@ def clip_choice(text: str) -> str:
     """An autocomplete choice name: one line, 1 to 100 characters (shown literally, not as markdown)."""
     one = " ".join(text.split()) or "…"
     return one if len(one) <= 100 else one[:99].rstrip() + "…"
-
-
-async def setup(bot: DirectiveBot) -> None:
-    await bot.add_cog(KnowledgeAdmin(bot))

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from bot.db import AuditEntry, FeedbackGroup, Gap, RebuildEntry
     from bot.kb import Preview
     from bot.pins import Pin, PinDraft
-    from bot.service import IndexInfo
+    from bot.service import IndexInfo, RebuildOutcome, RunningRebuild
     from bot.store import BuildReport, IndexStatus
 
 log = logging.getLogger(__name__)
@@ -236,19 +236,6 @@ class ProgressMessage:
             log.debug("could not show rebuild progress: %s", exc)
 
 
-@dataclass(frozen=True)
-class RebuildOutcome:
-    """A finished rebuild: the report, or why it failed and which index is still serving."""
-
-    report: BuildReport | None
-    error: str | None = None
-    serving_version: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.report is not None
-
-
 def build_summary(report: BuildReport) -> list[tuple[str, str]]:
     """(name, value) pairs describing what a build changed."""
     if report.unchanged:
@@ -302,19 +289,12 @@ def render_not_rebuilt(lead: str, reason: str) -> discord.Embed:
 # -- status, article detail, gaps, list -------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RunningRebuild:
-    """A rebuild this process is running: who started it and when."""
-
-    user_id: int
-    user_name: str
-    started_at: dt.datetime
-
-    def refusal(self) -> str:
-        return (
-            f"A rebuild is already running: started by {clip(self.user_name, 80)} {when(self.started_at, 'T')}. "
-            "Wait for it to finish, then try again."
-        )
+def rebuild_refusal(running: RunningRebuild) -> str:
+    """Why a second rebuild cannot start: who started the running one, and when."""
+    return (
+        f"A rebuild is already running: started by {clip(running.name, 80)} {when(running.started_at, 'T')}. "
+        "Wait for it to finish, then try again."
+    )
 
 
 def render_status(
@@ -350,7 +330,7 @@ def render_status(
     if running is not None:
         embed.add_field(
             name="Rebuilding now",
-            value=f"started by {clip(running.user_name, 80)} {when(running.started_at, 'T')}",
+            value=f"started by {clip(running.name, 80)} {when(running.started_at, 'T')}",
             inline=False,
         )
     if last_rebuild is not None:

@@ -12,14 +12,7 @@ import pytest
 from bot.config import DiscordSettings, PathSettings, QuestionSettings, Settings
 from bot.db import Database
 from bot.discord.client import DirectiveBot
-from bot.discord.cogs.ask import (
-    Ask,
-    channel_allowed,
-    mentions_user,
-    precheck_question,
-    question_from_message,
-    strip_mentions_of,
-)
+from bot.discord.cogs.ask._cog import Ask, channel_allowed, precheck_question, question_from_message
 from bot.errors import InvalidQuestion
 from bot.models import Answer, Excerpt, Source
 
@@ -106,16 +99,6 @@ def test_message_question_never_exceeds_the_limit() -> None:
     assert len(question_from_message(text, 500)) <= 500
 
 
-@pytest.mark.parametrize("content", [f"<@{BOT_ID}> who is affected?", f"who is <@!{BOT_ID}> affected?"])
-def test_mention_of_the_bot_is_stripped_from_the_question(content: str) -> None:
-    assert mentions_user(content, BOT_ID)
-    assert "<@" not in strip_mentions_of(content, BOT_ID)
-
-
-def test_mention_of_someone_else_is_not_a_question_to_the_bot() -> None:
-    assert not mentions_user("<@1234> who is affected?", BOT_ID)
-
-
 @pytest.mark.parametrize(
     ("channel", "allowed", "expected"),
     [
@@ -183,9 +166,9 @@ async def test_invalid_question_raises_the_cores_error(bot: DirectiveBot) -> Non
 async def test_one_structured_log_line_without_question_text_by_default(
     bot: DirectiveBot, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="bot.discord.cogs.ask"):
+    with caplog.at_level(logging.INFO, logger="bot.discord.cogs.ask._cog"):
         await Ask(bot).answer("What is secret?", via="slash", guild_id=7, channel_id=2, user_id=3)
-    (line,) = [r.getMessage() for r in caplog.records if r.name == "bot.discord.cogs.ask"]
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "bot.discord.cogs.ask._cog"]
     for key in (
         "guild=7",
         "latency_ms=",
@@ -206,7 +189,7 @@ async def test_question_text_is_logged_only_when_enabled(tmp_path: Path, caplog:
     with Database(tmp_path / "t.sqlite3") as db:
         bot = DirectiveBot(settings, FakeService(settings), db=db)
         try:
-            with caplog.at_level(logging.INFO, logger="bot.discord.cogs.ask"):
+            with caplog.at_level(logging.INFO, logger="bot.discord.cogs.ask._cog"):
                 await Ask(bot).answer("What is secret?", via="slash", guild_id=7, channel_id=2, user_id=3)
         finally:
             bot._shutdown_pools()
