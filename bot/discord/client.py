@@ -34,6 +34,7 @@ from discord.ext import commands
 
 from bot.db import Database
 from bot.discord.cooldown import QuestionLimiter
+from bot.discord.queue import lower_thread_priority
 from bot.discord.replies import NO_MENTIONS, report_error
 from bot.discord.startup import start_with_retry
 from bot.discord.translator import CatalogueTranslator
@@ -201,7 +202,10 @@ class DirectiveBot(commands.AutoShardedBot):
         self._reload_reason = "poll"
         self.limiter = QuestionLimiter.from_settings(settings.discord)
         self.bot_threads: set[int] = set()
-        self.executor = ThreadPoolExecutor(max(1, settings.discord.workers), thread_name_prefix="directive-ask")
+        # Workers yield the cores to the event loop, so acknowledgements go out on time under load.
+        self.executor = ThreadPoolExecutor(
+            max(1, settings.discord.workers), thread_name_prefix="directive-ask", initializer=lower_thread_priority
+        )
         self.db_executor = ThreadPoolExecutor(1, thread_name_prefix="directive-db")
         self._poller: asyncio.Task[None] | None = None
         self._pruner: asyncio.Task[None] | None = None

@@ -8,7 +8,10 @@ needs the workers to stay busy, listed questions are held in their worker thread
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 
+import discord
 import pytest
 
 from bot.discord.replies import RESTARTING, is_queue_notice
@@ -204,3 +207,35 @@ async def test_a_restart_tells_a_member_who_mentioned_the_bot_to_ask_again(
     for message in asked:
         reply = await env.reply_to(message, timeout=5)
         assert reply.content == RESTARTING
+
+
+async def test_no_answer_is_computed_while_an_interaction_waits_to_be_acknowledged(
+    discord_harness, knowledge_service, tmp_path, monkeypatch
+) -> None:
+    service = CountingService(knowledge_service)
+    env = await start_env(discord_harness, service, tmp_path)
+    acknowledge = asyncio.Event()
+    real_defer = discord.InteractionResponse.defer
+
+    async def slow_defer(self, **kwargs):  # the acknowledgement takes as long as the test says
+        await acknowledge.wait()
+        return await real_defer(self, **kwargs)
+
+    monkeypatch.setattr(discord.InteractionResponse, "defer", slow_defer)
+    record = await env.ask("Who issued the order?")
+    await asyncio.sleep(0.5)
+    assert service.computed == [], "a worker computed while an acknowledgement was pending"
+    acknowledge.set()
+    message = await final_message(record)
+    assert message.embeds[0]["title"] == "Who issued the order?"
+    assert service.computed == ["Who issued the order?"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="only Linux sets niceness per thread")
+async def test_the_answering_threads_yield_the_cores_to_the_event_loop(
+    discord_harness, knowledge_service, tmp_path
+) -> None:
+    env = await start_env(discord_harness, knowledge_service, tmp_path)
+    loop_niceness = os.getpriority(os.PRIO_PROCESS, 0)  # the calling thread: the event loop's
+    worker_niceness = await env.bot.run_blocking(os.getpriority, os.PRIO_PROCESS, 0)
+    assert worker_niceness > loop_niceness

@@ -361,28 +361,32 @@ class Ask(commands.Cog):
         """
         started = time.perf_counter()
         tr = frame_for(interaction)
-        refused = self.bot.limiter.admit(interaction.user.id)
-        if refused is not None:
-            await send_private(interaction, refused.message_in(tr))
-            return
-        try:
-            queued = self.enqueue(question, guild_id=interaction.guild_id, user_id=interaction.user.id)
-        except QueueFull as full:
-            log.warning("queue full: %d waiting; refused a question via=%s", full.waiting, via)
-            await send_private(interaction, too_busy(full.waiting, full.retry_after, tr))
-            return
-        except QueueClosed:
-            await send_private(interaction, tr.gettext(RESTARTING))
-            return
-        task = self._track()
-        try:
+        # No worker starts a new computation until this interaction is acknowledged (see the queue).
+        with self.queue.acknowledging():
+            refused = self.bot.limiter.admit(interaction.user.id)
+            if refused is not None:
+                await send_private(interaction, refused.message_in(tr))
+                return
+            try:
+                queued = self.enqueue(question, guild_id=interaction.guild_id, user_id=interaction.user.id)
+            except QueueFull as full:
+                log.warning("queue full: %d waiting; refused a question via=%s", full.waiting, via)
+                await send_private(interaction, too_busy(full.waiting, full.retry_after, tr))
+                return
+            except QueueClosed:
+                await send_private(interaction, tr.gettext(RESTARTING))
+                return
+            task = self._track()
             try:
                 await interaction.response.defer(ephemeral=private, thinking=True)
             except discord.HTTPException as exc:
                 # Too late to acknowledge: nobody can be shown an answer. The computation still
                 # serves any other asker of the same question.
                 log.warning("could not defer interaction %s: %s", interaction.id, exc)
+                if task is not None:
+                    self._waiting_handlers.discard(task)
                 return
+        try:
             try:
                 answer = queued if isinstance(queued, Answer) else await self._wait_in_queue(interaction, queued, tr)
                 reply = await self.reply_for(
@@ -420,6 +424,8 @@ class Ask(commands.Cog):
             while True:
                 place = queued.place()
                 if place is not None and place.eta >= notice_after:
+                    # A notice can wait; acknowledging the interactions still arriving cannot.
+                    await self.queue.after_acknowledgements()
                     text = queue_notice(place.position, place.eta, tr)
                     if text != shown:
                         shown = text
