@@ -863,7 +863,7 @@ def _eval_modes(
     plot: Path | None,
     pins_from: Database | None = None,
 ) -> None:
-    from bot.evaluation import MODES, Observation, Tuner, evaluate
+    from bot.evaluation import MODES, Observation, Tuner, asked, evaluate
 
     out: dict[str, object] = {}
     for path, eval_set in zip(files, sets, strict=True):
@@ -880,7 +880,7 @@ def _eval_modes(
         print_table([r.row() for r in results])
         print_groups(full)
         if show_misses:
-            observations = [Observation(q, service.retrieve(q.text), 0.0) for q in eval_set.on_topic]
+            observations = [Observation(q, service.retrieve(asked(service, q)), 0.0) for q in eval_set.on_topic]
             print_misses(Tuner(service, observations), _current_params(service))
     if as_json:
         click.echo(json.dumps(out))
@@ -1026,7 +1026,7 @@ def print_groups(figures) -> None:  # noqa: ANN001
 
 def print_misses(tuner, params) -> None:  # noqa: ANN001
     """Each missed on-topic question with where its gold first appears: fused chunks, windows read, excerpts."""
-    from bot.evaluation import stage_ranks
+    from bot.evaluation import asked, stage_ranks
 
     service = tuner.service
     bodies = {aid: a.body for aid, a in service.live.index.articles.items()}
@@ -1036,7 +1036,7 @@ def print_misses(tuner, params) -> None:  # noqa: ANN001
         if ob.question.cls != "on" or (o.rank is not None and o.rank <= 3):
             continue
         answer = service.answer_from(
-            ob.question.text,
+            asked(service, ob.question),
             ob.retrieval.reweighted(
                 params.rerank_windows, params.prior_weight, first=params.rerank_first, decisive=params.rerank_decisive
             ),

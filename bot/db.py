@@ -859,6 +859,15 @@ class Database:
         """Ids of every thread the bot opened."""
         return {row["thread_id"] for row in self._query("SELECT thread_id FROM bot_threads")}
 
+    def thread_question(self, thread_id: int) -> str | None:
+        """The question whose answer a bot thread was opened from: what short messages there follow.
+        None when the thread is not the bot's or its answer has been pruned."""
+        rows = self._query(
+            "SELECT a.question FROM bot_threads t JOIN answers a ON a.id = t.answer_id WHERE t.thread_id = ?",
+            (thread_id,),
+        )
+        return str(rows[0]["question"]) if rows else None
+
 
 def _clip(text: str, limit: int = 80) -> str:
     text = " ".join(text.split())

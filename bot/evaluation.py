@@ -29,6 +29,7 @@ import yaml
 from bot.answer import decline_score
 from bot.errors import ConfigError
 from bot.models import Answer
+from bot.query import in_context
 
 if TYPE_CHECKING:
     from bot.config import RetrievalSettings
@@ -51,6 +52,7 @@ class Question:
     kind: str | None = None  # persona, casual, short, ... where the file says
     lang: str | None = None
     source: str = ""  # the file it came from
+    context: str | None = None  # the question a thread message follows (conversation files)
 
 
 @dataclass(frozen=True)
@@ -88,15 +90,26 @@ def _item(raw: object, cls: Kind, source: str) -> Question:
     raise ConfigError(f"{source}: each question is a string or a mapping with 'q'.")
 
 
+def _conversation(raw: object, source: str) -> Question:
+    if isinstance(raw, dict) and "first" in raw and "then" in raw:
+        kind = str(raw["kind"]) if raw.get("kind") else None
+        gold = tuple(str(g) for g in raw.get("gold") or ())
+        return Question(str(raw["then"]), "on", gold, kind, None, source, str(raw["first"]))
+    raise ConfigError(f"{source}: each conversation is a mapping with 'first', 'then' and 'gold'.")
+
+
 def load_eval_set(path: Path) -> EvalSet:
-    """A question file: ``on_topic`` (``q``, ``gold``, optional ``kind``/``lang``), ``off_topic``, ``near_miss``."""
+    """A question file: ``on_topic`` (``q``, ``gold``, optional ``kind``/``lang``), ``off_topic``, ``near_miss``;
+    or ``conversations`` (``first``, ``then``, ``gold``): a thread message asked after the question it follows."""
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"Cannot read question file {path}: {type(exc).__name__}.") from None
-    if not isinstance(data, dict) or "on_topic" not in data:
-        raise ConfigError(f"{path}: expected keys on_topic, off_topic, near_miss.")
     name = Path(path).name
+    if isinstance(data, dict) and "conversations" in data and "on_topic" not in data:
+        return EvalSet(tuple(_conversation(x, name) for x in data.get("conversations") or []))
+    if not isinstance(data, dict) or "on_topic" not in data:
+        raise ConfigError(f"{path}: expected keys on_topic, off_topic, near_miss (or conversations).")
     questions = [_item(x, "on", name) for x in data.get("on_topic") or []]
     questions += [_item(x, "off", name) for x in data.get("off_topic") or []]
     questions += [_item(x, "near", name) for x in data.get("near_miss") or []]
@@ -249,6 +262,12 @@ def outcome(question: Question, answer: Answer, wall_ms: float = 0.0) -> Outcome
     return Outcome(question, rank, answer.declined, answer.tentative, best, wall_ms)
 
 
+def asked(service: KnowledgeService, q: Question) -> str:
+    """What the bot is asked: the question, or a thread message read after the question it follows."""
+    settings = service.settings.question
+    return in_context(q.text, q.context, max_words=settings.follow_up_words, max_chars=settings.max_chars)
+
+
 def evaluate(
     service: KnowledgeService,
     eval_set: EvalSet,
@@ -261,7 +280,7 @@ def evaluate(
     figures = Figures(label)
     for q in eval_set.questions:
         t = time.perf_counter()
-        answer = service.ask(q.text, mode=mode, rerank=rerank)  # type: ignore[arg-type]
+        answer = service.ask(asked(service, q), mode=mode, rerank=rerank)  # type: ignore[arg-type]
         figures.outcomes.append(outcome(q, answer, (time.perf_counter() - t) * 1000))
     return figures
 
@@ -336,7 +355,7 @@ def observe(service: KnowledgeService, questions: Iterable[Question], *, read: i
     out = []
     for q in questions:
         t = time.perf_counter()
-        out.append(Observation(q, service.retrieve(q.text, read=read), (time.perf_counter() - t) * 1000))
+        out.append(Observation(q, service.retrieve(asked(service, q), read=read), (time.perf_counter() - t) * 1000))
     return out
 
 
@@ -390,7 +409,7 @@ class Tuner:
             for ob in self.observations:
                 r = ob.retrieval.reweighted(read, weight, first=first, decisive=decisive)
                 reads.append(len(r.passages))
-                answer = self.service.answer_from(ob.question.text, r, settings=open_settings)
+                answer = self.service.answer_from(asked(self.service, ob.question), r, settings=open_settings)
                 best = max((p.score for p in r.passages), default=-math.inf)
                 floor = r.dense_top < base.dense_floor or not r.passages
                 outs.append(

@@ -25,15 +25,20 @@ _WORDS = re.compile(r"[^\W_]+(?:[-/][^\W_]+)*")
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9/;'’-]*|\S")
 
 
+def _resource(name: str) -> object:
+    """A YAML file of ``bot/resources``: general language resources shipped with the package."""
+    return yaml.safe_load(resources.files("bot.resources").joinpath(name).read_text(encoding="utf-8"))
+
+
 @functools.lru_cache(maxsize=1)
 def chatspeak() -> dict[str, str]:
-    data = yaml.safe_load(resources.files("bot.resources").joinpath("chatspeak.yaml").read_text(encoding="utf-8"))
+    data = _resource("chatspeak.yaml")
     return {str(k).casefold(): str(v or "") for k, v in (data or {}).items()}
 
 
 @functools.lru_cache(maxsize=1)
 def glossary() -> dict[str, dict[str, tuple[str, ...]]]:
-    data = yaml.safe_load(resources.files("bot.resources").joinpath("glossary.yaml").read_text(encoding="utf-8"))
+    data = _resource("glossary.yaml")
     out: dict[str, dict[str, tuple[str, ...]]] = {}
     for name, concept in (data or {}).get("concepts", {}).items():
         out[str(name)] = {
@@ -118,6 +123,37 @@ def spell_out(text: str) -> str:
 
     out = _TOKEN.sub(one, text)
     return re.sub(r"\s+", " ", out).strip() or text
+
+
+@functools.lru_cache(maxsize=1)
+def acknowledgements() -> frozenset[str]:
+    data = _resource("acknowledgements.yaml")
+    return frozenset(str(w).casefold() for w in (data.get("words", ()) if isinstance(data, dict) else ()))
+
+
+def is_acknowledgement(text: str) -> bool:
+    """Whether a message only thanks or acknowledges ("thanks!", "ok cool"): in a thread that is
+    conversation, not a question (every word in ``resources/acknowledgements.yaml``)."""
+    words = [w.casefold() for w in _WORDS.findall(text)]
+    return bool(words) and all(w in acknowledgements() for w in words)
+
+
+def in_context(question: str, context: str | None, *, max_words: int, max_chars: int | None = None) -> str:
+    """A short message in a conversation, read together with the question it follows.
+
+    In a thread members do not repeat themselves: after "are foreigners cut off from Fable?" they
+    write "how long?" or "what about students". A message of at most ``max_words`` words is asked as
+    ``context`` followed by the message; a longer one stands on its own (a new question). The
+    combined text is what the models read, what the answer cache keys and what the reply's title
+    shows, so the member sees how the message was read. ``max_chars``: beyond it the message stands
+    alone rather than be refused.
+    """
+    if not context or not context.strip() or max_words <= 0:
+        return question
+    if len(_WORDS.findall(question)) > max_words:
+        return question
+    combined = f"{context.strip()} {question.strip()}"
+    return question if max_chars is not None and len(combined) > max_chars else combined
 
 
 @dataclass(frozen=True)

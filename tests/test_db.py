@@ -337,6 +337,18 @@ def test_bot_threads_survive_a_restart(tmp_path: Path) -> None:
         assert second.bot_threads() == {111, 222}
 
 
+def test_a_bot_thread_knows_the_question_it_was_opened_from(db: Database) -> None:
+    answer_id = db.save_answer(make_answer("Are foreigners cut off?"), guild_id=1, channel_id=2, user_id=3)
+    db.add_bot_thread(111, answer_id=answer_id, guild_id=1)
+    assert db.thread_question(111) == "Are foreigners cut off?"
+
+
+def test_a_thread_whose_answer_is_gone_has_no_question(db: Database) -> None:
+    db.add_bot_thread(111, answer_id="pruned", guild_id=1)
+    assert db.thread_question(111) is None
+    assert db.thread_question(999) is None
+
+
 def test_removed_thread_is_forgotten(db: Database) -> None:
     db.add_bot_thread(111, answer_id="abc", guild_id=1)
     db.remove_bot_thread(111)

@@ -109,3 +109,20 @@ def test_decline_threshold_of_a_single_cheapest_cut_is_that_cut() -> None:
     import numpy as np
 
     assert _widest_margin(np.array([0.3, 0.1, 0.2]), np.array([-1.0, 0.5, 2.0])) == (1, 0.5)
+
+
+def test_a_conversation_file_asks_each_message_after_the_question_it_follows(tmp_path: Path) -> None:
+    path = tmp_path / "followups.yaml"
+    path.write_text(
+        "conversations:\n  - first: Are foreigners cut off?\n    then: how long?\n    kind: follow-up\n"
+        "    gold: [A sentence.]\n",
+        encoding="utf-8",
+    )
+    [q] = load_eval_set(path).questions
+    assert (q.text, q.context, q.cls, q.gold, q.kind) == (
+        "how long?",
+        "Are foreigners cut off?",
+        "on",
+        ("A sentence.",),
+        "follow-up",
+    )

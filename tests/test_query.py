@@ -3,7 +3,7 @@ only when the knowledge base uses them."""
 
 import pytest
 
-from bot.query import QueryAnalyzer, find_countries, spell_out
+from bot.query import QueryAnalyzer, find_countries, in_context, is_acknowledgement, spell_out
 
 KB = [
     "The order bars foreign nationals from the models, including employees in Canada.",
@@ -79,3 +79,30 @@ def test_typo_correction_runs_after_spelling_out() -> None:
     seen = []
     QueryAnalyzer(KB).analyze("r goverments ok", correct=lambda t: seen.append(t) or t)
     assert seen == ["are goverments okay"]
+
+
+def test_a_short_message_is_read_after_the_question_it_follows() -> None:
+    asked = in_context("for how long?", "Are foreigners cut off?", max_words=6)
+    assert asked == "Are foreigners cut off? for how long?"
+
+
+def test_a_longer_message_stands_on_its_own() -> None:
+    message = "who is kun chen and why does he think this will fail"
+    assert in_context(message, "Are foreigners cut off?", max_words=6) == message
+
+
+def test_without_a_previous_question_the_message_stands_alone() -> None:
+    assert in_context("why?", None, max_words=6) == "why?"
+    assert in_context("why?", "Are foreigners cut off?", max_words=0) == "why?"
+
+
+def test_a_follow_up_that_would_be_too_long_together_stands_alone() -> None:
+    assert in_context("why?", "x" * 499, max_words=6, max_chars=500) == "why?"
+
+
+def test_thanks_and_ok_are_acknowledgements_not_questions() -> None:
+    assert is_acknowledgement("ok thanks!") and is_acknowledgement("ty lol")
+
+
+def test_a_short_question_is_not_an_acknowledgement() -> None:
+    assert not is_acknowledgement("opus ok?") and not is_acknowledgement("how long") and not is_acknowledgement("")

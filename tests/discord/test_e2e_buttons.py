@@ -136,11 +136,11 @@ async def test_open_thread_then_a_follow_up_there_is_answered_without_a_mention(
     assert "no need to mention me" in intro.content
     assert_no_pings([intro, notice])
 
-    follow_up = await env.fake.send_message(thread, env.member, "Who is affected by the ban?")
+    follow_up = await env.fake.send_message(thread, env.member, "Who exactly is affected by the ban on these models?")
     reply = await env.reply_to(follow_up)
     assert reply.channel_id == thread.id
     [embed] = reply.embeds
-    assert embed["title"] == "Who is affected by the ban?"
+    assert embed["title"] == "Who exactly is affected by the ban on these models?"  # a full question stands alone
     assert_quotes_verbatim(embed["description"], env.service.articles())
     assert not any(i.startswith("dbot:thread:") for i in reply.all_custom_ids())  # no thread in a thread
 
@@ -149,6 +149,34 @@ async def test_open_thread_then_a_follow_up_there_is_answered_without_a_mention(
     await env.fake.send_message(thread, env.member, "thanks!")  # a later event: the aside was processed first
     await env.reply_to(await env.fake.send_message(thread, env.member, "Is this a permanent ban?"))
     assert not [m for m in env.fake.channel_messages(env.channel) if m.reference_id == aside.id]
+
+
+async def test_a_short_message_in_a_thread_is_read_after_the_threads_question(env: Env) -> None:
+    answer = await public_answer(env)
+    opened = await env.fake.click_button(answer, button(answer, "dbot:thread:"), user=env.member)
+    await opened.wait_followups(1, timeout=10)
+    thread = env.fake.channels[answer.thread_id]
+    await env.fake.wait_for_message(thread, timeout=5)  # the bot's intro
+
+    # Alone, "for how long?" names nothing the articles answer; after the thread's question it does.
+    alone = await env.reply_to(await env.mention("for how long?"))
+    assert alone.embeds[0]["title"] == "Not covered: for how long?"
+    reply = await env.reply_to(await env.fake.send_message(thread, env.member, "for how long?"))
+    [embed] = reply.embeds
+    assert embed["title"] == f"{QUESTION} for how long?"  # the title shows how the message was read
+    assert_quotes_verbatim(embed["description"], env.service.articles())
+
+
+async def test_thanks_in_a_thread_gets_no_reply(env: Env) -> None:
+    answer = await public_answer(env)
+    opened = await env.fake.click_button(answer, button(answer, "dbot:thread:"), user=env.member)
+    await opened.wait_followups(1, timeout=10)
+    thread = env.fake.channels[answer.thread_id]
+    await env.fake.wait_for_message(thread, timeout=5)  # the bot's intro
+    thanks = await env.fake.send_message(thread, env.member, "ok thanks!")
+    question = await env.fake.send_message(thread, env.member, "Who is affected by the ban?")
+    await env.reply_to(question)  # a later message is answered, so "ok thanks!" was seen first
+    assert not [m for m in env.fake.channel_messages(thread) if m.reference_id == thanks.id]
 
 
 async def test_open_thread_twice_points_to_the_existing_thread(env: Env) -> None:

@@ -43,6 +43,7 @@ from bot.discord.replies import (
 from bot.errors import DirectiveError, InvalidQuestion
 from bot.i18n import ENGLISH, N_, Frame
 from bot.models import Answer
+from bot.query import in_context, is_acknowledgement
 
 if TYPE_CHECKING:
     from bot.config import QuestionSettings
@@ -470,6 +471,18 @@ class Ask(commands.Cog):
             return ("mention", without_discord_markup(strip_mentions_of(message.content, me.id)))
         return None
 
+    async def _in_thread_context(self, thread_id: int, text: str) -> str:
+        """A short message in a bot thread, read after the question the thread was opened from
+        ("how long?" after "are foreigners cut off?"; bot.query.in_context). Without that question
+        (pruned, or the database unavailable) the message stands alone: nobody is refused for it."""
+        settings = self.bot.settings.question
+        try:
+            context = await self.bot.run_db(self.bot.db.thread_question, thread_id)
+        except DirectiveError:
+            log.warning("thread %s: its question could not be read; answering the message alone", thread_id)
+            return text
+        return in_context(text, context, max_words=settings.follow_up_words, max_chars=settings.max_chars)
+
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         addressed = self.addressed_question(message)
@@ -482,14 +495,17 @@ class Ask(commands.Cog):
             if via == "mention":
                 await self._reply_notice(message, tr.gettext(MENTION_HINT))
             return
+        if via == "thread" and is_acknowledgement(question):
+            return  # "thanks!" in a thread is conversation, not a question
         guild_id = message.guild.id if message.guild else None
         started = time.perf_counter()
         refused = self.bot.limiter.admit(message.author.id)
         if refused is not None:
             await self._reply_notice(message, refused.message_in(tr))
             return
+        asked = await self._in_thread_context(message.channel.id, question) if via == "thread" else question
         try:
-            queued = self.enqueue(question, guild_id=guild_id, user_id=message.author.id)
+            queued = self.enqueue(asked, guild_id=guild_id, user_id=message.author.id)
         except QueueFull as full:
             log.warning("queue full: %d waiting; refused a question via=%s", full.waiting, via)
             await self._reply_notice(message, too_busy(full.waiting, full.retry_after, tr))
