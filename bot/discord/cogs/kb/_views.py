@@ -382,21 +382,33 @@ def article_embed(article: Article, *, chunks: int | None, history: Sequence[Aud
 
 def render_gaps(gaps: Sequence[Gap], *, days: int) -> discord.Embed:
     """Declined questions, grouped and counted, newest first."""
-    embed = discord.Embed(title=f"Questions I declined (last {days} days)", colour=COLOUR_KB)
-    if not gaps:
-        embed.description = "No declined questions; every question found something to quote."
+    lines = [
+        f"**{gap.count}×** {clip(gap.example, 200)} · last asked {discord.utils.format_dt(_aware(gap.last_asked), 'R')}"
+        for gap in gaps
+    ]
+    return _counted_list(
+        f"Questions I declined (last {days} days)",
+        lines,
+        empty="No declined questions; every question found something to quote.",
+        footer="Add articles that answer these with /kb add; the next rebuild makes them quotable.",
+    )
+
+
+def _counted_list(title: str, lines: Sequence[str], *, empty: str, footer: str) -> discord.Embed:
+    """A card of one line per group, as many as fit; ``empty`` alone when there are none."""
+    embed = discord.Embed(title=title, colour=COLOUR_KB)
+    if not lines:
+        embed.description = empty
         return embed
-    lines: list[str] = []
+    shown: list[str] = []
     used = 0
-    for gap in gaps:
-        last = discord.utils.format_dt(_aware(gap.last_asked), "R")
-        line = f"**{gap.count}×** {clip(gap.example, 200)} · last asked {last}"
+    for line in lines:
         if used + len(line) + 1 > DESCRIPTION_LIMIT - 100:
             break
-        lines.append(line)
+        shown.append(line)
         used += len(line) + 1
-    embed.description = "\n".join(lines)
-    embed.set_footer(text="Add articles that answer these with /kb add; the next rebuild makes them quotable.")
+    embed.description = "\n".join(shown)
+    embed.set_footer(text=footer)
     return embed
 
 
@@ -671,23 +683,17 @@ def render_unpin_prompt(pin: Pin) -> discord.Embed:
 
 def render_feedback(groups: Sequence[FeedbackGroup], *, days: int) -> discord.Embed:
     """``/kb feedback``: answers voted 👎, grouped by question, newest first."""
-    embed = discord.Embed(title=f"Answers voted 👎 (last {days} days)", colour=COLOUR_KB)
-    if not groups:
-        embed.description = "No 👎 votes; nothing to fix here."
-        return embed
-    lines: list[str] = []
-    used = 0
-    for group in groups:
-        last = discord.utils.format_dt(_aware(group.last_voted), "R")
-        pinned = f" · led by pin #{group.pinned}" if group.pinned is not None else ""
-        line = f"**{group.downvotes}× 👎** {clip(group.example, 200)} · last {last}{pinned}"
-        if used + len(line) + 1 > DESCRIPTION_LIMIT - 100:
-            break
-        lines.append(line)
-        used += len(line) + 1
-    embed.description = "\n".join(lines)
-    embed.set_footer(text="Choose a question below to pin the right passages for it.")
-    return embed
+    lines = [
+        f"**{g.downvotes}× 👎** {clip(g.example, 200)} · last {discord.utils.format_dt(_aware(g.last_voted), 'R')}"
+        + (f" · led by pin #{g.pinned}" if g.pinned is not None else "")
+        for g in groups
+    ]
+    return _counted_list(
+        f"Answers voted 👎 (last {days} days)",
+        lines,
+        empty="No 👎 votes; nothing to fix here.",
+        footer="Choose a question below to pin the right passages for it.",
+    )
 
 
 class ModeratorView(InvokerView):

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from unittest.mock import AsyncMock, MagicMock
+from unittest.mock import MagicMock
 
 import discord
 import pytest
@@ -23,6 +23,7 @@ from bot.discord.cogs.ask._buttons import (
 )
 from bot.discord.replies import EXPIRED
 from bot.models import Answer, Excerpt, Source
+from tests.discord.mock_interactions import make_interaction, sent
 
 
 class FakeBot:
@@ -38,24 +39,6 @@ class FakeBot:
 def db(tmp_path: Path) -> Iterator[Database]:
     with Database(tmp_path / "views.sqlite3") as database:
         yield database
-
-
-def make_interaction(client: Any = None, *, user_id: int = 10) -> MagicMock:
-    interaction = MagicMock(spec_set=discord.Interaction)
-    interaction.client = client
-    interaction.user = MagicMock(spec_set=discord.Member)
-    interaction.user.id = user_id
-    interaction.guild_id = 1
-    interaction.response = MagicMock(spec_set=discord.InteractionResponse)
-    interaction.response.is_done.return_value = False
-    interaction.response.send_message = AsyncMock()
-    interaction.response.edit_message = AsyncMock()
-    return interaction
-
-
-def sent(interaction: MagicMock) -> dict[str, Any]:
-    interaction.response.send_message.assert_awaited_once()
-    return interaction.response.send_message.await_args.kwargs
 
 
 def saved_answer(db: Database, excerpts: int = 5, shown: int = 2) -> str:
