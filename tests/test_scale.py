@@ -20,6 +20,7 @@ from bot.knowledge import write_article
 from bot.models import Article
 from bot.store import build as build_module
 from bot.store import build_index, load_index, verify_index
+from bot.store import load as load_module
 from bot.store.build import dense_index
 from bot.store.cache import EmbeddingCache
 from tests import test_retrieval
@@ -94,10 +95,28 @@ def test_search_answers_above_the_full_scan_size(late_index, tiny_settings) -> N
 # --- the index on disk ---------------------------------------------------------------------------
 
 
-def test_token_vectors_are_memory_mapped_float16_not_copied(late_index) -> None:
-    vectors, _offsets = late_index.late_packed
+def test_large_token_vectors_are_memory_mapped_float16_not_copied(
+    tiny_settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(load_module, "MAP_ABOVE_BYTES", 0)
+    build_index(tiny_settings, FakeEmbedder(), count_tokens=word_count, late=FakeLate())
+    vectors, _offsets = load_index(tiny_settings.paths.index_dir).late_packed
     assert isinstance(vectors, np.memmap) and vectors.dtype == np.float16
     assert not vectors.flags.writeable
+
+
+def test_small_token_vectors_are_read_into_memory_so_damage_on_disk_cannot_reach_them(late_index) -> None:
+    vectors, _offsets = late_index.late_packed
+    assert not isinstance(vectors, np.memmap) and vectors.dtype == np.float16
+
+
+def test_a_mapped_index_answers_like_one_in_memory(tiny_settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    build_index(tiny_settings, FakeEmbedder(), count_tokens=word_count, late=FakeLate())
+    question = "engineers abroad lost access"
+    in_memory = retriever(load_index(tiny_settings.paths.index_dir), tiny_settings, late=FakeLate()).search(question)
+    monkeypatch.setattr(load_module, "MAP_ABOVE_BYTES", 0)
+    mapped = retriever(load_index(tiny_settings.paths.index_dir), tiny_settings, late=FakeLate()).search(question)
+    assert mapped.passages == in_memory.passages
 
 
 # --- approximate dense index ---------------------------------------------------------------------

@@ -22,6 +22,12 @@ from bot.store.manifest import (
 )
 from bot.store.records import LoadedIndex, SentenceSpan
 
+# Token vectors larger than this are memory-mapped, not read: their pages stay in the page cache, shared
+# by every process serving the build, and a question reads only the rows it scores (bot.late.LateScorer).
+# Smaller ones are read into memory, where a file damaged in place under a running process cannot reach
+# them (a mapped file truncated under a process stops it with SIGBUS; builds never change a live build).
+MAP_ABOVE_BYTES = 64 * 1024 * 1024
+
 
 def check_manifest(manifest: dict, expect_model: str | None, expect_dim: int | None) -> None:
     """The index was built for this format, model and dimension (a mismatch means: rebuild)."""
@@ -88,10 +94,9 @@ def _load_build(index_dir: Path, expect_model: str | None, expect_dim: int | Non
         late = None
         late_packed = None
         if manifest.get("late_interaction"):
-            # Memory-mapped, not read: the pages stay in the page cache, shared by every process serving
-            # this build, and a question reads only the rows it scores (bot.late.LateScorer).
+            mapped = (build / LATE_FILES[0]).stat().st_size > MAP_ABOVE_BYTES
             late_vectors, late_spans, late_offsets = (
-                np.load(build / f, mmap_mode="r", allow_pickle=False) for f in LATE_FILES
+                np.load(build / f, mmap_mode="r" if mapped else None, allow_pickle=False) for f in LATE_FILES
             )
             late = unpack(late_vectors, late_spans, np.asarray(late_offsets))
             late_packed = (late_vectors, np.asarray(late_offsets))

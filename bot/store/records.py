@@ -103,7 +103,7 @@ class LoadedIndex:
     faiss_index: object
     bm25: object
     late: list[TokenMatrix] | None = None
-    late_packed: tuple[np.ndarray, np.ndarray] | None = None  # all token vectors (float16 memory map), chunk offsets
+    late_packed: tuple[np.ndarray, np.ndarray] | None = None  # all token vectors (float16; mapped when large), offsets
 
     @property
     def version(self) -> str:
