@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
 
 import discord
 import pytest
 
+import bot.discord.cogs.ask._cog as ask_cog
 from bot.discord.replies import RESTARTING, is_queue_notice
 from bot.service import KnowledgeService
 
@@ -239,3 +241,20 @@ async def test_the_answering_threads_yield_the_cores_to_the_event_loop(
     loop_niceness = os.getpriority(os.PRIO_PROCESS, 0)  # the calling thread: the event loop's
     worker_niceness = await env.bot.run_blocking(os.getpriority, os.PRIO_PROCESS, 0)
     assert worker_niceness > loop_niceness
+
+
+async def test_answers_are_rendered_off_the_event_loop(
+    discord_harness, knowledge_service, tmp_path, monkeypatch
+) -> None:
+    env = await start_env(discord_harness, knowledge_service, tmp_path)
+    rendered_in: list[int] = []
+    real_render = ask_cog.render_answer
+
+    def recording_render(*args, **kwargs):
+        rendered_in.append(threading.get_ident())
+        return real_render(*args, **kwargs)
+
+    monkeypatch.setattr(ask_cog, "render_answer", recording_render)
+    message = await final_message(await env.ask("Who issued the order?"))
+    assert message.embeds[0]["title"] == "Who issued the order?"
+    assert rendered_in and threading.get_ident() not in rendered_in  # the test runs on the event loop's thread

@@ -232,7 +232,10 @@ class Ask(commands.Cog):
         settings = self.bot.settings.discord
         answer = in_own_words(answer, asked)
         subject: Literal["question", "message"] = "message" if via == "find_sources" else "question"
-        rendered = render_answer(answer, max_excerpts=settings.excerpts_per_answer, subject=subject, tr=tr)
+        # Off the event loop: when a popular question's answer arrives, dozens of askers render at once.
+        rendered = await asyncio.to_thread(
+            render_answer, answer, max_excerpts=settings.excerpts_per_answer, subject=subject, tr=tr
+        )
         answer_id = None
         if rendered.shown:
             answer_id = await self._save(
