@@ -8,12 +8,11 @@ The model is answerai-colbert-small-v1 as an int8 ONNX file inside the ``vectrix
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 import numpy as np
 
-from bot.rerank import resolve_reranker_dir
+from bot.onnx_model import OnnxTextModel
 
 
 @dataclass(frozen=True)
@@ -26,38 +25,13 @@ class TokenMatrix:
 
 class LateInteraction:
     def __init__(self, name: str, *, dim: int = 128, max_length: int = 256, threads: int = 0) -> None:
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
-
         self.name = name
         self.dim = dim
-        path = resolve_reranker_dir(name)
-        self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
-        self.tokenizer.enable_truncation(max_length=max_length)
-        self.tokenizer.no_padding()
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Idle worker threads must not spin: on 2 cores spinning starves the torch embedder and numpy
-        # work that run right after (measured: answer p50 214 -> 154 ms).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(path / "model.onnx"), options, providers=["CPUExecutionProvider"])
-        self.input_names = {i.name for i in self.session.get_inputs()}
-        self._lock = threading.Lock()
+        self.model = OnnxTextModel(name, max_length=max_length, threads=threads)
+        self.tokenizer = self.model.tokenizer
 
     def _run(self, encodings: list) -> list[np.ndarray]:
-        width = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(encodings), width), dtype=np.int64)
-        mask = np.zeros_like(ids)
-        for row, enc in enumerate(encodings):
-            ids[row, : len(enc.ids)] = enc.ids
-            mask[row, : len(enc.ids)] = enc.attention_mask
-        feeds = {"input_ids": ids, "attention_mask": mask}
-        if "token_type_ids" in self.input_names:
-            feeds["token_type_ids"] = np.zeros_like(ids)
-        with self._lock:
-            hidden = self.session.run(None, feeds)[0]
+        hidden = self.model.run(encodings)
         out = []
         for row, enc in enumerate(encodings):
             vecs = hidden[row, : len(enc.ids), : self.dim].astype(np.float32)
