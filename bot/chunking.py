@@ -14,8 +14,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.cleaner import is_heading
 from bot.config import ChunkingSettings
-from bot.knowledge import is_heading
 from bot.models import Article, Chunk, Sentence
 
 TokenCounter = Callable[[str], int]
