@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-try:  # zstd-stream is only requested by discord.py when a zstd library is importable
-    import zstandard as _zstd  # type: ignore
-except ImportError:  # pragma: no cover - depends on the environment
-    _zstd = None
-
-
 TEST_TOKEN_PREFIX = "fake-test-token."
 DISCORD_EPOCH_MS = 1420070400000
 API_PREFIX = "/api/v10"

@@ -49,11 +49,6 @@ from tests.discord.fake_discord.state import (
 )
 from tests.discord.fake_discord.validation import ValidationMixin
 
-try:  # zstd-stream is only requested by discord.py when a zstd library is importable
-    import zstandard as _zstd  # type: ignore
-except ImportError:  # pragma: no cover - depends on the environment
-    _zstd = None
-
 log = logging.getLogger("tests.fake_discord")
 
 

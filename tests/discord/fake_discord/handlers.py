@@ -30,11 +30,6 @@ from tests.discord.fake_discord.state import (
     _walk_components,
 )
 
-try:  # zstd-stream is only requested by discord.py when a zstd library is importable
-    import zstandard as _zstd  # type: ignore
-except ImportError:  # pragma: no cover - depends on the environment
-    _zstd = None
-
 
 class RestHandlersMixin:
     """The REST v10 endpoints the bot calls: identity, commands, interactions, channels, guilds.

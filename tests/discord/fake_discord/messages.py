@@ -21,11 +21,6 @@ from tests.discord.fake_discord.state import (
     _iso,
 )
 
-try:  # zstd-stream is only requested by discord.py when a zstd library is importable
-    import zstandard as _zstd  # type: ignore
-except ImportError:  # pragma: no cover - depends on the environment
-    _zstd = None
-
 
 class MessagesMixin:
     """Stored messages: payloads, mentions, edits, and what users send.

@@ -21,12 +21,6 @@ from tests.discord.fake_discord.state import (
     RequestRecord,
 )
 
-try:  # zstd-stream is only requested by discord.py when a zstd library is importable
-    import zstandard as _zstd  # type: ignore
-except ImportError:  # pragma: no cover - depends on the environment
-    _zstd = None
-
-
 # --------------------------------------------------------------------------------------
 # The fake
 # --------------------------------------------------------------------------------------

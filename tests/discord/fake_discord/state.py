@@ -20,11 +20,6 @@ from tests.discord.fake_discord.errors import FakeDiscordUsageError
 if TYPE_CHECKING:
     from tests.discord.fake_discord.fake import FakeDiscord
 
-try:  # zstd-stream is only requested by discord.py when a zstd library is importable
-    import zstandard as _zstd  # type: ignore
-except ImportError:  # pragma: no cover - depends on the environment
-    _zstd = None
-
 
 # --------------------------------------------------------------------------------------
 # Model

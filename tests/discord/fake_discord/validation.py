@@ -22,11 +22,6 @@ from tests.discord.fake_discord.state import (
     _walk_with_path,
 )
 
-try:  # zstd-stream is only requested by discord.py when a zstd library is importable
-    import zstandard as _zstd  # type: ignore
-except ImportError:  # pragma: no cover - depends on the environment
-    _zstd = None
-
 
 class ValidationMixin:
     """Discord's limits on messages, embeds, components and commands (50035 errors).
