@@ -68,11 +68,7 @@ class Reply:
 
     answer: Answer
     rendered: RenderedAnswer
-    answer_id: str | None
-
-    @property
-    def has_buttons(self) -> bool:
-        return self.answer_id is not None
+    answer_id: str | None  # None: not stored, so no buttons
 
 
 def question_from_message(content: str, limit: int) -> str:
