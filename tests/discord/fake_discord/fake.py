@@ -152,7 +152,7 @@ class FakeDiscord(GatewayMixin, RestServerMixin, ValidationMixin, MessagesMixin,
         conns = [c for c in self.connections if not c.closed]
         if conns:
             await asyncio.wait(
-                [asyncio.ensure_future(c.close(1001, "fake discord shutting down")) for c in conns], timeout=timeout
+                [asyncio.create_task(c.close(1001, "fake discord shutting down")) for c in conns], timeout=timeout
             )
         try:
             await asyncio.wait_for(self._runner.cleanup(), timeout=timeout)
