@@ -15,7 +15,6 @@ import threading
 import discord
 import pytest
 
-import bot.discord.cogs.ask._cog as ask_cog
 from bot.discord.replies import RESTARTING, is_queue_notice
 from bot.service import KnowledgeService
 
@@ -247,6 +246,7 @@ async def test_answers_are_rendered_off_the_event_loop(
     discord_harness, knowledge_service, tmp_path, monkeypatch
 ) -> None:
     env = await start_env(discord_harness, knowledge_service, tmp_path)
+    ask_cog = sys.modules["bot.discord.cogs.ask._cog"]  # as the bot loaded it (extensions are imported afresh)
     rendered_in: list[int] = []
     real_render = ask_cog.render_answer
 
