@@ -32,7 +32,7 @@ import numpy as np
 
 from bot.config import RetrievalSettings, Settings
 from bot.models import Answer
-from bot.retrieval import Passage, Retrieval, _bm25_scores, _reciprocal_ranks
+from bot.retrieval import Retrieval, _bm25_scores, _reciprocal_ranks, window_passage
 from bot.store import LoadedIndex
 from bot.store.multilingual import PACKAGE, available, manifest_entry, model_name, read_multilingual
 
@@ -180,14 +180,10 @@ class MultilingualRetriever:
         passages = []
         for j in keep:
             w = self.layout.windows[self.windows[j]]  # type: ignore[attr-defined]
-            spans = self.index.sentences[w.article_id]
             passages.append(
-                Passage(
-                    w.article_id,
-                    w.first,
-                    w.last,
-                    spans[w.first].start,
-                    spans[w.last].end,
+                window_passage(
+                    self.index,
+                    w,
                     float(prior[j]),
                     self.chunk_of[j],
                     rerank_score=float(cosine[j]),

@@ -297,6 +297,23 @@ class _Window:
     sentences: tuple[int, ...]  # global sentence numbers
 
 
+def window_passage(
+    index: LoadedIndex,
+    window: _Window,
+    prior: float,
+    chunk_id: str,
+    *,
+    rerank_score: float | None = None,
+    prior_weight: float = 0.0,
+) -> Passage:
+    """The candidate quote a window stands for: its sentences' span of the article body."""
+    spans = index.sentences[window.article_id]
+    start, end = spans[window.first].start, spans[window.last].end
+    return Passage(
+        window.article_id, window.first, window.last, start, end, prior, chunk_id, rerank_score, prior_weight
+    )
+
+
 class _Layout:
     """Index-derived tables built once per loaded index: sentences, windows, token segments."""
 
@@ -623,19 +640,9 @@ class Retriever:
             if not evidence[j]:
                 continue
             win = layout.windows[j]
-            spans = self.index.sentences[win.article_id]
-            first_sentence = win.sentences[0]
-            ci = int(best_chunk[first_sentence]) if best_chunk[first_sentence] >= 0 else 0
+            ci = int(best_chunk[win.sentences[0]]) if best_chunk[win.sentences[0]] >= 0 else 0
             out.append(
-                Passage(
-                    win.article_id,
-                    win.first,
-                    win.last,
-                    spans[win.first].start,
-                    spans[win.last].end,
-                    float(prior[j]),
-                    self.index.chunks[ci].id if self.index.chunks else "",
-                )
+                window_passage(self.index, win, float(prior[j]), self.index.chunks[ci].id if self.index.chunks else "")
             )
         return out
 
