@@ -80,7 +80,7 @@ def paragraphs() -> tuple[str, ...]:
 def make_corpus(dest: Path, n_articles: int, *, seed: int = 0) -> Path:
     """``dest`` holds the bundled articles plus ``n_articles - 5`` distractor articles; returns ``dest``."""
     from bot.knowledge import write_article
-    from bot.models import Article
+    from bot.records import Article
 
     if dest.exists():
         shutil.rmtree(dest)

@@ -25,9 +25,9 @@ from difflib import SequenceMatcher
 from typing import Protocol
 
 from bot.config import RetrievalSettings
-from bot.models import Answer, Excerpt, Timings
+from bot.records import Answer, Excerpt, SentenceSpan, Timings
 from bot.retrieval import Passage, Retrieval, unknown_names
-from bot.store import LoadedIndex, SentenceSpan
+from bot.store import LoadedIndex
 
 # A sentence that leans on the one before it needs it to be understood.
 _ANAPHORIC = re.compile(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from bot.cleaner import is_heading
 from bot.config import ChunkingSettings
-from bot.models import Article, Chunk, Sentence
+from bot.records import Article, Chunk, Sentence
 
 TokenCounter = Callable[[str], int]
 MAX_SENTENCE_CHARS = ChunkingSettings().max_sentence_chars

@@ -22,8 +22,8 @@ from bot.i18n import ENGLISH, LANGUAGES, Frame, frame, language_of
 if TYPE_CHECKING:
     from bot.db import Database
     from bot.kb import Preview
-    from bot.models import Answer, Source
     from bot.pins import PinDraft, SentenceChoice
+    from bot.records import Answer, Source
     from bot.service import KnowledgeService
 
 EXIT_ERROR = 1

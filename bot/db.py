@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Literal, Self
 
 from bot.errors import NotFound, PinError
-from bot.models import Answer, Excerpt, Source
 from bot.pins import Pin, PinDraft, PinnedQuote
+from bot.records import Answer, Excerpt, Source
 from bot.sqlite import Migration, connect, statements, storage_error
 
 if TYPE_CHECKING:

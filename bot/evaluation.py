@@ -28,8 +28,8 @@ import yaml
 
 from bot.answer import decline_score
 from bot.errors import ConfigError
-from bot.models import Answer
 from bot.query import in_context
+from bot.records import Answer
 
 if TYPE_CHECKING:
     from bot.config import RetrievalSettings

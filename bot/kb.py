@@ -34,7 +34,7 @@ from bot.knowledge import (
     with_metadata,
     write_article,
 )
-from bot.models import Article
+from bot.records import Article
 
 if TYPE_CHECKING:
     from bot.db import Database

@@ -20,7 +20,7 @@ import yaml
 from bot.cleaner import clean_text, split_title
 from bot.config import KnowledgeSettings
 from bot.errors import KnowledgeError, NotFound
-from bot.models import Article
+from bot.records import Article
 
 DEFAULT_MAX_ARTICLE_BYTES = KnowledgeSettings().max_article_bytes
 

@@ -31,7 +31,7 @@ from dataclasses import replace
 import numpy as np
 
 from bot.config import RetrievalSettings, Settings
-from bot.models import Answer
+from bot.records import Answer
 from bot.retrieval import Retrieval, _bm25_scores, _reciprocal_ranks, window_passage
 from bot.store import LoadedIndex
 from bot.store.multilingual import PACKAGE, available, manifest_entry, model_name, read_multilingual

@@ -39,10 +39,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bot.errors import PinError
-from bot.models import Answer, Article, Excerpt, sha256
+from bot.records import Answer, Article, Excerpt, sha256
 
 if TYPE_CHECKING:
-    from bot.store.records import EmbedderLike, SentenceSpan
+    from bot.records import SentenceSpan
+    from bot.store.records import EmbedderLike
 
 # Cosine similarity of question embeddings at or above which a question counts as a pinned one.
 # Chosen by calibrate_threshold() on the calibration pairs of tests/fixtures/pin_paraphrases.yaml

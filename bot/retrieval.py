@@ -33,9 +33,9 @@ import numpy as np
 from bot.config import QuestionSettings, RetrievalSettings
 from bot.errors import InvalidQuestion
 from bot.late import LateScorer, Segments, chunk_segments
-from bot.models import Hit
 from bot.query import Query, QueryAnalyzer
-from bot.store import LoadedIndex, SentenceSpan
+from bot.records import Hit, SentenceSpan
+from bot.store import LoadedIndex
 
 if TYPE_CHECKING:
     from bot.late import LateInteraction

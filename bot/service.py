@@ -30,7 +30,6 @@ from bot.errors import (
     StorageError,
 )
 from bot.language import Detection, detect
-from bot.models import Answer, Article, Excerpt
 from bot.multilingual import (
     ENABLE_HINT,
     MODEL_LANGUAGES,
@@ -59,6 +58,7 @@ from bot.pins import (
     search_sentences,
     verify,
 )
+from bot.records import Answer, Article, Excerpt
 from bot.retrieval import Mode, Retrieval, Retriever, clean_question
 from bot.store import (
     BuildReport,

@@ -7,9 +7,9 @@ import pytest
 from bot.answer import compose, expand_span, similar
 from bot.errors import IndexDamaged
 from bot.knowledge import read_article, write_article
-from bot.models import Article
+from bot.records import Article, SentenceSpan
 from bot.retrieval import Passage, Retrieval
-from bot.store import SentenceSpan, build_index, load_index
+from bot.store import build_index, load_index
 from tests.conftest import FakeEmbedder, word_count
 
 

@@ -4,7 +4,7 @@ from hypothesis import strategies as st
 
 from bot.chunking import article_sentences, chunk_article, paragraphs, split_sentences
 from bot.knowledge import load_knowledge
-from bot.models import Article
+from bot.records import Article
 from tests.conftest import KNOWLEDGE, word_count
 
 WORDS = st.sampled_from(

@@ -22,7 +22,7 @@ from bot.db import (
     normalise_question,
 )
 from bot.errors import DirectiveError
-from bot.models import Answer, Excerpt, Source
+from bot.records import Answer, Excerpt, Source
 
 NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
 

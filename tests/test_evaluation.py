@@ -15,7 +15,7 @@ from bot.evaluation import (
     matches_gold,
     stratified_folds,
 )
-from bot.models import Answer, Excerpt, Source
+from bot.records import Answer, Excerpt, Source
 
 GOLD = ("The restriction specifically applies to Anthropic’s Fable 5 and Mythos 5 models.",)
 

@@ -15,7 +15,7 @@ from bot.errors import DirectiveError, FetchRefused, KnowledgeError, NotFound
 from bot.fetch import FetchedPage
 from bot.kb import MAX_UPLOAD_BYTES, KnowledgeBase, Preview, find_duplicates
 from bot.knowledge import article_file_text, load_knowledge
-from bot.models import Article
+from bot.records import Article
 
 SEED_ID = "anthropic-suspends-mythos-model-access-following-us"
 

@@ -15,7 +15,7 @@ from bot.knowledge import (
     validate_id,
     write_article,
 )
-from bot.models import Article
+from bot.records import Article
 from tests.conftest import KNOWLEDGE, SEEDS
 
 HEADLINE = "Anthropic Suspends Mythos Model Access"

@@ -13,7 +13,6 @@ import yaml
 from bot.db import Database
 from bot.errors import PinError
 from bot.knowledge import get_article, write_article
-from bot.models import Answer
 from bot.pins import (
     MATCH_THRESHOLD,
     PinnedQuote,
@@ -23,6 +22,7 @@ from bot.pins import (
     relocate,
     score_threshold,
 )
+from bot.records import Answer
 from bot.service import KnowledgeService
 
 PAIRS = Path(__file__).parent / "fixtures" / "pin_paraphrases.yaml"

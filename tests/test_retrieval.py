@@ -15,7 +15,7 @@ from bot.config import QuestionSettings
 from bot.errors import InvalidQuestion
 from bot.knowledge import write_article
 from bot.late import TokenMatrix, maxsim
-from bot.models import Article
+from bot.records import Article
 from bot.retrieval import Retriever, TypoCorrector, clean_question, edit_distance, model_query, rrf
 from bot.store import build_index, load_index
 from tests.conftest import FakeEmbedder, word_count

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from bot.cli import cli
 from bot.knowledge import write_article
-from bot.models import Article
+from bot.records import Article
 from bot.store import build as build_module
 from bot.store import build_index, load_index, verify_index
 from bot.store import load as load_module

@@ -7,7 +7,7 @@ import pytest
 from bot.db import Database
 from bot.errors import IndexMissing, InvalidQuestion, KnowledgeError, RebuildInProgress
 from bot.knowledge import read_article, write_article
-from bot.models import Article
+from bot.records import Article
 from bot.service import KnowledgeService
 from bot.store import build_index
 from tests.conftest import FakeEmbedder, word_count

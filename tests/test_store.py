@@ -9,7 +9,7 @@ import pytest
 
 from bot.errors import IndexDamaged, IndexMismatch, IndexMissing, RebuildInProgress
 from bot.knowledge import article_file_text, read_article, write_article
-from bot.models import Article
+from bot.records import Article
 from bot.store import BuildLock, build_index, current_build_dir, index_status, load_index, verify_index
 from bot.store import build as store_build
 from tests.conftest import FakeEmbedder, word_count

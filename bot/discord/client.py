@@ -42,8 +42,8 @@ from bot.errors import ConfigError
 
 if TYPE_CHECKING:
     from bot.config import Settings
-    from bot.models import Answer, Article, Excerpt
     from bot.pins import Pin, PinDraft, PinnedQuote, SentenceChoice
+    from bot.records import Answer, Article, Excerpt
     from bot.service import IndexInfo, RebuildOutcome, RunningRebuild
     from bot.store import IndexStatus
 

@@ -22,7 +22,7 @@ import discord
 
 from bot.discord.markup import MARKUP_START
 from bot.i18n import ENGLISH, N_, Frame
-from bot.models import Answer, Article, Excerpt, Source
+from bot.records import Answer, Article, Excerpt, Source
 
 if TYPE_CHECKING:
     from bot.db import RebuildEntry

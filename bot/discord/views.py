@@ -17,7 +17,7 @@ from bot.discord.checks import is_moderator
 from bot.discord.render import page_count, render_sources_page
 from bot.discord.replies import frame_for, report_error, send_private
 from bot.i18n import ENGLISH, Frame
-from bot.models import Article
+from bot.records import Article
 
 
 class InvokerView(discord.ui.View):

@@ -21,7 +21,7 @@ from bot.store.manifest import (
     read_manifest,
     read_pointer_text,
 )
-from bot.store.records import BuildReport, EmbedderLike, IndexStatus, LoadedIndex, SentenceSpan
+from bot.store.records import BuildReport, EmbedderLike, IndexStatus, LoadedIndex
 from bot.store.status import index_status
 from bot.store.verify import verify_index
 
@@ -33,7 +33,6 @@ __all__ = [
     "EmbeddingCache",
     "IndexStatus",
     "LoadedIndex",
-    "SentenceSpan",
     "build_index",
     "chunker_settings",
     "current_build_dir",

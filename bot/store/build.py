@@ -29,7 +29,7 @@ from bot.config import Settings
 from bot.errors import IndexMismatch, StorageError
 from bot.knowledge import atomic_write_text, load_knowledge
 from bot.late import LateInteraction, TokenMatrix, pack
-from bot.models import Article, Chunk
+from bot.records import Article, Chunk
 from bot.sqlite import storage_error
 from bot.store.cache import EmbeddingCache, compact
 from bot.store.lock import BuildLock

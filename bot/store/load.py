@@ -10,7 +10,7 @@ import numpy as np
 
 from bot.errors import IndexDamaged, IndexMismatch, IndexMissing
 from bot.late import unpack
-from bot.models import Article, Chunk
+from bot.records import Article, Chunk, SentenceSpan
 from bot.store.manifest import (
     FORMAT_VERSION,
     LATE_FILES,
@@ -20,7 +20,7 @@ from bot.store.manifest import (
     read_pointer,
     read_pointer_text,
 )
-from bot.store.records import LoadedIndex, SentenceSpan
+from bot.store.records import LoadedIndex
 
 # Token vectors larger than this are memory-mapped, not read: their pages stay in the page cache, shared
 # by every process serving the build, and a question reads only the rows it scores (bot.late.LateScorer).

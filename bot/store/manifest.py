@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bot.config import Settings
 from bot.errors import IndexDamaged
-from bot.models import sha256
+from bot.records import sha256
 from bot.store.multilingual import MULTILINGUAL_FILES
 
 FORMAT_VERSION = 2  # 2: CURRENT carries the manifest's hash

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from bot.models import Article, sha256
+from bot.records import Article, sha256
 
 if TYPE_CHECKING:
     from bot.config import Settings

@@ -11,7 +11,7 @@ import numpy as np
 
 from bot.errors import IndexDamaged
 from bot.late import TokenMatrix
-from bot.models import Article, Chunk
+from bot.records import Article, Chunk, SentenceSpan
 from bot.store.manifest import REPAIR
 
 
@@ -22,14 +22,6 @@ class EmbedderLike(Protocol):
     dimension: int
 
     def encode(self, texts: list[str], *, progress: Callable[[int], None] | None = None) -> np.ndarray: ...
-
-
-@dataclass(frozen=True)
-class SentenceSpan:
-    article_id: str
-    paragraph: int
-    start: int
-    end: int
 
 
 @dataclass(frozen=True)

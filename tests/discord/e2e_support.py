@@ -31,7 +31,7 @@ from bot.config import REPO_ROOT, Settings, load_settings
 from bot.db import DB_FILENAME, Database
 from bot.discord.client import DirectiveBot
 from bot.discord.replies import is_queue_notice
-from bot.models import Answer, Article
+from bot.records import Answer, Article
 from bot.service import KnowledgeService
 
 from .fake_discord import FakeChannel, FakeDiscord, FakeMessage, FakeUser, InteractionRecord, StandardGuild

@@ -30,7 +30,7 @@ from bot.discord.client import DirectiveBot
 from bot.fetch import FetchedPage, FetchPolicy, fetch_url
 from bot.kb import KnowledgeBase
 from bot.knowledge import write_article
-from bot.models import Article
+from bot.records import Article
 from bot.service import KnowledgeService
 from bot.store import BuildLock, build_index
 from tests.dns import StubResolver

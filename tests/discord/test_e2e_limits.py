@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bot.knowledge import load_knowledge
-from bot.models import Answer, Article, Excerpt
+from bot.records import Answer, Article, Excerpt
 
 from .e2e_support import (
     Env,

@@ -32,7 +32,7 @@ from bot.discord.render import (
     sentence_ends,
 )
 from bot.i18n import frame
-from bot.models import Answer, Article, Excerpt, Source
+from bot.records import Answer, Article, Excerpt, Source
 
 SENTENCE = "Sentence {n} of the report explains what the directive means for developers in detail."
 LONG_PARAGRAPH = " ".join(SENTENCE.format(n=n) for n in range(80))  # ~7,000 characters

@@ -9,7 +9,7 @@ import pytest
 
 from bot.config import PathSettings, Settings
 from bot.discord.views import ConfirmView, SourcesPaginator
-from bot.models import Article
+from bot.records import Article
 from tests.discord.mock_interactions import make_interaction, sent
 
 

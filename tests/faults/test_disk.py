@@ -21,7 +21,7 @@ from bot.db import Database
 from bot.errors import StorageError
 from bot.kb import KnowledgeBase
 from bot.knowledge import article_path
-from bot.models import Article
+from bot.records import Article
 from bot.service import KnowledgeService
 from bot.store import build as build_module
 from bot.store import cache as cache_module

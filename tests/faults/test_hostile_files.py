@@ -13,7 +13,7 @@ from bot.config import Settings
 from bot.db import Database
 from bot.errors import KnowledgeError
 from bot.knowledge import load_knowledge, read_bounded
-from bot.models import Article
+from bot.records import Article
 from bot.service import KnowledgeService
 from bot.store import index_status, load_index
 from tests.conftest import FakeEmbedder, word_count

@@ -21,7 +21,7 @@ from bot.db import DB_FILENAME, SCHEMA_VERSION, Database
 from bot.errors import StorageError
 from bot.kb import KnowledgeBase
 from bot.knowledge import article_path
-from bot.models import Article
+from bot.records import Article
 from bot.store import index_status
 from tests.conftest import REPO, FakeEmbedder, word_count
 from tests.faults.conftest import one_line_error, run_cli

@@ -42,8 +42,8 @@ from bot.discord.replies import (
 )
 from bot.errors import DirectiveError, InvalidQuestion
 from bot.i18n import ENGLISH, N_, Frame
-from bot.models import Answer
 from bot.query import in_context, is_acknowledgement
+from bot.records import Answer
 
 if TYPE_CHECKING:
     from bot.config import QuestionSettings

@@ -55,7 +55,7 @@ from bot.discord.views import ConfirmView
 from bot.errors import DirectiveError, IndexMissing, KnowledgeError, NotFound, PinError, RebuildInProgress
 from bot.kb import ALLOWED_SUFFIXES, KnowledgeBase
 from bot.knowledge import too_big
-from bot.models import Article, Excerpt
+from bot.records import Article, Excerpt
 
 if TYPE_CHECKING:
     from bot.db import AuditEntry

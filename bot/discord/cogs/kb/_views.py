@@ -33,8 +33,8 @@ from bot.discord.render import (
 from bot.discord.replies import report_error, send_private
 from bot.discord.views import InvokerView, SourcesPaginator
 from bot.errors import KnowledgeError
-from bot.models import Answer, Article, Excerpt
 from bot.pins import MAX_QUOTE_CHARS, MAX_QUOTES
+from bot.records import Answer, Article, Excerpt
 
 if TYPE_CHECKING:
     from bot.db import AuditEntry, FeedbackGroup, Gap, RebuildEntry

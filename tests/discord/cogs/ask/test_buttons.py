@@ -22,7 +22,7 @@ from bot.discord.cogs.ask._buttons import (
     thread_name,
 )
 from bot.discord.replies import EXPIRED
-from bot.models import Answer, Excerpt, Source
+from bot.records import Answer, Excerpt, Source
 from tests.discord.mock_interactions import make_interaction, sent
 
 

@@ -14,7 +14,7 @@ from bot.db import Database
 from bot.discord.client import DirectiveBot
 from bot.discord.cogs.ask._cog import Ask, channel_allowed, precheck_question, question_from_message
 from bot.errors import InvalidQuestion
-from bot.models import Answer, Excerpt, Source
+from bot.records import Answer, Excerpt, Source
 
 BOT_ID = 4242
 

@@ -24,7 +24,7 @@ from bot.discord.cogs.kb._views import (
 )
 from bot.errors import KnowledgeError
 from bot.kb import Duplicate, Preview
-from bot.models import Article
+from bot.records import Article
 from bot.service import IndexInfo, RebuildOutcome, RunningRebuild
 from bot.store import BuildReport, IndexStatus
 

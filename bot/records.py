@@ -1,4 +1,6 @@
-"""Frozen records passed between pipeline stages: Article -> Chunk -> Hit -> Excerpt -> Answer."""
+"""Frozen records passed between pipeline stages: Article -> (SentenceSpan) -> Chunk -> Hit -> Excerpt -> Answer.
+
+Data only (the machine-learning models live in embedding, late, rerank and multilingual)."""
 
 from __future__ import annotations
 
@@ -70,6 +72,16 @@ class Sentence:
     start: int
     end: int
     text: str
+
+
+@dataclass(frozen=True)
+class SentenceSpan:
+    """A sentence of an article body: ``body[start:end]``, in paragraph ``paragraph``."""
+
+    article_id: str
+    paragraph: int
+    start: int
+    end: int
 
 
 @dataclass(frozen=True)
