@@ -80,7 +80,16 @@ def settings_from(ctx: click.Context) -> Settings:
     obj = ctx.ensure_object(dict)
     if "settings" not in obj:
         obj["settings"] = load_settings(obj.get("config"), knowledge=obj.get("knowledge"), index=obj.get("index"))
+        _apply_threads(obj["settings"])
     return obj["settings"]
+
+
+def _apply_threads(settings: Settings) -> None:
+    """torch's thread count is process-wide, so the edge sets it (``embedding.threads``), never the embedder."""
+    if settings.embedding.threads:
+        import torch
+
+        torch.set_num_threads(settings.embedding.threads)
 
 
 def say(message: str) -> None:

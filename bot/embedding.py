@@ -52,11 +52,8 @@ class Embedder:
         self.name = settings.model
         self.path = resolve_model_path(settings.model)
         self.batch_size = settings.batch_size
-        import torch
         from sentence_transformers import SentenceTransformer
 
-        if settings.threads:
-            torch.set_num_threads(settings.threads)
         self.model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dimension = int(get_dim())

@@ -225,3 +225,16 @@ def test_ask_lang_without_a_catalogue_is_refused_before_anything_loads() -> None
     result = run("ask", "Who is affected?", "--lang", "xx")
     assert result.exit_code == 2
     assert "no messages in 'xx'" in result.output
+
+
+def test_embedding_threads_are_set_once_by_the_command_line_edge() -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    target = 1 if before != 1 else 2
+    try:
+        result = CliRunner().invoke(cli, ["config", "show"], env={"DIRECTIVE_BOT__EMBEDDING__THREADS": str(target)})
+        assert result.exit_code == 0, result.output
+        assert torch.get_num_threads() == target
+    finally:
+        torch.set_num_threads(before)
