@@ -201,6 +201,36 @@ async def test_a_pasted_passage_not_in_any_article_is_refused_and_the_picker_sta
         assert db.pins() == []
 
 
+async def test_a_sentence_found_by_searching_the_articles_can_be_pinned_from_the_picker(env: KbEnv) -> None:
+    picker = await env.reply(await env.kb("pin", {"question": DECLINED}))
+    search = await env.press(picker, "Search the articles")
+    await search.wait_response()
+    submit = await env.fake.submit_modal(search, values={"pin:search": "queries risky older system"})
+    await submit.wait_response()
+    found = env.fake.get_message(picker.id)
+    assert "Sentences containing “queries risky older system”" in found.embeds[0]["description"]
+    assert "Most of the queries it considers risky" in found.embeds[0]["description"]
+    chosen = await env.fake.select_menu(found, select_id(found), [select_values(found)[0]], user=env.moderator)
+    await chosen.wait_response()
+    preview = env.fake.get_message(picker.id)
+    assert preview.embeds[0]["title"] == f"Pin these passages for “{DECLINED}”?"
+    await env.report_after(await env.press(preview, "Pin"))
+    first_block = (await answer_text(env, PARAPHRASE)).split("\n\n")[0]
+    assert "Most of the queries it considers risky" in first_block and MARK in first_block
+
+
+async def test_a_search_that_finds_no_sentence_says_so_and_the_picker_stays(env: KbEnv) -> None:
+    picker = await env.reply(await env.kb("pin", {"question": DECLINED}))
+    search = await env.press(picker, "Search the articles")
+    await search.wait_response()
+    submit = await env.fake.submit_modal(search, values={"pin:search": "refund every subscriber"})
+    response = await submit.wait_response()
+    assert response.ephemeral and response.content.startswith("No sentence contains all of")
+    assert env.fake.get_message(picker.id).embeds[0]["title"].startswith("Pin an answer for")
+    with env.database() as db:
+        assert db.pins() == []
+
+
 async def test_a_question_already_pinned_is_refused(env: KbEnv) -> None:
     await pin_by_slash(env)
     response = await (await env.kb("pin", {"question": "What happens to my chats?"})).wait_response()

@@ -33,6 +33,8 @@ from bot.discord.cogs.kb._views import (
     PinFromGroupView,
     PinPreviewView,
     ProgressMessage,
+    SearchPassagesModal,
+    SentencePicker,
     TextArticle,
     article_embed,
     clip,
@@ -47,6 +49,7 @@ from bot.discord.cogs.kb._views import (
     render_preview,
     render_rebuild,
     render_remove_prompt,
+    render_sentence_choices,
     render_status,
     render_unpin_prompt,
 )
@@ -495,7 +498,27 @@ class KnowledgeAdmin(commands.Cog, name="KnowledgeBase"):
 
             await press.response.send_modal(PastePassagesModal(pasted, timeout=self.timeout))
 
-        view = PassagePicker(answer.excerpts, interaction.user.id, on_pick=picked, on_paste=paste, timeout=self.timeout)
+        async def search(press: discord.Interaction[Any]) -> None:
+            async def searched(submit: discord.Interaction[Any], words: str) -> None:
+                found = await self._off_loop(service.search_passages, words, 25)
+                if not found:
+                    await self._send(
+                        submit, f"No sentence contains all of “{clip(words, 100)}”; try fewer or other words."
+                    )
+                    return
+                chosen = SentencePicker(found, submit.user.id, on_pick=picked_refs, timeout=self.timeout)
+                await submit.response.edit_message(embed=render_sentence_choices(question, words, found), view=chosen)
+                chosen.origin = submit
+
+            await press.response.send_modal(SearchPassagesModal(searched, timeout=self.timeout))
+
+        async def picked_refs(press: discord.Interaction[Any], refs: list[str]) -> None:
+            quotes = [await self._off_loop(service.passage_at, ref) for ref in refs]
+            await self._show_preview(press, await self._off_loop(service.draft_pin, question, quotes))
+
+        view = PassagePicker(
+            answer.excerpts, interaction.user.id, on_pick=picked, on_paste=paste, on_search=search, timeout=self.timeout
+        )
         await interaction.followup.send(
             embed=render_pin_picker(question, answer), view=view, ephemeral=True, allowed_mentions=NO_MENTIONS
         )

@@ -33,7 +33,7 @@ from bot.discord.render import (
 from bot.discord.replies import report_error, send_private
 from bot.discord.views import InvokerView, SourcesPaginator
 from bot.errors import KnowledgeError
-from bot.pins import MAX_QUOTE_CHARS, MAX_QUOTES
+from bot.pins import MAX_QUOTE_CHARS, MAX_QUOTES, SentenceChoice
 from bot.records import Answer, Article, Excerpt
 
 if TYPE_CHECKING:
@@ -610,7 +610,7 @@ def render_pin_picker(question: str, answer: Answer) -> discord.Embed:
     for n, excerpt in enumerate(answer.excerpts[:SELECT_OPTIONS_LIMIT], start=1):
         lines.append(f"**{n}.** {clip(excerpt.quote, 300)}\n— {clip(excerpt.source.title, 120)}")
     embed.description = "\n".join(lines)[:DESCRIPTION_LIMIT]
-    embed.set_footer(text="To search every sentence instead: /kb pin question:… passage:… (type a few words).")
+    embed.set_footer(text="Or search every sentence of the articles: 🔎 Search the articles.")
     return embed
 
 
@@ -741,12 +741,14 @@ class PassagePicker(ModeratorView):
         *,
         on_pick: PickExcerpts,
         on_paste: OpenModal,
+        on_search: OpenModal,
         timeout: float,
     ) -> None:
         super().__init__(owner_id, timeout=timeout)
         self.excerpts = list(excerpts)[:SELECT_OPTIONS_LIMIT]
         self.on_pick = on_pick
         self.on_paste = on_paste
+        self.on_search = on_search
         if self.excerpts:
             self.choose.options = [
                 discord.SelectOption(
@@ -764,6 +766,10 @@ class PassagePicker(ModeratorView):
     async def choose(self, interaction: discord.Interaction[Any], select: discord.ui.Select[Any]) -> None:
         await self.on_pick(interaction, [self.excerpts[int(v)] for v in sorted(select.values, key=int)])
 
+    @discord.ui.button(label="Search the articles", emoji="🔎", style=discord.ButtonStyle.primary, row=1)
+    async def search(self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]) -> None:
+        await self.on_search(interaction)
+
     @discord.ui.button(label="Paste passages", emoji="📋", style=discord.ButtonStyle.primary, row=1)
     async def paste(self, interaction: discord.Interaction[Any], button: discord.ui.Button[Any]) -> None:
         await self.on_paste(interaction)
@@ -776,6 +782,49 @@ class PassagePicker(ModeratorView):
 
 
 PastedSubmitted = Callable[[discord.Interaction[Any], list[str]], Awaitable[None]]
+SearchSubmitted = Callable[[discord.Interaction[Any], str], Awaitable[None]]
+PickRefs = Callable[[discord.Interaction[Any], list[str]], Awaitable[None]]
+
+
+class SearchPassagesModal(ModeratorModal, title="Search the articles"):
+    """A few words of the sentence to pin: every sentence containing them all is offered."""
+
+    words: discord.ui.TextInput[Any] = discord.ui.TextInput(
+        label="Words of the sentence", max_length=200, placeholder="older models not affected", custom_id="pin:search"
+    )
+
+    def __init__(self, on_done: SearchSubmitted, *, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self.on_done = on_done
+
+    async def on_submit(self, interaction: discord.Interaction[Any], /) -> None:
+        await self.on_done(interaction, self.words.value or "")
+
+
+class SentencePicker(ModeratorView):
+    """The sentences a search found (up to 25): choose up to three to pin, or go back to the picker."""
+
+    def __init__(self, found: Sequence[SentenceChoice], owner_id: int, *, on_pick: PickRefs, timeout: float) -> None:
+        super().__init__(owner_id, timeout=timeout)
+        self.found = list(found)[:SELECT_OPTIONS_LIMIT]
+        self.on_pick = on_pick
+        self.choose.options = [
+            discord.SelectOption(label=_option_text(c.text), value=str(n)) for n, c in enumerate(self.found)
+        ]
+        self.choose.max_values = min(MAX_QUOTES, len(self.found))
+
+    @discord.ui.select(placeholder="Choose the sentences to pin (up to three)", min_values=1, max_values=1)
+    async def choose(self, interaction: discord.Interaction[Any], select: discord.ui.Select[Any]) -> None:
+        await self.on_pick(interaction, [self.found[int(v)].ref for v in sorted(select.values, key=int)])
+
+
+def render_sentence_choices(question: str, words: str, found: Sequence[SentenceChoice]) -> discord.Embed:
+    """Step 1b of a pin: the sentences containing every word searched for."""
+    embed = discord.Embed(title=clip(f"Pin an answer for “{question}”", TITLE_LIMIT), colour=COLOUR_KB)
+    lines = [f"Sentences containing “{clip(words, 100)}”: choose up to three.", ""]
+    lines += [f"**{n}.** {clip(c.text, 300)}" for n, c in enumerate(found[:SELECT_OPTIONS_LIMIT], start=1)]
+    embed.description = "\n".join(lines)[:DESCRIPTION_LIMIT]
+    return embed
 
 
 class PastePassagesModal(ModeratorModal, title="Paste the passages to pin"):
