@@ -191,6 +191,11 @@ class DiscordSettings:
     cooldown_seconds: float = 10.0
     cooldown_questions: int = 3
     workers: int = 2
+    # How much nicer (Linux, 0-19) the answering threads are than the event loop. 0 suits a machine the
+    # bot has to itself (500 at once: every interaction acknowledged, heartbeat gap 0.67 s, 94-101% of
+    # the direct loop's throughput); 10 suits one shared with other busy work, where it took late
+    # acknowledgements from 17 to 0 at about 15% of throughput (bench/load.py, BENCHMARKS.md).
+    worker_niceness: int = 0
     # Questions waiting for a worker, across all servers (round-robin between servers, FIFO within
     # one). Past this a member is told the bot is too busy. At about 3 distinct answers a second on
     # 2 cores (bench/load.py), 180 waiting drain in about a minute; repeats of a waiting question

@@ -202,9 +202,12 @@ class DirectiveBot(commands.AutoShardedBot):
         self._reload_reason = "poll"
         self.limiter = QuestionLimiter.from_settings(settings.discord)
         self.bot_threads: set[int] = set()
-        # Workers yield the cores to the event loop, so acknowledgements go out on time under load.
+        # Workers may yield the cores to the event loop (discord.worker_niceness), for a machine shared with other work.
         self.executor = ThreadPoolExecutor(
-            max(1, settings.discord.workers), thread_name_prefix="directive-ask", initializer=lower_thread_priority
+            max(1, settings.discord.workers),
+            thread_name_prefix="directive-ask",
+            initializer=lower_thread_priority,
+            initargs=(settings.discord.worker_niceness,),
         )
         self.db_executor = ThreadPoolExecutor(1, thread_name_prefix="directive-db")
         self._poller: asyncio.Task[None] | None = None

@@ -47,8 +47,6 @@ INITIAL_SECONDS_PER_ANSWER = 1.0
 SMOOTHING = 0.2
 # Longest a worker holds back a new computation for acknowledgements in progress.
 ACK_HOLD_SECONDS = 2.0
-# How much nicer than the event loop the worker threads are (Linux niceness, 0 to 19).
-WORKER_NICENESS = 10
 
 
 class QueueFull(Exception):
@@ -342,21 +340,21 @@ class FairQueue(Generic[R]):
                     del self._flights[flight.key]
 
 
-def lower_thread_priority() -> None:
-    """Make the calling thread (a worker of the pool) yield the cores to the event loop's thread.
+def lower_thread_priority(niceness: int) -> None:
+    """Make the calling thread (a worker of the pool) ``niceness`` nicer than it is (Linux, 0 to 19).
 
-    The worker pool's initializer. On 2 cores, two model computations (each multi-threaded) leave
-    the event loop a fraction of a core, and a burst's acknowledgements miss Discord's 3 s. With
-    the workers ``WORKER_NICENESS`` nicer, the loop runs as soon as it has work, and the workers
-    still have every core the loop leaves idle, so answers are not slower on a quiet bot. Threads
-    the models start from a worker inherit its niceness. Linux sets niceness per thread; elsewhere
-    this does nothing.
+    The worker pool's initializer (``discord.worker_niceness``). On 2 cores shared with other work,
+    two model computations leave the event loop a fraction of a core, and a burst's acknowledgements
+    miss Discord's 3 s; nicer workers let the loop run as soon as it has work. On a machine the bot
+    has to itself the acknowledgement hold is enough, and niceness only costs throughput (BENCHMARKS.md,
+    *Load*). Threads the models start from a worker inherit its niceness. Linux sets niceness per
+    thread; elsewhere, and at 0, this does nothing.
     """
-    if not sys.platform.startswith("linux"):
+    if niceness <= 0 or not sys.platform.startswith("linux"):
         return
     with contextlib.suppress(OSError):
         tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + WORKER_NICENESS))
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + niceness))
 
 
 def _retrieve(future: asyncio.Future[object]) -> None:

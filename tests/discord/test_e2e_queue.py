@@ -235,10 +235,10 @@ async def test_no_answer_is_computed_while_an_interaction_waits_to_be_acknowledg
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="only Linux sets niceness per thread")
-async def test_the_answering_threads_yield_the_cores_to_the_event_loop(
+async def test_with_a_worker_niceness_the_answering_threads_yield_the_cores_to_the_event_loop(
     discord_harness, knowledge_service, tmp_path
 ) -> None:
-    env = await start_env(discord_harness, knowledge_service, tmp_path)
+    env = await start_env(discord_harness, knowledge_service, tmp_path, worker_niceness=10)
     loop_niceness = os.getpriority(os.PRIO_PROCESS, 0)  # the calling thread: the event loop's
     worker_niceness = await env.bot.run_blocking(os.getpriority, os.PRIO_PROCESS, 0)
     assert worker_niceness > loop_niceness

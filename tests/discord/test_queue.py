@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from bot.discord.queue import WORKER_NICENESS, FairQueue, QueueClosed, QueueFull, lower_thread_priority
+from bot.discord.queue import FairQueue, QueueClosed, QueueFull, lower_thread_priority
 
 
 class Gate:
@@ -243,8 +243,8 @@ async def test_acknowledgements_that_never_end_hold_computations_back_only_for_a
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="only Linux sets niceness per thread")
 
 
-def _niceness_after_lowering() -> int:
-    lower_thread_priority()
+def _niceness_after_lowering(niceness: int) -> int:
+    lower_thread_priority(niceness)
     return os.getpriority(os.PRIO_PROCESS, 0)  # 0: the calling thread, on Linux
 
 
@@ -252,6 +252,13 @@ def _niceness_after_lowering() -> int:
 def test_a_worker_thread_lowers_its_own_priority_and_not_the_callers() -> None:
     own = os.getpriority(os.PRIO_PROCESS, 0)
     with ThreadPoolExecutor(1) as pool:
-        worker = pool.submit(_niceness_after_lowering).result()
-    assert worker == min(19, own + WORKER_NICENESS)
+        worker = pool.submit(_niceness_after_lowering, 10).result()
+    assert worker == min(19, own + 10)
     assert os.getpriority(os.PRIO_PROCESS, 0) == own
+
+
+@linux_only
+def test_a_niceness_of_zero_leaves_the_worker_as_it_is() -> None:
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(_niceness_after_lowering, 0).result() == own
