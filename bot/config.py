@@ -197,10 +197,10 @@ class DiscordSettings:
     # acknowledgements from 17 to 0 at about 15% of throughput (bench/load.py, BENCHMARKS.md).
     worker_niceness: int = 0
     # Questions waiting for a worker, across all servers (round-robin between servers, FIFO within
-    # one). Past this a member is told the bot is too busy. At about 3 distinct answers a second on
-    # 2 cores (bench/load.py), 180 waiting drain in about a minute; repeats of a waiting question
+    # one). Past this a member is told the bot is too busy. At about 4.1 distinct answers a second on
+    # 2 idle cores (bench/load.py), 260 waiting drain in about a minute; repeats of a waiting question
     # take no place.
-    queue_limit: int = 180
+    queue_limit: int = 260
     # A deferred reply shows the member's place in the queue once the expected wait is this long.
     queue_notice_seconds: float = 5.0
     # Answers kept for repeated questions (LRU, per index version; 0 = no cache).
