@@ -138,6 +138,12 @@ def is_acknowledgement(text: str) -> bool:
     return bool(words) and all(w in acknowledgements() for w in words)
 
 
+def is_follow_up(question: str, max_words: int) -> bool:
+    """Whether a message is short enough (``max_words`` words at most, 0 = never) to be read after the
+    question it follows rather than on its own."""
+    return max_words > 0 and len(_WORDS.findall(question)) <= max_words
+
+
 def in_context(question: str, context: str | None, *, max_words: int, max_chars: int | None = None) -> str:
     """A short message in a conversation, read together with the question it follows.
 
@@ -148,9 +154,7 @@ def in_context(question: str, context: str | None, *, max_words: int, max_chars:
     shows, so the member sees how the message was read. ``max_chars``: beyond it the message stands
     alone rather than be refused.
     """
-    if not context or not context.strip() or max_words <= 0:
-        return question
-    if len(_WORDS.findall(question)) > max_words:
+    if not context or not context.strip() or not is_follow_up(question, max_words):
         return question
     combined = f"{context.strip()} {question.strip()}"
     return question if max_chars is not None and len(combined) > max_chars else combined

@@ -42,7 +42,7 @@ from bot.discord.replies import (
 )
 from bot.errors import DirectiveError, InvalidQuestion
 from bot.i18n import ENGLISH, N_, Frame
-from bot.query import in_context, is_acknowledgement
+from bot.query import in_context, is_acknowledgement, is_follow_up
 from bot.records import Answer
 
 if TYPE_CHECKING:
@@ -475,6 +475,8 @@ class Ask(commands.Cog):
         ("how long?" after "are foreigners cut off?"; bot.query.in_context). Without that question
         (pruned, or the database unavailable) the message stands alone: nobody is refused for it."""
         settings = self.bot.settings.question
+        if not is_follow_up(text, settings.follow_up_words):
+            return text  # a full question stands alone: no need to read the thread's
         try:
             context = await self.bot.run_db(self.bot.db.thread_question, thread_id)
         except DirectiveError:

@@ -599,9 +599,14 @@ def _option_text(text: str, limit: int = SELECT_TEXT_LIMIT) -> str:
     return one if len(one) <= limit else one[: limit - 1].rstrip() + "…"
 
 
+def _pin_embed(question: str) -> discord.Embed:
+    """The embed of step 1 of a pin (the picker, or the sentences a search found), titled with the question."""
+    return discord.Embed(title=clip(f"Pin an answer for “{question}”", TITLE_LIMIT), colour=COLOUR_KB)
+
+
 def render_pin_picker(question: str, answer: Answer) -> discord.Embed:
     """Step 1 of a pin: the bot's own excerpts for the question, to choose from, or a note that it has none."""
-    embed = discord.Embed(title=clip(f"Pin an answer for “{question}”", TITLE_LIMIT), colour=COLOUR_KB)
+    embed = _pin_embed(question)
     if answer.declined or not answer.excerpts:
         lead = "I quote nothing for this question today. Paste the passage to pin, copied from an article."
     else:
@@ -820,7 +825,7 @@ class SentencePicker(ModeratorView):
 
 def render_sentence_choices(question: str, words: str, found: Sequence[SentenceChoice]) -> discord.Embed:
     """Step 1b of a pin: the sentences containing every word searched for."""
-    embed = discord.Embed(title=clip(f"Pin an answer for “{question}”", TITLE_LIMIT), colour=COLOUR_KB)
+    embed = _pin_embed(question)
     lines = [f"Sentences containing “{clip(words, 100)}”: choose up to three.", ""]
     lines += [f"**{n}.** {clip(c.text, 300)}" for n, c in enumerate(found[:SELECT_OPTIONS_LIMIT], start=1)]
     embed.description = "\n".join(lines)[:DESCRIPTION_LIMIT]
