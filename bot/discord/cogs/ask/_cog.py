@@ -27,7 +27,7 @@ from discord.ext import commands
 from bot.answer_cache import normalise_question
 from bot.discord.cogs.ask._buttons import PERSISTENT_ITEMS, answer_view
 from bot.discord.markup import mentions_user, strip_mentions_of, without_discord_markup
-from bot.discord.queue import FairQueue, QueueClosed, QueueFull, Waiting
+from bot.discord.queue import FairQueue, Place, QueueClosed, QueueFull, Waiting
 from bot.discord.render import RenderedAnswer, cut_content, render_answer
 from bot.discord.replies import (
     GENERIC_ERROR,
@@ -55,8 +55,11 @@ Via = Literal["slash", "mention", "thread", "find_sources"]
 
 # Notices to a message (which cannot be private) disappear after this many seconds.
 NOTICE_SECONDS = 15.0
-# A queue notice is refreshed this often while the question still waits (one edit per refresh).
+# A queue notice is refreshed while the question still waits, every QUEUE_REFRESH_SECONDS at least and
+# every third of the expected wait at most: each refresh is one edit through the event loop, and with
+# hundreds waiting, refreshing them all every few seconds costs the answering itself.
 QUEUE_REFRESH_SECONDS = 10.0
+QUEUE_REFRESHES_PER_WAIT = 3
 # On shutdown, how long to wait for the "please ask again" replies to go out.
 SHUTDOWN_GRACE_SECONDS = 5.0
 MENTION_HINT = N_("Ask me a question after the mention, e.g. “what does the order restrict?”")
@@ -69,6 +72,13 @@ class Reply:
     answer: Answer
     rendered: RenderedAnswer
     answer_id: str | None  # None: not stored, so no buttons
+
+
+def refresh_interval(place: Place | None) -> float:
+    """Seconds until a waiting member's queue notice is refreshed: longer waits are refreshed less often."""
+    if place is None:
+        return QUEUE_REFRESH_SECONDS
+    return max(QUEUE_REFRESH_SECONDS, place.eta / QUEUE_REFRESHES_PER_WAIT)
 
 
 def question_from_message(content: str, limit: int) -> str:
@@ -430,7 +440,7 @@ class Ask(commands.Cog):
                     if text != shown:
                         shown = text
                         await self._edit_reply(interaction, content=text)
-                done, _ = await asyncio.wait({result}, timeout=QUEUE_REFRESH_SECONDS)
+                done, _ = await asyncio.wait({result}, timeout=refresh_interval(place))
                 if done:
                     return result.result()
         finally:

@@ -12,7 +12,15 @@ import pytest
 from bot.config import DiscordSettings, PathSettings, QuestionSettings, Settings
 from bot.db import Database
 from bot.discord.client import DirectiveBot
-from bot.discord.cogs.ask._cog import Ask, channel_allowed, precheck_question, question_from_message
+from bot.discord.cogs.ask._cog import (
+    QUEUE_REFRESH_SECONDS,
+    Ask,
+    channel_allowed,
+    precheck_question,
+    question_from_message,
+    refresh_interval,
+)
+from bot.discord.queue import Place
 from bot.errors import InvalidQuestion
 from bot.records import Answer, Excerpt, Source
 
@@ -122,6 +130,16 @@ def test_precheck_returns_the_cores_one_line_message(question: str) -> None:
 
 def test_precheck_accepts_a_normal_question() -> None:
     assert precheck_question("Who is affected?", QuestionSettings()) is None
+
+
+def test_short_waits_refresh_their_queue_notice_every_ten_seconds() -> None:
+    assert refresh_interval(Place(position=3, eta=12.0)) == QUEUE_REFRESH_SECONDS
+    assert refresh_interval(None) == QUEUE_REFRESH_SECONDS
+
+
+def test_long_waits_refresh_their_queue_notice_three_times_per_wait() -> None:
+    """With hundreds waiting a minute, one edit each every ten seconds competes with the answering."""
+    assert refresh_interval(Place(position=240, eta=60.0)) == pytest.approx(20.0)
 
 
 # -- the shared answer path -----------------------------------------------------------------
