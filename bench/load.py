@@ -5,11 +5,12 @@ Run: python bench/load.py [--bursts 20 100 500] [--guilds 1 10] [--out BENCHMARK
 Each burst is asked at once, by distinct members spread over 1 or 10 servers: half of the
 questions are repeats of 5 popular ones, half distinct. Every question goes through the real
 discord.py client, the fair queue, the answer cache and the worker pool; the fake Discord runs
-on its own event loop in another thread (as Discord is another machine) and measures the
-gateway heartbeats. For each burst: answered count, too-busy replies, time to answer (from the
-interaction's creation to the final reply) p50/p95/max, questions per second, questions computed
-per second against calling the answer function directly in a loop on the same questions with the
-same number of workers, a cached repeat's time to answer, the longest heartbeat gap and the peak memory.
+in a process of its own (as Discord is another machine: its work does not share the bot's
+interpreter) and measures the gateway heartbeats. For each burst: answered count, too-busy
+replies, time to answer (from the interaction's creation to the final reply) p50/p95/max,
+questions per second, questions computed per second against calling the answer function
+directly in a loop on the same questions with the same number of workers, a cached repeat's time
+to answer, the longest heartbeat gap and the peak memory.
 Writes its table into the "Load" section of BENCHMARKS.md, leaving the other sections alone.
 
 Targets on 2 cores: every question answered; heartbeat gap < 1 s; computed questions at >= 90%
@@ -22,15 +23,16 @@ import argparse
 import asyncio
 import concurrent.futures
 import dataclasses
+import multiprocessing
 import os
 import resource
+import shutil
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -44,8 +46,6 @@ from bot.discord.replies import is_queue_notice  # noqa: E402
 from bot.service import KnowledgeService  # noqa: E402
 from tests.discord.fake_discord import CallbackType, FakeDiscord  # noqa: E402
 from tests.discord.harness import DiscordHarness, redirect_discord_py  # noqa: E402
-
-T = TypeVar("T")
 
 
 def _load_bench_helpers() -> Any:
@@ -145,26 +145,155 @@ def workload(size: int) -> list[str]:
     return mixed
 
 
-class FakeThread:
-    """The fake Discord on its own loop in a thread; ``call`` runs one of its coroutines there."""
+@dataclasses.dataclass(frozen=True)
+class FakeAddress:
+    """What discord.py needs of a fake Discord that runs in another process: where it is, its token."""
+
+    token: str
+    host: str
+    port: int
+    api_base: str
+    gateway_url: str
+    unknown_routes: tuple[str, ...] = ()
+    errors: tuple[Any, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class BurstOutcome:
+    """The askers' side of one burst, as the fake Discord saw it (plain data: it crosses processes)."""
+
+    kinds: list[str]  # answered, busy, late, lost or other, one per interaction
+    seconds: list[float]  # creation to final reply, answered interactions only
+    wall: float
+    heartbeat_gap: float
+
+
+class Askers:
+    """The members' side, run on the fake Discord's own loop: servers, bursts of /ask, cached repeats."""
+
+    def __init__(self, fake: FakeDiscord) -> None:
+        self.fake = fake
+        self.guilds: list[tuple[Any, Any]] = []
+
+    async def handle(self, command: str, *args: Any) -> Any:
+        return await getattr(self, command)(*args)
+
+    async def make_guilds(self, n: int) -> None:
+        for g in range(len(self.guilds), n):
+            owner = await self.fake.create_user(f"owner-{g}")
+            guild = await self.fake.create_guild(f"Server {g}", owner=owner)
+            channel = await self.fake.create_channel(guild, "general")
+            self.guilds.append((guild, channel))
+
+    async def burst(self, size: int, n_guilds: int) -> BurstOutcome:
+        """Create the askers, then ask the whole burst at once and wait for every final reply."""
+        fake = self.fake
+        questions = workload(size)
+        plan = []
+        for i, _q in enumerate(questions):
+            guild, channel = self.guilds[i % n_guilds]
+            user = await fake.create_user(f"asker-{size}-{n_guilds}-{i}")
+            await fake.add_member(guild, user)
+            plan.append((user, channel))
+        fake.reset_heartbeat_stats()
+        started = time.monotonic()
+        records = await asyncio.gather(
+            *(
+                fake.invoke_slash("ask", {"question": q}, user=u, channel=c)
+                for q, (u, c) in zip(questions, plan, strict=True)
+            )
+        )
+        outcomes = await asyncio.gather(*(self._final(r) for r in records))
+        await fake.wait_for_heartbeats(fake.heartbeat_count + 1, timeout=5)
+        return BurstOutcome(
+            kinds=[k for k, _ in outcomes],
+            seconds=[t - r.created_at for (k, t), r in zip(outcomes, records, strict=True) if k == "answered"],
+            wall=max(t for _, t in outcomes) - started,
+            heartbeat_gap=fake.max_heartbeat_gap,
+        )
+
+    async def _final(self, rec: Any) -> tuple[str, float]:
+        try:
+            resp = await rec.wait_response(timeout=self.fake.interaction_deadline + 5)
+        except TimeoutError:
+            return "late", time.monotonic()  # not acknowledged within Discord's 3 s
+        if resp.type == CallbackType.CHANNEL_MESSAGE_WITH_SOURCE:
+            return "busy", time.monotonic()
+        try:
+            msg = await rec.wait_original(lambda m: not m.loading and not is_queue_notice(m.content), timeout=15 * 60)
+        except TimeoutError:
+            return "lost", time.monotonic()
+        return ("answered" if msg.embeds else "other"), time.monotonic()
+
+    async def cached(self, size: int, n_guilds: int) -> list[float]:
+        """Each popular question asked again once the burst is over: served from the cache."""
+        times = []
+        guild, channel = self.guilds[0]
+        user = await self.fake.create_user(f"repeat-{size}-{n_guilds}")
+        await self.fake.add_member(guild, user)
+        for q in POPULAR:
+            t0 = time.monotonic()
+            rec = await self.fake.invoke_slash("ask", {"question": q.lower()}, user=user, channel=channel)
+            await rec.wait_original(lambda m: not m.loading and bool(m.embeds), timeout=30)
+            times.append((time.monotonic() - t0) * 1000)
+        return times
+
+
+def _serve_fake(conn: Any) -> None:
+    """The child process: the fake Discord and the askers, driven by commands from the bot's process."""
+
+    async def serve() -> None:
+        fake = FakeDiscord(heartbeat_interval=0.3)
+        await fake.start()
+        askers = Askers(fake)
+        conn.send(FakeAddress(fake.token, fake.host, fake.port, fake.api_base, fake.gateway_url))
+        try:
+            while True:
+                command, args = await asyncio.to_thread(conn.recv)
+                if command == "stop":
+                    break
+                try:
+                    conn.send(("ok", await askers.handle(command, *args)))
+                except Exception as exc:  # reported in the bot's process, where the run is read
+                    conn.send(("error", repr(exc)))
+        finally:
+            await fake.stop()
+            conn.send(("ok", None))
+
+    asyncio.run(serve())
+
+
+class FakeProcess:
+    """The fake Discord in a process of its own, as Discord is another machine: its event loop, its
+    interpreter lock and its HTTP and gateway work do not share the bot's interpreter, so the heartbeat
+    gaps and throughput measured are the bot's. (Both processes still share the 2 cores.)"""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="fake-discord", daemon=True)
-        self.thread.start()
-        self.fake = FakeDiscord(heartbeat_interval=0.3)
-        self.run(self.fake.start())
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_serve_fake, args=(child,), name="fake-discord", daemon=True)
+        self.process.start()
+        self.address: FakeAddress = self.conn.recv()
+        self._lock = threading.Lock()
 
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+    def _roundtrip(self, command: str, args: tuple[Any, ...]) -> Any:
+        with self._lock:
+            self.conn.send((command, args))
+            status, value = self.conn.recv()
+        if status != "ok":
+            raise RuntimeError(f"fake Discord: {command} failed: {value}")
+        return value
 
-    async def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+    async def request(self, command: str, *args: Any) -> Any:
+        return await asyncio.to_thread(self._roundtrip, command, args)
 
     def stop(self) -> None:
-        self.run(self.fake.stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
+        try:
+            self._roundtrip("stop", ())
+        finally:
+            self.process.join(10)
+            if self.process.is_alive():
+                self.process.kill()
 
 
 @dataclasses.dataclass
@@ -187,92 +316,23 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def ask_burst(ft: FakeThread, guilds: list[Any], size: int, n_guilds: int) -> tuple[list[Any], float]:
-    """Create the askers, then ask the whole burst at once; returns the interaction records and the start."""
-    fake = ft.fake
-    questions = workload(size)
-
-    async def setup() -> list[tuple[Any, Any, Any]]:
-        plan = []
-        for i, _q in enumerate(questions):
-            guild, channel = guilds[i % n_guilds]
-            user = await fake.create_user(f"asker-{size}-{n_guilds}-{i}")
-            await fake.add_member(guild, user)
-            plan.append((user, channel))
-        return plan
-
-    plan = await ft.call(setup())
-
-    async def fire() -> tuple[list[Any], float]:
-        fake.reset_heartbeat_stats()
-        started = time.monotonic()
-        records = await asyncio.gather(
-            *(
-                fake.invoke_slash("ask", {"question": q}, user=u, channel=c)
-                for q, (u, c) in zip(questions, plan, strict=True)
-            )
-        )
-        return list(records), started
-
-    return await ft.call(fire())
-
-
-async def run_burst(ft: FakeThread, bot: DirectiveBot, guilds: list[Any], size: int, n_guilds: int) -> Result:
-    fake = ft.fake
+async def run_burst(fp: FakeProcess, bot: DirectiveBot, size: int, n_guilds: int) -> Result:
     bot.service.answer_cache.clear()  # every burst starts cold
     computed_before = bot.service.answer_cache.stats().misses
-    records, started = await ask_burst(ft, guilds, size, n_guilds)
-
-    async def finals() -> list[tuple[str, float]]:
-        async def one(rec: Any) -> tuple[str, float]:
-            try:
-                resp = await rec.wait_response(timeout=fake.interaction_deadline + 5)
-            except TimeoutError:
-                return "late", time.monotonic()  # not acknowledged within Discord's 3 s
-            if resp.type == CallbackType.CHANNEL_MESSAGE_WITH_SOURCE:
-                return "busy", time.monotonic()
-            try:
-                msg = await rec.wait_original(
-                    lambda m: not m.loading and not is_queue_notice(m.content), timeout=15 * 60
-                )
-            except TimeoutError:
-                return "lost", time.monotonic()
-            return ("answered" if msg.embeds else "other"), time.monotonic()
-
-        return await asyncio.gather(*(one(r) for r in records))
-
-    outcomes = await ft.call(finals())
-    await ft.call(fake.wait_for_heartbeats(fake.heartbeat_count + 1, timeout=5))
-    answered = [t - r.created_at for (kind, t), r in zip(outcomes, records, strict=True) if kind == "answered"]
-    wall = max(t for _, t in outcomes) - started
-    gap = fake.max_heartbeat_gap
-
-    # A repeat asked once the burst is over: served from the cache.
-    async def cached() -> list[float]:
-        times = []
-        guild, channel = guilds[0]
-        user = await fake.create_user(f"repeat-{size}-{n_guilds}")
-        await fake.add_member(guild, user)
-        for q in POPULAR:
-            t0 = time.monotonic()
-            rec = await fake.invoke_slash("ask", {"question": q.lower()}, user=user, channel=channel)
-            await rec.wait_original(lambda m: not m.loading and bool(m.embeds), timeout=30)
-            times.append((time.monotonic() - t0) * 1000)
-        return times
-
-    cached_ms = await ft.call(cached())
-    kinds = [k for k, _ in outcomes]
+    out: BurstOutcome = await fp.request("burst", size, n_guilds)
+    computed = bot.service.answer_cache.stats().misses - computed_before
+    cached_ms = await fp.request("cached", size, n_guilds)
     return Result(
         burst=size,
         guilds=n_guilds,
-        answered=kinds.count("answered"),
-        busy=kinds.count("busy"),
-        lost=kinds.count("lost") + kinds.count("other"),
-        late=kinds.count("late"),
-        seconds=answered,
-        wall=wall,
-        distinct=bot.service.answer_cache.stats().misses - computed_before,
-        heartbeat_gap=gap,
+        answered=out.kinds.count("answered"),
+        busy=out.kinds.count("busy"),
+        lost=out.kinds.count("lost") + out.kinds.count("other"),
+        late=out.kinds.count("late"),
+        seconds=out.seconds,
+        wall=out.wall,
+        distinct=computed,
+        heartbeat_gap=out.heartbeat_gap,
         cached_ms=cached_ms,
         peak_mb=peak_mb(),
     )
@@ -288,6 +348,13 @@ def direct_rate(service: KnowledgeService, questions: list[str], workers: int) -
 
 async def main_async(args: argparse.Namespace) -> list[list[object]]:
     tmp = Path(tempfile.mkdtemp(prefix="directive-load-"))
+    try:
+        return await _measure(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def _measure(args: argparse.Namespace, tmp: Path) -> list[list[object]]:
     settings = load_settings(environ={}).with_paths(REPO / "knowledge", tmp / "index")
     settings = dataclasses.replace(
         settings,
@@ -302,21 +369,12 @@ async def main_async(args: argparse.Namespace) -> list[list[object]]:
         service.ask(q)  # warm-up
     workers = settings.discord.workers
 
-    ft = FakeThread()
+    fp = FakeProcess()
     rows: list[list[object]] = []
     try:
-        with redirect_discord_py(ft.fake):
-            guilds = []
-            for g in range(max(args.guilds)):
-
-                async def make(g: int = g) -> tuple[Any, Any]:
-                    owner = await ft.fake.create_user(f"owner-{g}")
-                    guild = await ft.fake.create_guild(f"Server {g}", owner=owner)
-                    channel = await ft.fake.create_channel(guild, "general")
-                    return guild, channel
-
-                guilds.append(await ft.call(make()))
-            harness = DiscordHarness(ft.fake)
+        with redirect_discord_py(fp.address):  # type: ignore[arg-type]
+            await fp.request("make_guilds", max(args.guilds))
+            harness = DiscordHarness(fp.address)  # type: ignore[arg-type]
             bot = DirectiveBot(settings, service)
             await harness.start_client(bot, timeout=30)
             try:
@@ -325,7 +383,7 @@ async def main_async(args: argparse.Namespace) -> list[list[object]]:
                     direct = await asyncio.to_thread(direct_rate, service, unique_questions(size), workers)
                     for n_guilds in args.guilds:
                         print(f"burst of {size} from {n_guilds} server(s)…", file=sys.stderr)
-                        r = await run_burst(ft, bot, guilds, size, n_guilds)
+                        r = await run_burst(fp, bot, size, n_guilds)
                         q_rate = r.answered / r.wall
                         distinct_rate = r.distinct / r.wall
                         rows.append(
@@ -350,7 +408,7 @@ async def main_async(args: argparse.Namespace) -> list[list[object]]:
             finally:
                 await harness.aclose()
     finally:
-        ft.stop()
+        fp.stop()
     return rows
 
 
@@ -386,7 +444,7 @@ def main() -> None:
         f"{' '.join(map(str, args.guilds))}`: each burst asked at once by distinct members, half of it repeats "
         f"of {len(POPULAR)} popular questions, half distinct; through the real bot (discord.py, fair queue, "
         f"answer cache, {settings.discord.workers} workers, queue limit {settings.discord.queue_limit}) against "
-        "the fake Discord on its own thread. Time to answer runs from the interaction's creation to the final "
+        "the fake Discord in a process of its own. Time to answer runs from the interaction's creation to the final "
         "reply. Unique q/s counts each question computed once (the distinct ones and "
         "each popular one): the bot's rate over the whole burst against the direct loop, which calls the answer "
         "function on exactly those questions with the same number of worker threads. A cached repeat is one "

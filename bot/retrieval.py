@@ -36,6 +36,7 @@ from bot.late import LateScorer, Segments, chunk_segments
 from bot.query import Query, QueryAnalyzer
 from bot.records import Hit, SentenceSpan
 from bot.store import LoadedIndex
+from bot.store.build import bm25_tokenize
 
 if TYPE_CHECKING:
     from bot.late import LateInteraction
@@ -367,13 +368,22 @@ class _Layout:
             spans = index.sentences[w.article_id]
             texts.append(index.articles[w.article_id].body[spans[w.first].start : spans[w.last].end])
         self.window_texts = texts
-        self.window_bm25 = _bm25_over(texts)
+        self.window_bm25 = self._stored_window_bm25(index, size, len(texts)) or _bm25_over(texts)
         # Windows as (sentence ids padded with -1) for one vectorised max over sentence scores.
         width = max((len(w.sentences) for w in self.windows), default=1)
         grid = np.full((len(self.windows), width), -1, dtype=np.int64)
         for i, w in enumerate(self.windows):
             grid[i, : len(w.sentences)] = w.sentences
         self.window_grid = grid
+
+    @staticmethod
+    def _stored_window_bm25(index: LoadedIndex, size: int, n_windows: int) -> object | None:
+        """The build's window BM25 (memory-mapped), when it was made for these windows: indexing them
+        at every start took a second at 500 articles and grows with the knowledge base."""
+        info = index.manifest.get("window_bm25") or {}
+        if index.window_bm25 is None or info.get("window_sentences") != size or info.get("windows") != n_windows:
+            return None
+        return index.window_bm25
 
     def _token_segments(self, index: LoadedIndex) -> LateScorer | None:
         """Token segments of the packed late-interaction matrix: one per (chunk, sentence) pair, so a
@@ -406,9 +416,8 @@ def _bm25_over(texts: list[str]) -> object | None:
 
     if not texts:
         return None
-    tokens = bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), show_progress=False)
     model = bm25s.BM25()
-    model.index(tokens, show_progress=False)
+    model.index(bm25_tokenize(texts), show_progress=False)  # as the build indexes them
     return model
 
 

@@ -230,6 +230,30 @@ def test_every_sentence_of_a_candidate_chunk_is_in_some_window(tiny_index, tiny_
     assert covered == {(aid, i) for aid, spans in tiny_index.sentences.items() for i in range(len(spans))}
 
 
+def test_the_window_bm25_is_read_from_the_build_not_rebuilt_at_start(tiny_index, tiny_settings) -> None:
+    layout = retriever(tiny_index, tiny_settings).layout
+    assert tiny_index.window_bm25 is not None
+    assert layout.window_bm25 is tiny_index.window_bm25
+    assert tiny_index.manifest["window_bm25"]["windows"] == len(layout.windows)
+
+
+def test_the_stored_window_bm25_scores_as_one_built_at_start(tiny_index, tiny_settings) -> None:
+    stored = retriever(tiny_index, tiny_settings)
+    rebuilt = retriever(replace(tiny_index, window_bm25=None), tiny_settings)
+    assert rebuilt.layout.window_bm25 is not tiny_index.window_bm25
+    for question in ("spokesperson", "Banks paused pilots on the cloud platform", "Zephyr model offline"):
+        a = [(p.article_id, p.first, p.last, p.prior) for p in stored.search(question, rerank=False).passages]
+        b = [(p.article_id, p.first, p.last, p.prior) for p in rebuilt.search(question, rerank=False).passages]
+        assert a == b
+
+
+def test_a_server_with_another_window_size_indexes_its_own_windows(tiny_index, tiny_settings) -> None:
+    settings = replace(tiny_settings, retrieval=replace(tiny_settings.retrieval, window_sentences=1))
+    layout = retriever(tiny_index, settings).layout
+    assert layout.window_bm25 is not tiny_index.window_bm25
+    assert len(layout.windows) == sum(len(spans) for spans in tiny_index.sentences.values())
+
+
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
 def test_every_mode_returns_passages_and_the_dense_top_score(tiny_index, tiny_settings, mode: str) -> None:
     result = retriever(tiny_index, tiny_settings).search("Banks paused pilots on the cloud platform", mode=mode)

@@ -39,13 +39,14 @@ from bot.store.manifest import (
     FORMAT_VERSION,
     LATE_FILES,
     POINTER,
+    WINDOW_BM25,
     chunker_settings,
     compute_version,
     file_sha,
     pointer_text,
     read_manifest,
 )
-from bot.store.multilingual import MULTILINGUAL_FILES, WindowEncoder, write_multilingual
+from bot.store.multilingual import MULTILINGUAL_FILES, WindowEncoder, window_keys, write_multilingual
 from bot.store.records import BuildReport, EmbedderLike
 from bot.store.status import diff
 from bot.store.verify import verify_index
@@ -322,6 +323,7 @@ def write_build(
         ]
         write_jsonl(tmp / "sentences.jsonl", sentences)
         _write_bm25(tmp / "bm25", chunks)
+        window_info = _write_window_bm25(tmp / WINDOW_BM25, arts, sentences, window_sentences)
         if embedded.late is not None:
             vectors, spans, offsets = pack(embedded.late)
             for file, array in zip(LATE_FILES, (vectors, spans, offsets), strict=True):
@@ -337,12 +339,13 @@ def write_build(
         manifest = {
             **manifest,
             "counts": {"articles": len(arts), "chunks": len(chunks), "sentences": len(sentences)},
+            "window_bm25": window_info,
             "dense_index": dense_info,
             "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "build_seconds": round(time.perf_counter() - t0, 3),
             "files": {
                 f: file_sha(tmp / f)
-                for f in (*FILES, *LATE_FILES, *MULTILINGUAL_FILES)
+                for f in (*FILES, *LATE_FILES, *MULTILINGUAL_FILES, WINDOW_BM25)
                 if f != "manifest.json" and (tmp / f).exists()
             },
         }
@@ -394,6 +397,27 @@ def _write_bm25(path: Path, chunks: list[Chunk]) -> None:
     retriever = bm25s.BM25()
     retriever.index(bm25_tokenize([c.embed_text for c in chunks]), show_progress=False)
     retriever.save(str(path))
+
+
+def _write_window_bm25(path: Path, arts: list[Article], sentences: list[list], window_sentences: int) -> dict[str, int]:
+    """The BM25 index over every window quotes can come from (``bot.retrieval`` scores them all for
+    each question). Built here rather than at every start: at 500 articles that took a second of
+    start-up, growing with the knowledge base. The manifest records the window size it was made for;
+    a server configured with another size indexes its own windows at start."""
+    import bm25s
+
+    bodies = {a.id: a.body for a in arts}
+    rows = [(str(aid), int(para), int(start), int(end)) for aid, para, start, end in sentences]
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for aid, _para, start, end in rows:
+        spans.setdefault(aid, []).append((start, end))
+    texts = [bodies[aid][spans[aid][lo][0] : spans[aid][hi][1]] for aid, lo, hi in window_keys(rows, window_sentences)]
+    path.mkdir()
+    if texts:
+        model = bm25s.BM25()
+        model.index(bm25_tokenize(texts), show_progress=False)
+        model.save(str(path))
+    return {"window_sentences": max(1, window_sentences), "windows": len(texts)}
 
 
 def _fsync_tree(root: Path) -> None:

@@ -15,6 +15,7 @@ from bot.store.manifest import (
     FORMAT_VERSION,
     LATE_FILES,
     REPAIR,
+    WINDOW_BM25,
     check_files,
     read_build_manifest,
     read_pointer,
@@ -91,6 +92,8 @@ def _load_build(index_dir: Path, expect_model: str | None, expect_dim: int | Non
             sentences.setdefault(aid, []).append(SentenceSpan(aid, para, start, end))
         faiss_index = faiss.read_index(str(build / "vectors.faiss"))
         bm25 = bm25s.BM25.load(str(build / "bm25")) if chunks else None
+        windows = (manifest.get("window_bm25") or {}).get("windows", 0)
+        window_bm25 = bm25s.BM25.load(str(build / WINDOW_BM25), mmap=True) if windows else None
         late = None
         late_packed = None
         if manifest.get("late_interaction"):
@@ -119,6 +122,7 @@ def _load_build(index_dir: Path, expect_model: str | None, expect_dim: int | Non
         bm25=bm25,
         late=late,
         late_packed=late_packed,
+        window_bm25=window_bm25,
     )
 
 

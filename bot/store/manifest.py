@@ -23,6 +23,8 @@ from bot.store.multilingual import MULTILINGUAL_FILES
 FORMAT_VERSION = 2  # 2: CURRENT carries the manifest's hash
 FILES = ("manifest.json", "vectors.faiss", "chunks.jsonl", "sentences.jsonl", "articles.jsonl", "bm25")
 LATE_FILES = ("late_vectors.npy", "late_spans.npy", "late_offsets.npy")
+# The BM25 index over the windows quotes are taken from, stored so a start does not rebuild it.
+WINDOW_BM25 = "window_bm25"
 POINTER = "CURRENT"
 BUILDS = "builds"
 MAX_POINTER_BYTES = 512
@@ -218,6 +220,8 @@ def required_files(manifest: dict) -> tuple[str, ...]:
         names.extend(LATE_FILES)
     if manifest.get("multilingual"):
         names.extend(MULTILINGUAL_FILES)
+    if manifest.get("window_bm25"):  # builds before it lack it; their windows are indexed at start
+        names.append(WINDOW_BM25)
     return tuple(names)
 
 

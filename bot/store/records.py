@@ -96,6 +96,7 @@ class LoadedIndex:
     bm25: object
     late: list[TokenMatrix] | None = None
     late_packed: tuple[np.ndarray, np.ndarray] | None = None  # all token vectors (float16; mapped when large), offsets
+    window_bm25: object | None = None  # BM25 over the windows (manifest "window_bm25" says for which size)
 
     @property
     def version(self) -> str:
