@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 import time
@@ -36,7 +35,8 @@ from bot.late import LateScorer, Segments, chunk_segments
 from bot.query import Query, QueryAnalyzer
 from bot.records import Hit, SentenceSpan
 from bot.store import LoadedIndex
-from bot.store.build import bm25_tokenize
+from bot.store.build import bm25_index, english_stemmer
+from bot.store.multilingual import window_keys, window_texts
 
 if TYPE_CHECKING:
     from bot.late import LateInteraction
@@ -164,16 +164,6 @@ def model_query(question: str, corrector: TypoCorrector | None = None) -> str:
     return corrector(text) if corrector is not None else text
 
 
-@functools.lru_cache(maxsize=1)
-def _stemmer():  # a PyStemmer object, or None without PyStemmer
-    try:
-        import Stemmer
-
-        return Stemmer.Stemmer("english")
-    except ImportError:
-        return None
-
-
 _NAME = re.compile(r"\b[A-Z][A-Za-z’'-]{2,}\b")
 
 
@@ -190,7 +180,7 @@ def unknown_names(question: str, index: LoadedIndex) -> tuple[str, ...]:
 
     vocab = index.bm25.vocab_dict
     stop = set(bm25s.stopwords.STOPWORDS_EN)
-    stemmer = _stemmer()
+    stemmer = english_stemmer()
     text = _MARKUP.sub(" ", _MENTION.sub(" ", question))
     found: list[str] = []
     for match in _NAME.finditer(text):
@@ -219,7 +209,7 @@ def unknown_terms(text: str, index: LoadedIndex) -> tuple[str, ...]:
 
     vocab = index.bm25.vocab_dict
     stop = set(bm25s.stopwords.STOPWORDS_EN)
-    stemmer = _stemmer()
+    stemmer = english_stemmer()
     found = []
     for word in _WORD.findall(_MARKUP.sub(" ", _MENTION.sub(" ", text)).casefold()):
         if len(word) < 3 or word in stop:
@@ -350,25 +340,15 @@ class _Layout:
         """Up to ``window_sentences`` consecutive sentences of one paragraph; a one-sentence paragraph
         is a window of its own. Also each window's text and a BM25 index over the windows."""
         size = max(1, window_sentences)
-        self.windows: list[_Window] = []
-        for aid, spans in index.sentences.items():
-            n = len(spans)
-            for lo in range(n):
-                hi = min(n - 1, lo + size - 1)
-                while hi > lo and spans[hi].paragraph != spans[lo].paragraph:
-                    hi -= 1
-                starts_para = lo == 0 or spans[lo - 1].paragraph != spans[lo].paragraph
-                if hi - lo + 1 < size and not starts_para and hi == lo:
-                    continue  # a lone last sentence is already inside the window before it
-                ids = tuple(self.sentence_of[(aid, p)] for p in range(lo, hi + 1))
-                self.windows.append(_Window(aid, lo, hi, ids))
+        rows = [(aid, s.paragraph, s.start, s.end) for aid, spans in index.sentences.items() for s in spans]
+        keys = window_keys(rows, size)  # the rule the build stores window indexes by, so they line up
+        self.windows = [
+            _Window(aid, lo, hi, tuple(self.sentence_of[(aid, p)] for p in range(lo, hi + 1))) for aid, lo, hi in keys
+        ]
         self.window_sentence_ids = [np.array(w.sentences, dtype=np.int64) for w in self.windows]
-        texts = []
-        for w in self.windows:
-            spans = index.sentences[w.article_id]
-            texts.append(index.articles[w.article_id].body[spans[w.first].start : spans[w.last].end])
+        texts = window_texts({aid: a.body for aid, a in index.articles.items()}, rows, keys)
         self.window_texts = texts
-        self.window_bm25 = self._stored_window_bm25(index, size, len(texts)) or _bm25_over(texts)
+        self.window_bm25 = self._stored_window_bm25(index, size, len(texts)) or bm25_index(texts)
         # Windows as (sentence ids padded with -1) for one vectorised max over sentence scores.
         width = max((len(w.sentences) for w in self.windows), default=1)
         grid = np.full((len(self.windows), width), -1, dtype=np.int64)
@@ -411,26 +391,21 @@ class _Layout:
         return padded[self.window_grid].max(axis=1)
 
 
-def _bm25_over(texts: list[str]) -> object | None:
+def _known_words(model: object, query: str) -> list[str]:
+    """The query's tokens, stemmed as the index was, that the index ``model`` knows."""
     import bm25s
 
-    if not texts:
-        return None
-    model = bm25s.BM25()
-    model.index(bm25_tokenize(texts), show_progress=False)  # as the build indexes them
-    return model
+    tokens = bm25s.tokenize([query], stopwords="en", stemmer=english_stemmer(), return_ids=False, show_progress=False)
+    vocab = model.vocab_dict  # type: ignore[attr-defined]
+    return [t for t in tokens[0] if t in vocab]
 
 
 def _bm25_scores(model: object | None, query: str, n: int) -> np.ndarray:
     """BM25 score of every document of ``model`` for ``query`` (zeros when no query word is known)."""
-    import bm25s
-
     out = np.zeros(n, dtype=np.float32)
     if model is None or not n:
         return out
-    tokens = bm25s.tokenize([query], stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False)
-    vocab = model.vocab_dict  # type: ignore[attr-defined]
-    words = [t for t in tokens[0] if t in vocab]
+    words = _known_words(model, query)
     if words:
         out[:] = model.get_scores(words)  # type: ignore[attr-defined]
     return out
@@ -483,13 +458,9 @@ class Retriever:
     # --- first stage ---------------------------------------------------------------------------
 
     def _lexical(self, question: str, k: int) -> list[tuple[int, float]]:
-        import bm25s
-
         if self.index.bm25 is None:
             return []
-        tokens = bm25s.tokenize([question], stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False)
-        vocab = self.index.bm25.vocab_dict
-        words = [t for t in tokens[0] if t in vocab]
+        words = _known_words(self.index.bm25, question)
         if not words:
             return []
         k = min(k, len(self.index.chunks))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import functools
 import hashlib
 import json
 import logging
@@ -46,7 +47,7 @@ from bot.store.manifest import (
     pointer_text,
     read_manifest,
 )
-from bot.store.multilingual import MULTILINGUAL_FILES, WindowEncoder, window_keys, write_multilingual
+from bot.store.multilingual import MULTILINGUAL_FILES, WindowEncoder, window_keys, window_texts, write_multilingual
 from bot.store.records import BuildReport, EmbedderLike
 from bot.store.status import diff
 from bot.store.verify import verify_index
@@ -322,7 +323,7 @@ def write_build(
             [a.id, para, s.start, s.end] for a in arts for para, s in article_sentences(a, max_chars=max_chars)
         ]
         write_jsonl(tmp / "sentences.jsonl", sentences)
-        _write_bm25(tmp / "bm25", chunks)
+        _write_bm25(tmp / "bm25", [c.embed_text for c in chunks])
         window_info = _write_window_bm25(tmp / WINDOW_BM25, arts, sentences, window_sentences)
         if embedded.late is not None:
             vectors, spans, offsets = pack(embedded.late)
@@ -388,15 +389,25 @@ def write_jsonl(path: Path, rows: object) -> None:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def _write_bm25(path: Path, chunks: list[Chunk]) -> None:
+def bm25_index(texts: list[str]) -> object | None:
+    """A BM25 index (bm25s) of ``texts``, tokenized as questions are; None for no texts. The chunks' and
+    the windows' indexes are made by it, at build time and (for another window size) at start."""
     import bm25s
 
-    if not chunks:
+    if not texts:
+        return None
+    model = bm25s.BM25()
+    model.index(bm25_tokenize(texts), show_progress=False)
+    return model
+
+
+def _write_bm25(path: Path, texts: list[str]) -> None:
+    """An empty directory for no texts: the build's file list stays the same."""
+    model = bm25_index(texts)
+    if model is None:
         path.mkdir()
-        return
-    retriever = bm25s.BM25()
-    retriever.index(bm25_tokenize([c.embed_text for c in chunks]), show_progress=False)
-    retriever.save(str(path))
+    else:
+        model.save(str(path))  # type: ignore[attr-defined]
 
 
 def _write_window_bm25(path: Path, arts: list[Article], sentences: list[list], window_sentences: int) -> dict[str, int]:
@@ -404,19 +415,8 @@ def _write_window_bm25(path: Path, arts: list[Article], sentences: list[list], w
     each question). Built here rather than at every start: at 500 articles that took a second of
     start-up, growing with the knowledge base. The manifest records the window size it was made for;
     a server configured with another size indexes its own windows at start."""
-    import bm25s
-
-    bodies = {a.id: a.body for a in arts}
-    rows = [(str(aid), int(para), int(start), int(end)) for aid, para, start, end in sentences]
-    spans: dict[str, list[tuple[int, int]]] = {}
-    for aid, _para, start, end in rows:
-        spans.setdefault(aid, []).append((start, end))
-    texts = [bodies[aid][spans[aid][lo][0] : spans[aid][hi][1]] for aid, lo, hi in window_keys(rows, window_sentences)]
-    path.mkdir()
-    if texts:
-        model = bm25s.BM25()
-        model.index(bm25_tokenize(texts), show_progress=False)
-        model.save(str(path))
+    texts = window_texts({a.id: a.body for a in arts}, sentences, window_keys(sentences, window_sentences))
+    _write_bm25(path, texts)
     return {"window_sentences": max(1, window_sentences), "windows": len(texts)}
 
 
@@ -472,16 +472,21 @@ def prune_cache(index_dir: Path, *, vacuum: bool = True) -> tuple[int, int]:
         cache.close()
 
 
-def bm25_tokenize(texts: list[str]) -> object:
-    import bm25s
-
+@functools.lru_cache(maxsize=1)
+def english_stemmer():  # noqa: ANN201 - a PyStemmer object, or None without PyStemmer
+    """The stemmer every BM25 index and query uses (stemming is an improvement, not a requirement)."""
     try:
         import Stemmer
 
-        stemmer = Stemmer.Stemmer("english")
-    except ImportError:  # stemming is an improvement, not a requirement
-        stemmer = None
-    return bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False)
+        return Stemmer.Stemmer("english")
+    except ImportError:
+        return None
+
+
+def bm25_tokenize(texts: list[str]) -> object:
+    import bm25s
+
+    return bm25s.tokenize(texts, stopwords="en", stemmer=english_stemmer(), show_progress=False)
 
 
 def _chunk_json(c: Chunk) -> dict:

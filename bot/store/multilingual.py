@@ -91,6 +91,16 @@ def window_keys(sentences: Sequence[tuple[str, int, int, int]], window_sentences
     return keys
 
 
+def window_texts(
+    bodies: dict[str, str], sentences: Sequence[tuple[str, int, int, int]], keys: Sequence[WindowKey]
+) -> list[str]:
+    """Each window's text, ``body[first.start:last.end]``, for ``window_keys`` of the same ``sentences``."""
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for aid, _para, start, end in sentences:
+        spans.setdefault(aid, []).append((start, end))
+    return [bodies[aid][spans[aid][lo][0] : spans[aid][hi][1]] for aid, lo, hi in keys]
+
+
 def write_multilingual(
     build: Path,
     arts: Iterable[Article],
@@ -107,13 +117,10 @@ def write_multilingual(
     """
     from bot.store.cache import compact
 
-    bodies = {a.id: a for a in arts}
-    spans: dict[str, list[tuple[int, int]]] = {}
-    for aid, _para, start, end in sentences:
-        spans.setdefault(aid, []).append((start, end))
+    by_id = {a.id: a for a in arts}
     keys = window_keys(sentences, window_sentences)
-    titles = [bodies[aid].title for aid, _, _ in keys]
-    texts = [bodies[aid].body[spans[aid][lo][0] : spans[aid][hi][1]] for aid, lo, hi in keys]
+    titles = [by_id[aid].title for aid, _, _ in keys]
+    texts = window_texts({aid: a.body for aid, a in by_id.items()}, sentences, keys)
     hashes = [sha256(f"{t}\x1f{x}") for t, x in zip(titles, texts, strict=True)]
     model_key = f"{encoder.name}|{encoder.dimension}|window"
     found = cache.get_many(model_key, hashes)  # type: ignore[attr-defined]
