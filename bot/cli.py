@@ -195,8 +195,14 @@ def configure_process(*, verbose: bool = False) -> None:
 
     for name, value in PROCESS_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
-    if not verbose:  # bm25s sets its own logger to DEBUG and reports every index it builds
-        logging.getLogger("bm25s").setLevel(logging.WARNING)
+    if not verbose:
+        # bm25s sets its own logger to DEBUG when it is imported (after this, as imports are lazy) and
+        # reports every index it builds; a filter, unlike a level, survives that.
+        logging.getLogger("bm25s").addFilter(_warnings_and_worse)
+
+
+def _warnings_and_worse(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING
 
 
 # --- ask ----------------------------------------------------------------------------------------

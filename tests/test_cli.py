@@ -238,3 +238,18 @@ def test_embedding_threads_are_set_once_by_the_command_line_edge() -> None:
         assert torch.get_num_threads() == target
     finally:
         torch.set_num_threads(before)
+
+
+def test_bm25s_debug_lines_stay_quiet_even_after_it_resets_its_level(caplog) -> None:
+    """bm25s sets its logger to DEBUG when imported, which happens after the CLI has configured logging."""
+    import logging
+
+    from bot.cli import configure_process
+
+    configure_process(verbose=False)
+    logger = logging.getLogger("bm25s")
+    logger.setLevel(logging.DEBUG)  # what importing bm25s does
+    with caplog.at_level(logging.DEBUG, logger="bm25s"):
+        logger.debug("Building index from IDs objects")
+        logger.warning("a real problem")
+    assert [r.getMessage() for r in caplog.records if r.name == "bm25s"] == ["a real problem"]
