@@ -160,8 +160,14 @@ def main() -> None:
         from bot.rerank import CrossEncoder
 
         t = time.perf_counter()
-        embedder = Embedder(settings.embedding)
+        embedder = Embedder(settings.embedding)  # torch: the build-throughput baseline below
         embed_load = time.perf_counter() - t
+        copies = work / "encoders"
+        Embedder(settings.embedding, cache_dir=copies)  # exports the ONNX copy (what a first start does)
+        t = time.perf_counter()
+        onnx_embedder = Embedder(settings.embedding, cache_dir=copies)
+        onnx_load = time.perf_counter() - t
+        assert onnx_embedder.backend == "onnx", "the ONNX copy was not exported (is the onnx package installed?)"
         t = time.perf_counter()
         late = LateInteraction(settings.retrieval.late_model, dim=settings.retrieval.late_dim)
         late_load = time.perf_counter() - t
@@ -173,7 +179,8 @@ def main() -> None:
             ["step", "seconds"],
             [
                 ["import torch + sentence-transformers", f"{import_s:.2f}"],
-                ["MiniLM embedder (packaged wheel)", f"{embed_load:.2f}"],
+                ["MiniLM embedder on torch (packaged wheel)", f"{embed_load:.2f}"],
+                ["MiniLM embedder, its ONNX copy (encoder cache; no torch import)", f"{onnx_load:.2f}"],
                 ["late-interaction ONNX model", f"{late_load:.2f}"],
                 ["cross-encoder ONNX model", f"{rerank_load:.2f}"],
             ],
@@ -196,11 +203,11 @@ def main() -> None:
             )
         ]
         texts = [c.embed_text for c in chunks]
-        embedder.model.encode(texts[:8], batch_size=settings.embedding.batch_size)  # warm-up
+        embedder.runtime.model.encode(texts[:8], batch_size=settings.embedding.batch_size)  # warm-up
         raw_runs = []
         for _ in range(3):
             t = time.perf_counter()
-            embedder.model.encode(texts, batch_size=settings.embedding.batch_size, normalize_embeddings=True)
+            embedder.runtime.model.encode(texts, batch_size=settings.embedding.batch_size, normalize_embeddings=True)
             raw_runs.append(time.perf_counter() - t)
         raw = statistics.median(raw_runs)
         late_runs = []
@@ -257,10 +264,10 @@ def main() -> None:
         )
 
         # --- answer latency ---------------------------------------------------------------
-        from bot.service import KnowledgeService
+        from bot.service import KnowledgeService, encoder_cache
 
         qs = questions(args.questions)
-        service = KnowledgeService.open(settings, embedder=embedder, reranker=reranker, late=late)
+        service = KnowledgeService.open(settings, embedder=onnx_embedder, reranker=reranker, late=late)
         rows, n_answers = latency(service, qs, args.rounds)
         emit(
             f"Answer latency in process, bundled corpus ({n_answers} answers: "
@@ -272,7 +279,7 @@ def main() -> None:
         from corpus import make_corpus
 
         big = settings.with_paths(make_corpus(work / "knowledge-50", 50), work / "index-50")
-        big_service = KnowledgeService.open(big, embedder=embedder, reranker=reranker, late=late)
+        big_service = KnowledgeService.open(big, embedder=onnx_embedder, reranker=reranker, late=late)
         rows, n_answers = latency(big_service, qs, 1)
         emit(
             f"Answer latency in process, 50 articles ({len(big_service.live.index.chunks)} chunks; "
@@ -284,8 +291,9 @@ def main() -> None:
         # --- time to first answer ----------------------------------------------------------
         exe = shutil.which("directive-bot")
         cmd = [exe] if exe else [sys.executable, "-m", "bot"]
+        shutil.rmtree(encoder_cache(settings), ignore_errors=True)
         times = []
-        for _ in range(3):
+        for _ in range(4):
             t = time.perf_counter()
             subprocess.run(
                 [*cmd, "ask", "--index", str(work / "index"), "Is Opus 4.8 affected?"],
@@ -294,11 +302,15 @@ def main() -> None:
                 timeout=120,
             )
             times.append(time.perf_counter() - t)
+        later = times[1:]
         emit(
             "Time to first answer (`directive-bot ask`, index already built)",
-            ["runs", "median s", "max s"],
-            [[len(times), f"{statistics.median(times):.2f}", f"{max(times):.2f}"]],
-            "Whole process: interpreter start, imports, three models loaded, index loaded, one answer. Target: 10 s.",
+            ["start", "runs", "median s", "max s"],
+            [
+                ["first (torch; exports the embedder's ONNX copy)", 1, f"{times[0]:.2f}", f"{times[0]:.2f}"],
+                ["every later one (the ONNX copy)", len(later), f"{statistics.median(later):.2f}", f"{max(later):.2f}"],
+            ],
+            "Whole process: interpreter start, imports, three models loaded, index loaded, one answer. Target: 6 s.",
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -211,12 +211,15 @@ def ann_recall(service, questions: list[str], settings: Settings) -> dict[str, f
 
 
 def load_models(settings: Settings) -> dict:
+    """The models of an answering process: the embedder's ONNX copy (exported into the index's encoder
+    cache here, as a first start would), the cross-encoder, late interaction."""
     from bot.embedding import Embedder
     from bot.late import LateInteraction
     from bot.rerank import CrossEncoder
+    from bot.service import encoder_cache
 
     return {
-        "embedder": Embedder(settings.embedding),
+        "embedder": Embedder(settings.embedding, cache_dir=encoder_cache(settings)),
         "reranker": CrossEncoder(settings.retrieval.rerank_model),
         "late": LateInteraction(settings.retrieval.late_model, dim=settings.retrieval.late_dim),
     }
@@ -233,8 +236,8 @@ def measure(sizes: list[int], work: Path, report_so_far: Report) -> None:
         paths=replace(base.paths, data_dir=work / "data"),
         multilingual=replace(base.multilingual, enabled=MULTILINGUAL["on"]),
     )
-    models = load_models(base)
     index = work / "index"
+    models = load_models(base.with_paths(index=index))
     rows, ann_rows, shard_rows = [], [], []
     for n in sizes:
         knowledge = make_corpus(work / f"knowledge-{n}", n)

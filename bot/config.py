@@ -54,6 +54,8 @@ class EmbeddingSettings:
     model: str = PACKAGED_MODEL
     batch_size: int = 32
     threads: int = 0  # 0 = let torch decide
+    # Where the model's ONNX copy is kept (bot/embedding.py); none = <index_dir>/cache/encoders.
+    onnx_dir: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -189,7 +189,7 @@ class KnowledgeService:
         from bot.embedding import Embedder, model_token_counter
 
         say = log or (lambda _msg: None)
-        embedder = embedder or Embedder(settings.embedding)
+        embedder = embedder or Embedder(settings.embedding, cache_dir=encoder_cache(settings))
         if reranker is None and settings.retrieval.rerank:
             from bot.rerank import CrossEncoder
 
@@ -224,7 +224,7 @@ class KnowledgeService:
         from bot.embedding import Embedder, model_token_counter
         from bot.multilingual import encoder_for
 
-        embedder = Embedder(settings.embedding)
+        embedder = Embedder(settings.embedding, cache_dir=encoder_cache(settings))
         late = None
         if settings.retrieval.late_interaction:
             from bot.late import LateInteraction
@@ -739,6 +739,13 @@ def _keys(questions: tuple[str, ...]) -> set[str]:
     from bot.pins import normalise
 
     return {normalise(q) for q in questions}
+
+
+def encoder_cache(settings: Settings) -> Path:
+    """Where the embedding model's ONNX copy is kept (``bot.embedding``): beside the embedding cache, so
+    every process on this index (the bot, each shard, ``directive-bot ask``) shares one copy; or
+    ``embedding.onnx_dir``, to share it between index directories."""
+    return settings.embedding.onnx_dir or settings.paths.index_dir / "cache" / "encoders"
 
 
 def _multilingual_encoder(settings: Settings) -> MultilingualEncoder | None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ from bot.cli import configure_process
 from bot.config import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
+ONNX_DIR_VARIABLE = "DIRECTIVE_BOT__EMBEDDING__ONNX_DIR"
 KNOWLEDGE = REPO / "knowledge"
 SEEDS = REPO.parent / "shared" / "seeds"
 
@@ -70,16 +73,30 @@ def tmp_settings(tmp_path: Path, knowledge_copy: Path) -> Settings:
     return replace(settings, paths=replace(settings.paths, data_dir=tmp_path / "data"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_onnx_copy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One ONNX copy of the embedding model for every command the tests run, as the processes on one
+    index share theirs: each fresh test index would otherwise export its own (about 3 s each)."""
+    path = tmp_path_factory.mktemp("encoders")
+    os.environ[ONNX_DIR_VARIABLE] = str(path)
+    yield path
+    os.environ.pop(ONNX_DIR_VARIABLE, None)
+
+
 @pytest.fixture(scope="session")
-def real_service(tmp_path_factory: pytest.TempPathFactory):
+def real_service(tmp_path_factory: pytest.TempPathFactory, shared_onnx_copy: Path):
     """One real KnowledgeService (MiniLM, late interaction, cross-encoder) for the whole session.
 
     It builds the bundled knowledge base into a session temp index the first time it is asked for.
     """
+    from dataclasses import replace
+
     from bot.service import KnowledgeService
 
     index_dir = tmp_path_factory.mktemp("real-index")
-    return KnowledgeService.open(load_settings(environ={}).with_paths(KNOWLEDGE, index_dir), build_if_needed=True)
+    settings = load_settings(environ={}).with_paths(KNOWLEDGE, index_dir)
+    settings = replace(settings, embedding=replace(settings.embedding, onnx_dir=shared_onnx_copy))
+    return KnowledgeService.open(settings, build_if_needed=True)
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,11 @@
+import logging
+import sys
+
 import numpy as np
 import pytest
 
 from bot.config import EmbeddingSettings
-from bot.embedding import Embedder, model_token_counter, resolve_model_path
+from bot.embedding import Embedder, model_key, model_token_counter, resolve_model_path
 from bot.errors import ConfigError
 
 
@@ -38,3 +41,61 @@ def test_token_counter_counts_model_tokens_without_loading_the_model() -> None:
     count = model_token_counter(EmbeddingSettings())
     assert count("Anthropic") > 1  # word pieces, not words
     assert count("") == 0
+
+
+# --- the ONNX copy: a fast start with the same vectors ---------------------------------------------
+
+TEXTS = [
+    "Are foreign nationals affected by the order?",
+    "opus ok?",
+    "The Commerce Department ordered Anthropic to suspend access for foreign nationals. " * 30,  # truncated
+]
+
+
+@pytest.fixture(scope="module")
+def torch_vectors(real_service) -> np.ndarray:
+    return Embedder(EmbeddingSettings()).encode(TEXTS)
+
+
+def test_without_an_encoder_cache_the_torch_model_answers() -> None:
+    assert Embedder(EmbeddingSettings()).backend == "torch"
+
+
+def test_the_first_load_exports_an_onnx_copy_and_the_next_load_uses_it(tmp_path, torch_vectors) -> None:
+    first = Embedder(EmbeddingSettings(), cache_dir=tmp_path)
+    assert first.backend == "torch"
+    assert len(list(tmp_path.glob("*.onnx"))) == 1 and len(list(tmp_path.glob("*.json"))) == 1
+    second = Embedder(EmbeddingSettings(), cache_dir=tmp_path)
+    assert second.backend == "onnx"
+    assert second.dimension == first.dimension and second.max_tokens == first.max_tokens
+    assert np.abs(second.encode(TEXTS) - torch_vectors).max() < 1e-5
+
+
+def test_the_onnx_copy_is_never_published_when_onnx_is_missing(tmp_path, monkeypatch, caplog) -> None:
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx raises ImportError
+    with caplog.at_level(logging.INFO, logger="bot.embedding"):
+        embedder = Embedder(EmbeddingSettings(), cache_dir=tmp_path)
+    assert embedder.backend == "torch"
+    assert not list(tmp_path.iterdir())
+    assert "pip install onnx" in caplog.text
+
+
+def test_a_damaged_onnx_copy_falls_back_to_torch_and_is_exported_again(tmp_path, torch_vectors, caplog) -> None:
+    Embedder(EmbeddingSettings(), cache_dir=tmp_path)
+    (graph,) = tmp_path.glob("*.onnx")
+    graph.write_bytes(b"not an onnx graph")
+    with caplog.at_level(logging.WARNING, logger="bot.embedding"):
+        assert Embedder(EmbeddingSettings(), cache_dir=tmp_path).backend == "torch"
+    assert "unusable" in caplog.text
+    repaired = Embedder(EmbeddingSettings(), cache_dir=tmp_path)
+    assert repaired.backend == "onnx"
+    assert np.abs(repaired.encode(TEXTS) - torch_vectors).max() < 1e-5
+
+
+def test_the_cache_key_changes_when_a_model_file_changes(tmp_path) -> None:
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
+    before = model_key(tmp_path)
+    assert model_key(tmp_path) == before
+    (tmp_path / "model.safetensors").write_bytes(b"other weights")
+    assert model_key(tmp_path) != before

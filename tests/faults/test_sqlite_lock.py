@@ -135,7 +135,7 @@ def fake_models(monkeypatch: pytest.MonkeyPatch) -> None:
     """`index build` in-process with the fake embedder (the lock, not the model, is under test)."""
     import bot.embedding
 
-    monkeypatch.setattr(bot.embedding, "Embedder", lambda _settings: FakeEmbedder())
+    monkeypatch.setattr(bot.embedding, "Embedder", lambda _settings, **_: FakeEmbedder())
     monkeypatch.setattr(bot.embedding, "model_token_counter", lambda _settings: word_count)
 
 
