@@ -143,30 +143,14 @@ class _OnnxRuntime:
     """The exported copy on onnxruntime, with the model's own tokenizer."""
 
     def __init__(self, graph: Path, path: Path, *, dimension: int, max_tokens: int, threads: int = 0) -> None:
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
+        from bot.onnx_model import OnnxTextModel
 
-        self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
-        self.tokenizer.enable_truncation(max_length=max_tokens)
-        self.tokenizer.no_padding()
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # see bot.onnx_model
-        self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        self.model = OnnxTextModel.from_files(graph, path / "tokenizer.json", max_length=max_tokens, threads=threads)
         self.dimension = dimension
         self.max_tokens = max_tokens
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        encodings = self.tokenizer.encode_batch(texts)
-        width = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(encodings), width), dtype=np.int64)
-        mask, types = np.zeros_like(ids), np.zeros_like(ids)
-        for row, enc in enumerate(encodings):
-            n = len(enc.ids)
-            ids[row, :n], mask[row, :n], types[row, :n] = enc.ids, enc.attention_mask, enc.type_ids
-        out = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
-        return np.asarray(out, dtype=np.float32)
+        return np.asarray(self.model.run(self.model.tokenizer.encode_batch(texts)), dtype=np.float32)
 
 
 def model_key(path: Path) -> str:

@@ -38,11 +38,21 @@ class OnnxTextModel:
     """A tokenizer (truncating, not padding) and an ONNX session on the CPU, run one batch at a time."""
 
     def __init__(self, name: str, *, max_length: int, threads: int = 0, inter_op_threads: int = 0) -> None:
+        path = resolve_model_dir(name)
+        self._open(path / "model.onnx", path / "tokenizer.json", max_length, threads, inter_op_threads)
+
+    @classmethod
+    def from_files(cls, graph: Path, tokenizer: Path, *, max_length: int, threads: int = 0) -> OnnxTextModel:
+        """A graph and tokenizer that are not a packaged model's folder (the embedder's exported copy)."""
+        model = cls.__new__(cls)
+        model._open(graph, tokenizer, max_length, threads, 0)
+        return model
+
+    def _open(self, graph: Path, tokenizer: Path, max_length: int, threads: int, inter_op_threads: int) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        path = resolve_model_dir(name)
-        self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        self.tokenizer = Tokenizer.from_file(str(tokenizer))
         self.tokenizer.enable_truncation(max_length=max_length)
         self.tokenizer.no_padding()
         options = ort.SessionOptions()
@@ -54,7 +64,7 @@ class OnnxTextModel:
         # work that run right after (measured: answer p50 214 -> 154 ms).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
         self.input_names = {i.name for i in self.session.get_inputs()}
         self._lock = threading.Lock()  # one run at a time per session; callers run in worker threads
 
