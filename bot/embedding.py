@@ -163,9 +163,8 @@ def model_key(path: Path) -> str:
     return h.hexdigest()[:24]
 
 
-def _cached_onnx(path: Path, cache_dir: Path, threads: int) -> _OnnxRuntime | None:
+def _cached_onnx(path: Path, cache_dir: Path, key: str, threads: int) -> _OnnxRuntime | None:
     """The exported copy of this model from the cache, or None (none yet, or unreadable: re-exported)."""
-    key = model_key(path)
     graph, meta_file = cache_dir / f"{key}.onnx", cache_dir / f"{key}.json"
     if not graph.is_file() or not meta_file.is_file():
         return None
@@ -179,7 +178,7 @@ def _cached_onnx(path: Path, cache_dir: Path, threads: int) -> _OnnxRuntime | No
         return None
 
 
-def _export(torch_runtime: _TorchRuntime, path: Path, cache_dir: Path) -> None:
+def _export(torch_runtime: _TorchRuntime, path: Path, cache_dir: Path, key: str) -> None:
     """Export, check against torch on the probe texts, then publish atomically (graph, then its metadata)."""
     try:
         import onnx  # noqa: F401 - torch's exporter needs it
@@ -193,7 +192,6 @@ def _export(torch_runtime: _TorchRuntime, path: Path, cache_dir: Path) -> None:
     except Exception as exc:
         log.warning("could not inspect the embedding model for export (%s); it stays on torch", exc)
         return
-    key = model_key(path)
     cache_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".onnx.tmp", dir=cache_dir)
     os.close(fd)
@@ -205,12 +203,13 @@ def _export(torch_runtime: _TorchRuntime, path: Path, cache_dir: Path) -> None:
         if not gap <= EXPORT_TOLERANCE:
             log.warning("the ONNX copy of %s differs from torch by %.2g; it stays on torch", path, gap)
             return
-        os.chmod(tmp, 0o644)  # shard processes of other users may read it
+        os.chmod(tmp, 0o644)  # shard processes of other users may read it (and its metadata, below)
         os.replace(tmp, cache_dir / f"{key}.onnx")
         meta = {"model": str(path), "dimension": torch_runtime.dimension, "max_tokens": torch_runtime.max_tokens}
         from bot.knowledge import atomic_write_text
 
         atomic_write_text(cache_dir / f"{key}.json", json.dumps(meta))
+        os.chmod(cache_dir / f"{key}.json", 0o644)
     except Exception as exc:
         log.warning("could not export the embedding model to ONNX (%s); start-up stays on torch", exc)
     finally:
@@ -228,13 +227,14 @@ class Embedder:
         self.name = settings.model
         self.path = resolve_model_path(settings.model)
         self.batch_size = settings.batch_size
+        key = model_key(self.path) if cache_dir is not None else ""
         runtime: _Runtime | None = None
         if cache_dir is not None:
-            runtime = _cached_onnx(self.path, cache_dir, settings.threads)
+            runtime = _cached_onnx(self.path, cache_dir, key, settings.threads)
         if runtime is None:
             torch_runtime = _TorchRuntime(self.path)
             if cache_dir is not None:
-                _export(torch_runtime, self.path, cache_dir)
+                _export(torch_runtime, self.path, cache_dir, key)
             runtime = torch_runtime
         self.runtime: _Runtime = runtime
         self.dimension = runtime.dimension
@@ -243,7 +243,7 @@ class Embedder:
 
     @property
     def backend(self) -> str:
-        """``onnx`` or ``torch``: what answers (``directive-bot index status`` and the logs say it)."""
+        """``onnx`` or ``torch``: which runtime answers (the tests and the benchmarks check it)."""
         return "onnx" if isinstance(self.runtime, _OnnxRuntime) else "torch"
 
     def encode(self, texts: list[str], *, progress: Callable[[int], None] | None = None) -> np.ndarray:
