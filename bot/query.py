@@ -181,7 +181,7 @@ class QueryAnalyzer:
     def __init__(self, knowledge_texts: Iterable[str], *, home_country: str = "US") -> None:
         corpus = " ".join(knowledge_texts).casefold()
         self.home = home_country.upper()
-        self._has = functools.lru_cache(maxsize=4096)(lambda term: _contains(corpus, term.casefold()))
+        self._form = functools.lru_cache(maxsize=4096)(lambda term: _surface(corpus, term))
 
     def analyze(self, question: str, correct: Callable[[str], str] | None = None) -> Query:
         text = spell_out(question)
@@ -197,12 +197,25 @@ class QueryAnalyzer:
             concepts.append("foreign person")
         added: list[str] = []
         for name in dict.fromkeys(concepts):
-            added.extend(t for t in glossary()[name]["terms"] if self._has(t) and t.casefold() not in low)
+            forms = (self._form(t) for t in glossary()[name]["terms"])
+            added.extend(f for f in forms if f and f" {f.casefold()} " not in low)
         for country in countries:
-            if self._has(country.name) and f" {country.name.casefold()} " not in low:
+            if self._form(country.name) and f" {country.name.casefold()} " not in low:
                 added.append(country.name)
-        return Query(question, text, countries, tuple(dict.fromkeys(concepts)), tuple(dict.fromkeys(added)))
+        unique = {a.casefold(): a for a in reversed(added)}  # each term once, as first spelt
+        terms = tuple(dict.fromkeys(unique[a.casefold()] for a in added))
+        return Query(question, text, countries, tuple(dict.fromkeys(concepts)), terms)
 
 
-def _contains(corpus: str, term: str) -> bool:
-    return re.search(rf"(?<!\w){re.escape(term)}(?!\w)", corpus) is not None
+def _surface(corpus: str, term: str) -> str | None:
+    """How the knowledge base writes a glossary term, if it uses it: the term itself, or for a phrase
+    its words with at most one word between each pair ("older models" -> "older ai models"), so the
+    glossary's general wording meets the articles' own. None when the articles never use it."""
+    if re.search(rf"(?<!\w){re.escape(term.casefold())}(?!\w)", corpus):
+        return term
+    words = term.casefold().split()
+    if len(words) < 2:
+        return None
+    gap = r"(?:\s+[^\W_]+)?\s+"
+    match = re.search(r"(?<!\w)" + gap.join(map(re.escape, words)) + r"(?!\w)", corpus)
+    return match.group(0) if match else None

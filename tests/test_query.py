@@ -75,6 +75,32 @@ def test_a_model_family_name_adds_the_generic_term() -> None:
     assert QueryAnalyzer(KB).analyze("is sonnet still up").added == ("other Claude models", "older models")
 
 
+def test_a_phrase_meets_the_knowledge_bases_wording_with_a_word_between() -> None:
+    query = QueryAnalyzer(["Older AI models were not affected."]).analyze("is haiku still up")
+    assert query.added == ("older ai models",)
+
+
+def test_a_phrase_with_more_than_one_word_between_is_not_the_term() -> None:
+    query = QueryAnalyzer(["Older and much smaller models were not affected."]).analyze("is haiku still up")
+    assert query.added == ()
+
+
+@pytest.mark.parametrize(
+    ("question", "concept", "term"),
+    [
+        ("bedrock affected?", "cloud platform", "AWS"),
+        ("staff too?", "employee", "employees"),
+        ("does my api key still work", "developer access", "API access"),
+        ("is the claude app down for me", "consumer product", "consumer products"),
+    ],
+)
+def test_a_product_or_role_adds_the_knowledge_bases_term_for_it(question: str, concept: str, term: str) -> None:
+    kb = ["Customers on AWS, employees, API access and consumer products were all cut off."]
+    query = QueryAnalyzer(kb).analyze(question)
+    assert concept in query.concepts
+    assert term in query.added
+
+
 def test_typo_correction_runs_after_spelling_out() -> None:
     seen = []
     QueryAnalyzer(KB).analyze("r goverments ok", correct=lambda t: seen.append(t) or t)
