@@ -21,6 +21,7 @@ from bot.i18n import ENGLISH, LANGUAGES, Frame, frame, language_of
 
 if TYPE_CHECKING:
     from bot.db import Database
+    from bot.evaluation import EvalSet
     from bot.kb import Preview
     from bot.pins import PinDraft, SentenceChoice
     from bot.records import Answer, Source
@@ -838,6 +839,12 @@ def kb_phrasing(ctx: click.Context, pin_id: int, phrasings: tuple[str, ...]) -> 
     "--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="PNG of the decision score."
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Fold assignment seed for --cv.")
+@click.option(
+    "--windows",
+    type=click.IntRange(1, 64),
+    multiple=True,
+    help="With --cv: windows the cross-encoder may read, tried (repeatable). Default: retrieval.rerank_windows.",
+)
 @click.option("--with-pins", is_flag=True, help="Also score the full pipeline with the moderators' pins.")
 @click.pass_context
 def eval_cmd(
@@ -848,12 +855,14 @@ def eval_cmd(
     folds: int | None,
     plot: Path | None,
     seed: int,
+    windows: tuple[int, ...],
     with_pins: bool,
 ) -> None:
     """Score question files: hit@1, hit@3, MRR and decline rates, by mode, kind and language.
 
     With --cv K the expensive half runs once per question; the settings (windows read, prior weight,
     decline and "closest passages" thresholds) are chosen on K-1 folds and scored on the held-out one.
+    The windows read stay at the configured budget (latency grows with them) unless --windows lists others.
     """
     from bot.evaluation import load_eval_set
 
@@ -865,7 +874,8 @@ def eval_cmd(
         db = _database(ctx) if with_pins else None
         _eval_modes(service, sets, files, as_json=as_json, show_misses=show_misses, plot=plot, pins_from=db)
     else:
-        _eval_cv(service, sets, folds, seed=seed, as_json=as_json, show_misses=show_misses, plot=plot)
+        reads = windows or (service.settings.retrieval.rerank_windows,)
+        _eval_cv(service, sets, folds, reads, seed=seed, as_json=as_json, show_misses=show_misses, plot=plot)
 
 
 def _eval_modes(
@@ -907,7 +917,17 @@ def _eval_modes(
         say(f"Wrote {plot}.")
 
 
-def _eval_cv(service, sets, folds: int, *, seed: int, as_json: bool, show_misses: bool, plot: Path | None) -> None:  # noqa: ANN001
+def _eval_cv(
+    service: KnowledgeService,
+    sets: list[EvalSet],
+    folds: int,
+    windows: tuple[int, ...],
+    *,
+    seed: int,
+    as_json: bool,
+    show_misses: bool,
+    plot: Path | None,
+) -> None:
     from bot.evaluation import EvalSet, Grid, Tuner, observe, plot_scores
 
     questions = EvalSet(tuple(q for s in sets for q in s.questions))
@@ -917,7 +937,7 @@ def _eval_cv(service, sets, folds: int, *, seed: int, as_json: bool, show_misses
         questions = EvalSet(tuple(q for q in questions.questions if q not in set(other.questions)))
         if not questions.questions:
             return
-    grid = Grid()
+    grid = Grid(rerank_windows=tuple(sorted(set(windows))))
     say(
         f"Running {len(questions.questions)} questions once (the cross-encoder reads up to {max(grid.rerank_windows)})."
     )

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from bot.cli import cli
@@ -253,3 +254,31 @@ def test_bm25s_debug_lines_stay_quiet_even_after_it_resets_its_level(caplog) -> 
         logger.debug("Building index from IDs objects")
         logger.warning("a real problem")
     assert [r.getMessage() for r in caplog.records if r.name == "bm25s"] == ["a real problem"]
+
+
+@pytest.fixture
+def small_eval(tmp_path: Path) -> Path:
+    """Eight answerable, three off-topic and two near-miss questions of the project's own set."""
+    own = yaml.safe_load((REPO / "tests" / "eval" / "own.yaml").read_text(encoding="utf-8"))
+    subset = {"on_topic": own["on_topic"][:8], "off_topic": own["off_topic"][:3], "near_miss": own["near_miss"][:2]}
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(subset), encoding="utf-8")
+    return path
+
+
+def cv_report(built: dict[str, Path], small_eval: Path, *extra: str) -> dict:
+    result = run("eval", *opts(built), str(small_eval), "--cv", "2", "--json", *extra)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output.strip().splitlines()[-1])
+
+
+def test_eval_cv_reports_held_out_figures_at_the_configured_window_budget(built, small_eval: Path) -> None:
+    report = cv_report(built, small_eval)
+    assert report["rows"][-1]["mode"] == "2-fold held-out"
+    assert report["rows"][-1]["on_topic"] == 8
+    assert {p["rerank_windows"] for p in [report["fitted"], *report["folds"]]} == {10}
+
+
+def test_eval_cv_windows_option_lets_the_folds_choose_among_other_budgets(built, small_eval: Path) -> None:
+    report = cv_report(built, small_eval, "--windows", "3", "--windows", "5")
+    assert {p["rerank_windows"] for p in [report["fitted"], *report["folds"]]} <= {3, 5}
