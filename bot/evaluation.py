@@ -327,7 +327,7 @@ class Grid:
     # within `cost_tolerance` of the best ranking value, the one reading the fewest windows on average wins.
     rerank_first: tuple[int, ...] = (6, 8)
     rerank_decisive: tuple[float, ...] = (4.0, 6.0, 8.0, math.inf)
-    cost_tolerance: float = 0.01
+    cost_tolerance: float = 0.02
     prior_weight: tuple[float, ...] = (0.0, 5.0, 10.0, 20.0, 40.0)
     relative_cutoff: tuple[float, ...] = (4.0, 6.0, 8.0, 12.0)
     unknown_term_weight: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 3.0)

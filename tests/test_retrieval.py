@@ -16,7 +16,16 @@ from bot.errors import InvalidQuestion
 from bot.knowledge import write_article
 from bot.late import TokenMatrix, maxsim
 from bot.records import Article
-from bot.retrieval import Retriever, TypoCorrector, clean_question, edit_distance, model_query, rrf
+from bot.retrieval import (
+    Passage,
+    Retriever,
+    TypoCorrector,
+    clean_question,
+    edit_distance,
+    model_query,
+    reading_order,
+    rrf,
+)
 from bot.store import build_index, load_index
 from tests.conftest import FakeEmbedder, word_count
 
@@ -376,3 +385,22 @@ def test_reweighting_a_retrieval_is_the_same_as_reading_fewer_windows(tiny_index
         tiny_index, FakeEmbedder(), replace(settings, rerank_windows=3, rerank_first=3), reranker=FakeReranker()
     ).search("Banks paused")
     assert wide.reweighted(3, settings.prior_weight).passages == narrow.passages
+
+
+def _window(article: str, first: int, last: int, prior: float) -> Passage:
+    return Passage(article, first, last, first * 10, last * 10 + 9, prior, f"{article}:0")
+
+
+def test_windows_sharing_a_sentence_with_a_better_one_are_read_after_every_disjoint_window() -> None:
+    strong = _window("a", 4, 4, 0.9)
+    around = [_window("a", 3, 4, 0.8), _window("a", 4, 5, 0.7)]
+    elsewhere = [_window("a", 9, 9, 0.5), _window("b", 4, 4, 0.4)]
+    order = reading_order([*around, strong, *elsewhere])
+    assert order == [strong, *elsewhere, *around]
+
+
+def test_the_cross_encoder_reads_no_two_windows_with_a_sentence_in_common_while_others_remain(real_service) -> None:
+    result = real_service.retrieve("are foreign nationals living in the US affected?", read=10)
+    read = [{(p.article_id, i) for i in range(p.first, p.last + 1)} for p in result.passages]
+    assert len(read) == 10
+    assert all(not (a & b) for n, a in enumerate(read) for b in read[n + 1 :])
