@@ -169,6 +169,9 @@ class Query:
     countries: tuple[Country, ...]
     concepts: tuple[str, ...]  # glossary concepts the question is an instance of
     added: tuple[str, ...]  # terms appended for the models (all used by the knowledge base)
+    # Words recognised as a country, a nationality or a glossary cue ("kenyan", "app"): understood even
+    # when no article uses them, so they do not count as what the articles cannot speak to.
+    understood: tuple[str, ...] = ()
 
     @property
     def expanded(self) -> str:
@@ -190,9 +193,12 @@ class QueryAnalyzer:
         low = " " + " ".join(_WORDS.findall(text.casefold())) + " "
         countries = find_countries(text)
         concepts: list[str] = []
+        understood = [w for w in low.split() if w in _countries()]
         for name, concept in glossary().items():
-            if any(f" {cue} " in low for cue in concept["cues"]):
+            cues = [cue for cue in concept["cues"] if f" {cue} " in low]
+            if cues:
                 concepts.append(name)
+                understood.extend(w for cue in cues for w in _WORDS.findall(cue))
         if any(c.code != self.home for c in countries) and "foreign person" in glossary():
             concepts.append("foreign person")
         added: list[str] = []
@@ -204,7 +210,9 @@ class QueryAnalyzer:
                 added.append(country.name)
         unique = {a.casefold(): a for a in reversed(added)}  # each term once, as first spelt
         terms = tuple(dict.fromkeys(unique[a.casefold()] for a in added))
-        return Query(question, text, countries, tuple(dict.fromkeys(concepts)), terms)
+        return Query(
+            question, text, countries, tuple(dict.fromkeys(concepts)), terms, tuple(dict.fromkeys(understood))
+        )
 
 
 def _surface(corpus: str, term: str) -> str | None:

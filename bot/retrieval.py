@@ -198,11 +198,12 @@ def unknown_names(question: str, index: LoadedIndex) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def unknown_terms(text: str, index: LoadedIndex) -> tuple[str, ...]:
+def unknown_terms(text: str, index: LoadedIndex, understood: Container[str] = ()) -> tuple[str, ...]:
     """Content words of the question (any case) whose stem no article uses: what the question asks
     about that the knowledge base cannot speak to ("refund", "benchmarks", "amodei"). One signal of
     a question on the topic that the articles do not answer; persona details ("homework") count too,
-    so evaluation weighs it against the passage score rather than trusting it alone."""
+    so evaluation weighs it against the passage score rather than trusting it alone. Words the
+    question analysis ``understood`` (a nationality, a glossary cue such as "app") are not unknown."""
     if index.bm25 is None:
         return ()
     import bm25s.stopwords
@@ -212,7 +213,7 @@ def unknown_terms(text: str, index: LoadedIndex) -> tuple[str, ...]:
     stemmer = english_stemmer()
     found = []
     for word in _WORD.findall(_MARKUP.sub(" ", _MENTION.sub(" ", text)).casefold()):
-        if len(word) < 3 or word in stop:
+        if len(word) < 3 or word in stop or word in understood:
             continue
         if word not in vocab and (stemmer is None or stemmer.stemWord(word) not in vocab):
             found.append(word)
@@ -579,7 +580,7 @@ class Retriever:
             rerank_ms=(t3 - t2) * 1000,
             query=query,
             reranked=reranked,
-            unknown_terms=unknown_terms(query.text, self.index),
+            unknown_terms=unknown_terms(query.text, self.index, frozenset(query.understood)),
         )
 
     def _rerank(self, text: str, passages: list[Passage], read: int | None) -> list[Passage]:

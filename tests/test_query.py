@@ -132,3 +132,9 @@ def test_thanks_and_ok_are_acknowledgements_not_questions() -> None:
 
 def test_a_short_question_is_not_an_acknowledgement() -> None:
     assert not is_acknowledgement("opus ok?") and not is_acknowledgement("how long") and not is_acknowledgement("")
+
+
+def test_nationalities_and_glossary_cues_are_understood_words() -> None:
+    query = QueryAnalyzer(KB).analyze("kenyan here, claude app dead for me?")
+    assert {"kenyan", "app"} <= set(query.understood)
+    assert "dead" not in query.understood

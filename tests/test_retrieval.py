@@ -404,3 +404,9 @@ def test_the_cross_encoder_reads_no_two_windows_with_a_sentence_in_common_while_
     read = [{(p.article_id, i) for i in range(p.first, p.last + 1)} for p in result.passages]
     assert len(read) == 10
     assert all(not (a & b) for n, a in enumerate(read) for b in read[n + 1 :])
+
+
+def test_a_nationality_or_glossary_cue_no_article_uses_is_not_an_unknown_word(real_service) -> None:
+    result = real_service.retrieve("kenyan here, claude app dead for me?")
+    assert "dead" in result.unknown_terms
+    assert not {"kenyan", "app"} & set(result.unknown_terms)
