@@ -894,6 +894,14 @@ async def wait_for_version(service: KnowledgeService, version: str, *, timeout: 
     return loop.time() - start
 
 
+async def wait_for_log(caplog: pytest.LogCaptureFixture, line: str, *, timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while line not in caplog.text:
+        assert loop.time() - start < timeout, f"no log line {line!r}; logged: {caplog.text!r}"
+        await asyncio.sleep(0.05)
+
+
 async def test_offline_index_build_is_taken_up_by_a_running_bot_within_seconds(
     discord_harness: Any, service: KnowledgeService, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -903,7 +911,9 @@ async def test_offline_index_build_is_taken_up_by_a_running_bot_within_seconds(
     caplog.set_level(logging.INFO, logger="bot.discord.client")
     report = await asyncio.to_thread(offline_build, service)
     await wait_for_version(service, report.index_version, timeout=5.0)
-    assert f"index reloaded old_version={old_version} new_version={report.index_version} via=poll" in caplog.text
+    # The service swaps its index in a worker thread; the bot logs once the event loop resumes it.
+    line = f"index reloaded old_version={old_version} new_version={report.index_version} via=poll"
+    await wait_for_log(caplog, line, timeout=5.0)
     asked = await env.ask(NEW_FACT_QUESTION)
     answer = await asked.wait_original(lambda m: not m.loading, timeout=ANSWER_TIMEOUT)
     assert "72 hours" in answer.embeds[0]["description"]
@@ -920,7 +930,8 @@ async def test_sighup_makes_a_running_bot_take_up_a_new_index_at_once(
     report = await asyncio.to_thread(offline_build, service)
     os.kill(os.getpid(), signal.SIGHUP)
     await wait_for_version(service, report.index_version, timeout=5.0)
-    assert f"index reloaded old_version={old_version} new_version={report.index_version} via=SIGHUP" in caplog.text
+    line = f"index reloaded old_version={old_version} new_version={report.index_version} via=SIGHUP"
+    await wait_for_log(caplog, line, timeout=5.0)
 
 
 # -- /kb status, gaps ----------------------------------------------------------------------------
