@@ -210,9 +210,7 @@ class QueryAnalyzer:
                 added.append(country.name)
         unique = {a.casefold(): a for a in reversed(added)}  # each term once, as first spelt
         terms = tuple(dict.fromkeys(unique[a.casefold()] for a in added))
-        return Query(
-            question, text, countries, tuple(dict.fromkeys(concepts)), terms, tuple(dict.fromkeys(understood))
-        )
+        return Query(question, text, countries, tuple(dict.fromkeys(concepts)), terms, tuple(dict.fromkeys(understood)))
 
 
 def _surface(corpus: str, term: str) -> str | None:

@@ -278,7 +278,7 @@ class Retrieval:
         return replace(self, passages=tuple(sorted(head, key=lambda p: -p.score)))
 
 
-def reading_order(passages: Iterable[Passage]) -> list[Passage]:
+def reading_order(passages: Iterable[Passage], limit: int | None = None) -> list[Passage]:
     """Windows in the order the cross-encoder reads them: best prior first, but a window that shares a
     sentence with one already taken waits until every disjoint one has been taken.
 
@@ -286,6 +286,8 @@ def reading_order(passages: Iterable[Passage]) -> list[Passage]:
     prior order they fill the cross-encoder's few reads with one passage three times, and the answer
     is grown to whole sentences afterwards anyway. On every question file, the gold window is among
     the 10 read for 91.3% of answerable questions instead of 90.4% (held-out MRR 0.735 -> 0.750).
+    ``limit``: stop once that many disjoint windows are taken (the cross-encoder reads no more), so a
+    large knowledge base's thousands of windows are not all walked.
     """
     taken: set[tuple[str, int]] = set()
     first: list[Passage] = []
@@ -297,6 +299,8 @@ def reading_order(passages: Iterable[Passage]) -> list[Passage]:
         else:
             first.append(p)
             taken |= sentences
+            if limit is not None and len(first) >= limit:
+                break
     return first + later
 
 
@@ -568,7 +572,8 @@ class Retriever:
         t2 = time.perf_counter()
         reranked = False
         if rerank and self.reranker is not None and passages:
-            passages = self._rerank(query.text, reading_order(passages), read)  # unread windows are not quoted
+            order = reading_order(passages, limit=read or self.settings.rerank_windows)
+            passages = self._rerank(query.text, order, read)  # windows it did not read are not quoted
             reranked = True
         t3 = time.perf_counter()
         return Retrieval(

@@ -410,3 +410,8 @@ def test_a_nationality_or_glossary_cue_no_article_uses_is_not_an_unknown_word(re
     result = real_service.retrieve("kenyan here, claude app dead for me?")
     assert "dead" in result.unknown_terms
     assert not {"kenyan", "app"} & set(result.unknown_terms)
+
+
+def test_the_reading_order_stops_once_enough_disjoint_windows_are_taken() -> None:
+    windows = [_window("a", i, i, 1.0 - i / 100) for i in range(50)]
+    assert reading_order(windows, limit=3) == windows[:3]
