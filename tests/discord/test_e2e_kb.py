@@ -885,21 +885,27 @@ def offline_build(service: KnowledgeService) -> Any:
     )
 
 
-async def wait_for_version(service: KnowledgeService, version: str, *, timeout: float) -> float:
+async def wait_until(condition: Callable[[], bool], *, timeout: float, what: Callable[[], str]) -> None:
+    """Poll ``condition`` until it holds; past ``timeout`` fail, saying ``what()`` was seen instead."""
     loop = asyncio.get_running_loop()
     start = loop.time()
-    while service.info().index_version != version:
-        assert loop.time() - start < timeout, f"still serving {service.info().index_version}, not {version}"
+    while not condition():
+        assert loop.time() - start < timeout, what()
         await asyncio.sleep(0.05)
-    return loop.time() - start
+
+
+async def wait_for_version(service: KnowledgeService, version: str, *, timeout: float) -> None:
+    await wait_until(
+        lambda: service.info().index_version == version,
+        timeout=timeout,
+        what=lambda: f"still serving {service.info().index_version}, not {version}",
+    )
 
 
 async def wait_for_log(caplog: pytest.LogCaptureFixture, line: str, *, timeout: float) -> None:
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    while line not in caplog.text:
-        assert loop.time() - start < timeout, f"no log line {line!r}; logged: {caplog.text!r}"
-        await asyncio.sleep(0.05)
+    await wait_until(
+        lambda: line in caplog.text, timeout=timeout, what=lambda: f"no log line {line!r}; logged: {caplog.text!r}"
+    )
 
 
 async def test_offline_index_build_is_taken_up_by_a_running_bot_within_seconds(
