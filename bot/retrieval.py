@@ -266,15 +266,15 @@ class Retrieval:
     def reweighted(
         self, read: int, prior_weight: float, *, first: int | None = None, decisive: float = math.inf
     ) -> Retrieval:
-        """The same retrieval as if the cross-encoder had read only the ``read`` best windows by prior
+        """The same retrieval as if the cross-encoder had read only the ``read`` first windows in reading order
         (stopping after ``first`` when one scored ``decisive``), scored with ``prior_weight``: how
         evaluation tries counts and weights without running models again."""
         if not self.reranked:
             return self
-        by_prior = [replace(p, prior_weight=prior_weight) for p in reading_order(self.passages)]
-        head = by_prior[: first or read]
+        in_order = [replace(p, prior_weight=prior_weight) for p in reading_order(self.passages)]
+        head = in_order[: first or read]
         if first is None or max((p.score for p in head), default=-math.inf) < decisive:
-            head = by_prior[:read]
+            head = in_order[:read]
         return replace(self, passages=tuple(sorted(head, key=lambda p: -p.score)))
 
 
@@ -572,8 +572,7 @@ class Retriever:
         t2 = time.perf_counter()
         reranked = False
         if rerank and self.reranker is not None and passages:
-            order = reading_order(passages, limit=read or self.settings.rerank_windows)
-            passages = self._rerank(query.text, order, read)  # windows it did not read are not quoted
+            passages = self._rerank(query.text, passages, read)  # windows it did not read are not quoted
             reranked = True
         t3 = time.perf_counter()
         return Retrieval(
@@ -589,8 +588,9 @@ class Retriever:
         )
 
     def _rerank(self, text: str, passages: list[Passage], read: int | None) -> list[Passage]:
-        """The cross-encoder over the best windows by prior: ``rerank_first`` of them, then the rest of
-        ``rerank_windows`` only when no window read so far scores ``rerank_decisive`` or more.
+        """The cross-encoder over the best windows in reading order (:func:`reading_order`): ``rerank_first``
+        of them, then the rest of ``rerank_windows`` only when no window read so far scores
+        ``rerank_decisive`` or more.
 
         It reads the member's question spelt out, without the glossary terms: they widen the search but
         would pull its judgement towards the concept and away from the question asked (cross-validated:
@@ -599,6 +599,7 @@ class Retriever:
         s = self.settings
         limit = read or s.rerank_windows
         first = limit if read else min(s.rerank_first, limit)
+        passages = reading_order(passages, limit=limit)
         scored: list[Passage] = []
         for lo, hi in ((0, first), (first, limit)):
             head = passages[lo:hi]
