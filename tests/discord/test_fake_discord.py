@@ -483,3 +483,20 @@ async def test_heartbeat_gap_is_large_when_a_handler_blocks_the_loop(env):
     await rec.wait_response(timeout=5)
     await fake.wait_for_heartbeats(3, timeout=3)
     assert fake.max_heartbeat_gap >= 1.4
+
+
+@pytest.mark.asyncio
+async def test_next_change_returns_at_a_state_change_before_its_timeout(env):
+    owner = await env.fake.create_user("changer")
+    waiter = asyncio.create_task(env.fake.next_change(30.0))
+    await asyncio.sleep(0)  # the waiter is registered
+    await env.fake.create_guild("Changed", owner=owner)
+    done, _ = await asyncio.wait({waiter}, timeout=5.0)
+    assert waiter in done
+
+
+@pytest.mark.asyncio
+async def test_next_change_returns_after_its_timeout_when_nothing_changes(env):
+    started = time.monotonic()
+    await env.fake.next_change(0.2)
+    assert 0.15 <= time.monotonic() - started < 5.0

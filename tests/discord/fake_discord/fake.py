@@ -231,13 +231,18 @@ class FakeDiscord(GatewayMixin, RestServerMixin, ValidationMixin, MessagesMixin,
             if remaining <= 0:
                 desc = what() if callable(what) else what
                 raise FakeDiscordTimeout(f"timed out after {timeout:.2f}s waiting for {desc}")
-            fut = loop.create_future()
-            self._waiters.add(fut)
-            try:
-                # re-check periodically as well: some conditions depend on the clock
-                await asyncio.wait([fut], timeout=min(remaining, 0.05))
-            finally:
-                self._waiters.discard(fut)
+            # re-check periodically as well: some conditions depend on the clock
+            await self.next_change(min(remaining, 0.05))
+
+    async def next_change(self, timeout: float) -> None:
+        """Return at the next state change, or after ``timeout`` seconds: one wake-up for a caller that
+        watches many things at once (a burst of hundreds of interactions) instead of one waiter each."""
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.add(fut)
+        try:
+            await asyncio.wait([fut], timeout=timeout)
+        finally:
+            self._waiters.discard(fut)
 
     def mention(self, target: Any) -> str:
         if isinstance(target, FakeRole):
