@@ -63,6 +63,7 @@ def _countries() -> dict[str, Country]:
 
     names: dict[str, tuple[int, Country]] = {}
     demonyms: dict[str, tuple[int, Country]] = {}
+    derived: dict[str, tuple[int, Country]] = {}
 
     def offer(table: dict[str, tuple[int, Country]], key: str, people: int, country: Country) -> None:
         if len(key) >= 4 and (key not in table or table[key][0] < people):
@@ -79,14 +80,41 @@ def _countries() -> dict[str, Country]:
         for name in spellings:
             if not name.isupper():
                 offer(names, name.casefold(), people, country)
+        for name in spellings:
+            for form in derived_demonyms(name.casefold()):
+                offer(derived, form, people, country)
         for dem in re.split(r"[,/]", demonym):
             dem = dem.strip().casefold()
             last = dem.split()[-1] if dem else ""
             for key in {dem, dem + "s", last, last + "s"}:  # "south korean" -> "korean", "canadians"
                 offer(demonyms, key, people, country)
-    table = {k: c for k, (_, c) in demonyms.items()}
+    table = {k: c for k, (_, c) in derived.items()}
+    table.update({k: c for k, (_, c) in demonyms.items()})
     table.update({k: c for k, (_, c) in names.items()})
+    by_code = {c.code: c for _, c in sorted(names.values(), key=lambda pc: pc[0])}  # the most populous last
+    for alias, code in (_resource("nationalities.yaml") or {}).items():
+        country = by_code.get(str(code).upper())
+        if country is not None:
+            table.setdefault(str(alias).casefold(), country)
     return table
+
+
+def derived_demonyms(name: str) -> set[str]:
+    """The regular ways English makes a nationality from a one-word country name, singular and plural.
+
+    The country package lists one demonym a country ("Argentinean"), and members write others
+    ("argentinian", "nepali", "kazakh", "icelandic"). Only the weakest entries of the table: a word
+    that is a name or a listed demonym keeps its country.
+    """
+    if not name.isalpha() or len(name) < 4:
+        return set()
+    stem = name[:-1] if name[-1] in "aeiouy" else name
+    forms = {stem + "ian", stem + "ean", name + "n", name + "i", name + "ese", name + "ic", name + "ish"}
+    if name.endswith("istan"):
+        forms.add(name[: -len("istan")])
+    elif name.endswith("stan"):
+        forms.add(name[: -len("stan")])
+    return {f for form in forms for f in (form, form + "s")}
 
 
 def find_countries(text: str) -> tuple[Country, ...]:

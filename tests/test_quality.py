@@ -137,6 +137,7 @@ def test_decoration_does_not_change_the_answer(real_service, question: str, plai
     [
         ("are canadians affected?", "foreign national"),
         ("im brazilian, can i still use fable?", "foreign national"),
+        ("r argentinians cut off 2", "foreign national"),
         pytest.param(
             "is claude sonnet still available",
             "older",

@@ -3,7 +3,7 @@ only when the knowledge base uses them."""
 
 import pytest
 
-from bot.query import QueryAnalyzer, find_countries, in_context, is_acknowledgement, spell_out
+from bot.query import QueryAnalyzer, derived_demonyms, find_countries, in_context, is_acknowledgement, spell_out
 
 KB = [
     "The order bars foreign nationals from the models, including employees in Canada.",
@@ -47,6 +47,44 @@ def test_a_question_of_nothing_but_filler_is_kept() -> None:
 )
 def test_countries_are_found_by_name_or_nationality(question: str, codes: list[str]) -> None:
     assert [c.code for c in find_countries(question)] == codes
+
+
+@pytest.mark.parametrize(
+    ("question", "code"),
+    [
+        ("r argentinians cut off 2", "AR"),
+        ("nepali student here", "NP"),
+        ("kazakh devs affected?", "KZ"),
+        ("icelandic user", "IS"),
+        ("ecuadorian here", "EC"),
+    ],
+)
+def test_nationalities_made_regularly_from_a_country_name_are_found(question: str, code: str) -> None:
+    assert [c.code for c in find_countries(question)] == [code]
+
+
+@pytest.mark.parametrize(
+    ("question", "code"),
+    [
+        ("brit here, am i cut off", "GB"),
+        ("can ppl in the uk still use it", "GB"),
+        ("saudi dev", "SA"),
+        ("aussie here", "AU"),
+        ("uae based", "AE"),
+    ],
+)
+def test_informal_names_of_countries_are_found(question: str, code: str) -> None:
+    assert [c.code for c in find_countries(question)] == [code]
+
+
+def test_derived_forms_cover_the_regular_patterns() -> None:
+    assert {"argentinian", "argentinians", "nepali", "icelandic", "uzbek"} <= (
+        derived_demonyms("argentina")
+        | derived_demonyms("nepal")
+        | derived_demonyms("iceland")
+        | derived_demonyms("uzbekistan")
+    )
+    assert derived_demonyms("pakistan") & {"paki", "pakis"} == set()
 
 
 def test_a_foreign_nationality_adds_the_knowledge_bases_own_term_and_the_country() -> None:
