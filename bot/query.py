@@ -56,9 +56,11 @@ class Country:
 
 @functools.lru_cache(maxsize=1)
 def _countries() -> dict[str, Country]:
-    """Lower-case name, alternative spelling or demonym -> country. Two-letter codes are left out
-    ("in", "us" are words); a name or demonym several countries share ("American", "Korean") goes to
-    the most populous of them."""
+    """Lower-case name, alternative spelling or demonym -> country; then the regular forms made from a
+    name (:func:`derived_demonyms`) and the informal names of ``resources/nationalities.yaml``, neither
+    of which displaces an entry the package gives. Two-letter codes are left out ("in", "us" are
+    words); a name or demonym several countries share ("American", "Korean") goes to the most
+    populous of them."""
     from countryinfo import all_countries
 
     names: dict[str, tuple[int, Country]] = {}
@@ -78,11 +80,10 @@ def _countries() -> dict[str, Country]:
         except (KeyError, TypeError, ValueError, AttributeError):  # a country with missing fields is skipped
             continue
         for name in spellings:
-            if not name.isupper():
+            if not name.isupper():  # codes such as "IN" and "US" are words
                 offer(names, name.casefold(), people, country)
-        for name in spellings:
-            for form in derived_demonyms(name.casefold()):
-                offer(derived, form, people, country)
+                for form in derived_demonyms(name.casefold()):
+                    offer(derived, form, people, country)
         for dem in re.split(r"[,/]", demonym):
             dem = dem.strip().casefold()
             last = dem.split()[-1] if dem else ""
