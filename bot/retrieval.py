@@ -238,6 +238,11 @@ class Passage:
     prior_weight: float = 0.0  # how much the prior adds to the logit (RetrievalSettings.prior_weight)
 
     @property
+    def sentences(self) -> frozenset[tuple[str, int]]:
+        """(article id, sentence index) of each sentence the window spans: what two windows can share."""
+        return frozenset((self.article_id, i) for i in range(self.first, self.last + 1))
+
+    @property
     def score(self) -> float:
         """The ranking score: logit plus weighted prior when the cross-encoder read it, else the prior."""
         if self.rerank_score is None:
@@ -293,12 +298,11 @@ def reading_order(passages: Iterable[Passage], limit: int | None = None) -> list
     first: list[Passage] = []
     later: list[Passage] = []
     for p in sorted(passages, key=lambda p: -p.prior):
-        sentences = {(p.article_id, i) for i in range(p.first, p.last + 1)}
-        if sentences & taken:
+        if p.sentences & taken:
             later.append(p)
         else:
             first.append(p)
-            taken |= sentences
+            taken |= p.sentences
             if limit is not None and len(first) >= limit:
                 break
     return first + later

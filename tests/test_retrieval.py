@@ -235,7 +235,7 @@ def test_windows_are_one_or_two_sentences_of_one_paragraph(tiny_index, tiny_sett
 def test_every_sentence_of_a_candidate_chunk_is_in_some_window(tiny_index, tiny_settings) -> None:
     settings = replace(tiny_settings.retrieval, dense_candidates=100)
     passages = Retriever(tiny_index, FakeEmbedder(), settings).search("anything", rerank=False).passages
-    covered = {(p.article_id, i) for p in passages for i in range(p.first, p.last + 1)}
+    covered = {s for p in passages for s in p.sentences}
     assert covered == {(aid, i) for aid, spans in tiny_index.sentences.items() for i in range(len(spans))}
 
 
@@ -401,7 +401,7 @@ def test_windows_sharing_a_sentence_with_a_better_one_are_read_after_every_disjo
 
 def test_the_cross_encoder_reads_no_two_windows_with_a_sentence_in_common_while_others_remain(real_service) -> None:
     result = real_service.retrieve("are foreign nationals living in the US affected?", read=10)
-    read = [{(p.article_id, i) for i in range(p.first, p.last + 1)} for p in result.passages]
+    read = [p.sentences for p in result.passages]
     assert len(read) == 10
     assert all(not (a & b) for n, a in enumerate(read) for b in read[n + 1 :])
 
