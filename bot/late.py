@@ -8,6 +8,7 @@ The model is answerai-colbert-small-v1 as an int8 ONNX file inside the ``vectrix
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,11 +78,28 @@ def pack(mats: list[TokenMatrix]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return vectors, spans, offsets
 
 
-def unpack(vectors: np.ndarray, spans: np.ndarray, offsets: np.ndarray) -> list[TokenMatrix]:
-    return [
-        TokenMatrix(vectors[offsets[i] : offsets[i + 1]], spans[offsets[i] : offsets[i + 1]])
-        for i in range(len(offsets) - 1)
-    ]
+def unpack(vectors: np.ndarray, spans: np.ndarray, offsets: np.ndarray) -> TokenMatrices:
+    """Per-chunk matrices of packed arrays (views, made when read)."""
+    return TokenMatrices(vectors, spans, offsets)
+
+
+class TokenMatrices(Sequence[TokenMatrix]):
+    """Per-chunk views of the packed token vectors and spans, sliced when read."""
+
+    def __init__(self, vectors: np.ndarray, spans: np.ndarray, offsets: np.ndarray) -> None:
+        self.vectors, self.spans, self.offsets = vectors, spans, np.asarray(offsets, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i):  # noqa: ANN001 - an int or a slice, as a Sequence takes
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        i = int(i) % len(self)
+        lo, hi = self.offsets[i], self.offsets[i + 1]
+        return TokenMatrix(self.vectors[lo:hi], self.spans[lo:hi])
 
 
 @dataclass(frozen=True)

@@ -143,26 +143,21 @@ class MultilingualRetriever:
         self.settings = settings
         keys, matrix = read_multilingual(index.path)
         row = {k: i for i, k in enumerate(keys)}
-        windows = layout.windows  # type: ignore[attr-defined]
-        have = [i for i, w in enumerate(windows) if (w.article_id, w.first, w.last) in row]
-        if len(have) < len(windows):
+        keys = layout.window_keys()  # type: ignore[attr-defined]
+        have = [i for i, key in enumerate(keys) if key in row]
+        if len(have) < len(keys):
             log.warning(
                 "%d of %d windows have no multilingual vector (window size changed?); rebuild the index",
-                len(windows) - len(have),
-                len(windows),
+                len(keys) - len(have),
+                len(keys),
             )
         self.windows = np.array(have, dtype=np.int64)
-        self.vectors = matrix[[row[(windows[i].article_id, windows[i].first, windows[i].last)] for i in have]]
-        self.chunk_of = self._chunk_ids()
+        self.vectors = matrix[[row[keys[i]] for i in have]]
 
-    def _chunk_ids(self) -> list[str]:
-        """The first chunk holding each window's first sentence (the ``chunk_id`` an excerpt reports)."""
-        out = []
-        for i in self.windows:
-            w = self.layout.windows[i]  # type: ignore[attr-defined]
-            chunks = self.layout.chunks_of_sentence.get(w.sentences[0], [0])  # type: ignore[attr-defined]
-            out.append(self.index.chunks[chunks[0]].id if self.index.chunks else "")
-        return out
+    def _chunk_id(self, w: object) -> str:
+        """The first chunk holding the window's first sentence (the ``chunk_id`` an excerpt reports)."""
+        holders = self.layout.sentence_chunks[w.sentences[0]]  # type: ignore[attr-defined]
+        return self.index.chunks[int(holders[0]) if len(holders) else 0].id if self.index.chunks else ""
 
     def search(self, question: str, *, read: int | None = None) -> Retrieval:
         """Rank windows for a question in another language; ``read`` overrides how many are kept."""
@@ -185,7 +180,7 @@ class MultilingualRetriever:
                     self.index,
                     w,
                     float(prior[j]),
-                    self.chunk_of[j],
+                    self._chunk_id(w),
                     rerank_score=float(cosine[j]),
                     prior_weight=m.prior_weight,
                 )

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 
 import yaml
 
 _WORDS = re.compile(r"[^\W_]+(?:[-/][^\W_]+)*")
+_LETTERS = re.compile(r"[^\W\d_]+")  # runs of letters: how bot.store.layout counts the articles' words
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9/;'’-]*|\S")
 
 
@@ -210,10 +211,36 @@ class Query:
 class QueryAnalyzer:
     """Turns a question into a :class:`Query` for one knowledge base (its vocabulary decides what may be added)."""
 
-    def __init__(self, knowledge_texts: Iterable[str], *, home_country: str = "US") -> None:
-        corpus = " ".join(knowledge_texts).casefold()
+    def __init__(
+        self,
+        knowledge_texts: Iterable[str] | Callable[[], Iterable[str]],
+        *,
+        home_country: str = "US",
+        vocabulary: Container[str] | None = None,
+        forms: Mapping[str, str | None] | None = None,
+    ) -> None:
+        """``knowledge_texts`` may be a function giving them: the joined text is then made only when a
+        term first needs looking up. With the knowledge base's ``vocabulary`` (casefolded words), a term
+        with a word no article uses is known absent without scanning the text at all. ``forms``: terms'
+        written forms found at build time (``written_forms``); scanning a large knowledge base for a
+        term costs a few hundred milliseconds the first time a question needs it."""
         self.home = home_country.upper()
-        self._form = functools.lru_cache(maxsize=4096)(lambda term: _surface(corpus, term))
+        self._texts = knowledge_texts
+        self._corpus: str | None = None
+        self._vocabulary = vocabulary
+        self._forms = forms or {}
+        self._form = functools.lru_cache(maxsize=4096)(self.form)
+
+    def form(self, term: str) -> str | None:
+        """How the knowledge base writes ``term``, or None when it never uses it (see ``_surface``)."""
+        if term in self._forms:
+            return self._forms[term]
+        if self._vocabulary is not None and any(w not in self._vocabulary for w in _LETTERS.findall(term.casefold())):
+            return None
+        if self._corpus is None:
+            texts = self._texts() if callable(self._texts) else self._texts
+            self._corpus = " ".join(texts).casefold()
+        return _surface(self._corpus, term)
 
     def analyze(self, question: str, correct: Callable[[str], str] | None = None) -> Query:
         text = spell_out(question)
@@ -240,6 +267,20 @@ class QueryAnalyzer:
         unique = {a.casefold(): a for a in reversed(added)}  # each term once, as first spelt
         terms = tuple(dict.fromkeys(unique[a.casefold()] for a in added))
         return Query(question, text, countries, tuple(dict.fromkeys(concepts)), terms, tuple(dict.fromkeys(understood)))
+
+
+def expansion_terms() -> tuple[str, ...]:
+    """Every term the analyser may add to a question: the glossary's terms and the countries' names."""
+    terms = {t for concept in glossary().values() for t in concept["terms"]}
+    terms |= {c.name for c in _countries().values()}
+    return tuple(sorted(terms))
+
+
+def written_forms(knowledge_texts: Iterable[str], vocabulary: Container[str]) -> dict[str, str | None]:
+    """The written form of every term of ``expansion_terms`` in these texts (None: never used), found
+    once when an index is built so that no question pays for scanning the articles."""
+    analyzer = QueryAnalyzer(knowledge_texts, vocabulary=vocabulary)
+    return {term: analyzer.form(term) for term in expansion_terms()}
 
 
 def _surface(corpus: str, term: str) -> str | None:

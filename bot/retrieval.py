@@ -22,8 +22,7 @@ import math
 import re
 import time
 import unicodedata
-from collections import Counter
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
@@ -31,12 +30,12 @@ import numpy as np
 
 from bot.config import QuestionSettings, RetrievalSettings
 from bot.errors import InvalidQuestion
-from bot.late import LateScorer, Segments, chunk_segments
+from bot.late import LateScorer, Segments
 from bot.query import Query, QueryAnalyzer
 from bot.records import Hit, SentenceSpan
 from bot.store import LoadedIndex
 from bot.store.build import bm25_index, english_stemmer
-from bot.store.multilingual import window_keys, window_texts
+from bot.store.layout import WORD, compute_layout
 
 if TYPE_CHECKING:
     from bot.late import LateInteraction
@@ -47,7 +46,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u
 # Discord mentions and markdown decoration carry no meaning for the models (the asker still sees them).
 _MENTION = re.compile(r"<(?:@[!&]?|#|a?:\w+:)\d+>")
 _MARKUP = re.compile(r"[*_~`|>]+")
-_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+_WORD = WORD  # a run of letters, as the build counts the articles' words
 
 
 def clean_question(text: object, settings: QuestionSettings) -> str:
@@ -119,8 +118,9 @@ class TypoCorrector:
     MIN_LENGTH = 6
     TWO_EDITS_FROM = 9
 
-    def __init__(self, texts: Iterable[str], known: Container[str]) -> None:
-        self.frequency: Counter[str] = Counter(w.casefold() for text in texts for w in _WORD.findall(text))
+    def __init__(self, frequency: Mapping[str, int], known: Container[str]) -> None:
+        """``frequency``: the knowledge base's casefolded words and their counts (``word_counts``)."""
+        self.frequency = frequency
         self.known = known
         self._deletes: dict[str, set[str]] = {}
         for word in self.frequency:
@@ -163,6 +163,10 @@ def model_query(question: str, corrector: TypoCorrector | None = None) -> str:
         text = question
     return corrector(text) if corrector is not None else text
 
+
+# Windows a question's prior hands on (best first): the cross-encoder reads at most 16 of them, and
+# making every window of a large knowledge base into an object cost 0.3 s a question at 10,000 articles.
+MAX_CANDIDATE_WINDOWS = 500
 
 _NAME = re.compile(r"\b[A-Z][A-Za-z’'-]{2,}\b")
 
@@ -317,6 +321,8 @@ class _Window:
     first: int
     last: int
     sentences: tuple[int, ...]  # global sentence numbers
+    start: int = 0  # body[start:end] is the window's text
+    end: int = 0
 
 
 def window_passage(
@@ -337,89 +343,167 @@ def window_passage(
 
 
 class _Layout:
-    """Index-derived tables built once per loaded index: sentences, windows, token segments."""
+    """Views over the index's sentence, chunk and window tables (``bot.store.layout``).
+
+    The tables are flat arrays stored with the build, so a start reads them instead of walking every
+    sentence and chunk in Python; only the windows a question needs become objects."""
 
     def __init__(self, index: LoadedIndex, window_sentences: int) -> None:
-        self.sentence_of: dict[tuple[str, int], int] = {}
-        self.sentences: list[tuple[str, int, SentenceSpan]] = []
-        for aid, spans in index.sentences.items():
-            for pos, span in enumerate(spans):
-                self.sentence_of[(aid, pos)] = len(self.sentences)
-                self.sentences.append((aid, pos, span))
-        # Sentences of each chunk (by position in the article's list) and each sentence's section heading.
-        self.chunk_sentences: list[list[int]] = []
-        heading: dict[int, str | None] = {}
-        for chunk in index.chunks:
-            spans = index.sentences.get(chunk.article_id, [])
-            ids = [
-                self.sentence_of[(chunk.article_id, pos)]
-                for pos, s in enumerate(spans)
-                if s.start >= chunk.start and s.end <= chunk.end
-            ]
-            self.chunk_sentences.append(ids)
-            for g in ids:
-                heading.setdefault(g, chunk.heading)
-        self.heading = heading
-        self.chunks_of_sentence: dict[int, list[int]] = {}
-        for ci, ids in enumerate(self.chunk_sentences):
-            for g in ids:
-                self.chunks_of_sentence.setdefault(g, []).append(ci)
-        self._build_windows(index, window_sentences)
-        self.segments = self._token_segments(index)
-
-    def _build_windows(self, index: LoadedIndex, window_sentences: int) -> None:
-        """Up to ``window_sentences`` consecutive sentences of one paragraph; a one-sentence paragraph
-        is a window of its own. Also each window's text and a BM25 index over the windows."""
+        self.index = index
         size = max(1, window_sentences)
-        rows = [(aid, s.paragraph, s.start, s.end) for aid, spans in index.sentences.items() for s in spans]
-        keys = window_keys(rows, size)  # the rule the build stores window indexes by, so they line up
-        self.windows = [
-            _Window(aid, lo, hi, tuple(self.sentence_of[(aid, p)] for p in range(lo, hi + 1))) for aid, lo, hi in keys
-        ]
-        self.window_sentence_ids = [np.array(w.sentences, dtype=np.int64) for w in self.windows]
-        texts = window_texts({aid: a.body for aid, a in index.articles.items()}, rows, keys)
-        self.window_texts = texts
-        self.window_bm25 = self._stored_window_bm25(index, size, len(texts)) or bm25_index(texts)
-        # Windows as (sentence ids padded with -1) for one vectorised max over sentence scores.
-        width = max((len(w.sentences) for w in self.windows), default=1)
-        grid = np.full((len(self.windows), width), -1, dtype=np.int64)
-        for i, w in enumerate(self.windows):
-            grid[i, : len(w.sentences)] = w.sentences
-        self.window_grid = grid
+        stored = index.layout
+        lacks_segments = stored is not None and index.late is not None and "segment_start" not in stored
+        if stored is None or int(stored["window_size"]) != size or lacks_segments:
+            texts = [a.title for a in index.articles.values()] + [a.body for a in index.articles.values()]
+            stored = compute_layout(index.sentences, index.chunks, size, _token_spans(index), texts, forms=False)
+        self.t = stored
+        self.article_ids: list[str] = [str(a) for a in stored["article_ids"]]
+        self.article_of = {aid: i for i, aid in enumerate(self.article_ids)}
+        self.window_grid: np.ndarray = stored["window_grid"]
+        self.windows = _Windows(self)
+        self.sentences = _Sentences(self)
+        self.chunk_sentences = _Groups(stored["chunk_sentences"], stored["chunk_sentences_first"])
+        self.sentence_chunks = _Groups(stored["sentence_chunks"], stored["sentence_chunks_first"])
+        self.segments = self._token_segments(index)
+        self._bm25: object | None = None
+        # How the articles write each term the analyser may add (None: never), when the build found them.
+        self.forms: dict[str, str | None] = (
+            {t: f or None for t, f in zip(stored["term"].tolist(), stored["term_form"].tolist(), strict=True)}
+            if "term" in stored
+            else {}
+        )
+        # The articles' words and their counts: the typo corrector's dictionary and the glossary's filter.
+        self.words: dict[str, int] = dict(zip(stored["word"].tolist(), stored["word_count"].tolist(), strict=True))
 
-    @staticmethod
-    def _stored_window_bm25(index: LoadedIndex, size: int, n_windows: int) -> object | None:
-        """The build's window BM25 (memory-mapped), when it was made for these windows: indexing them
-        at every start took a second at 500 articles and grows with the knowledge base."""
-        info = index.manifest.get("window_bm25") or {}
-        if index.window_bm25 is None or info.get("window_sentences") != size or info.get("windows") != n_windows:
-            return None
-        return index.window_bm25
+    def sentence_of(self, article_id: str, position: int) -> int:
+        """The global number of an article's ``position``-th sentence."""
+        return int(self.t["article_first"][self.article_of[article_id]]) + position
+
+    def window_keys(self) -> list[tuple[str, int, int]]:
+        """(article id, first sentence, last sentence) of every window, as the build's stores key them."""
+        t, ids = self.t, self.article_ids
+        return [
+            (ids[a], int(lo), int(hi))
+            for a, lo, hi in zip(t["window_article"], t["window_first"], t["window_last"], strict=True)
+        ]
+
+    def heading_of(self, g: int) -> str | None:
+        """The section heading of sentence ``g``: that of the first chunk holding it."""
+        holders = self.sentence_chunks[g]
+        return self.index.chunks[int(holders[0])].heading if len(holders) else None
+
+    @property
+    def window_texts(self) -> list[str]:
+        """Each window's text (made on demand: the build's window BM25 index means a start needs none)."""
+        return [self.index.articles[w.article_id].body[w.start : w.end] for w in self.windows]
+
+    @property
+    def window_bm25(self) -> object | None:
+        """The build's window BM25 (memory-mapped) when it was made for these windows, else one indexed
+        now: indexing at every start took a second at 500 articles and grew with the knowledge base."""
+        if self._bm25 is None:
+            info = self.index.manifest.get("window_bm25") or {}
+            stored = self.index.window_bm25
+            size = int(self.t["window_size"])
+            if stored is not None and info.get("window_sentences") == size and info.get("windows") == len(self.windows):
+                self._bm25 = stored
+            else:
+                self._bm25 = bm25_index(self.window_texts)
+        return self._bm25
 
     def _token_segments(self, index: LoadedIndex) -> LateScorer | None:
-        """Token segments of the packed late-interaction matrix: one per (chunk, sentence) pair, so a
-        sentence is scored with the vectors its chunk's context gave it. Returned with the matrix as the
-        scorer ``Retriever._late_scores`` uses; segments are grouped by chunk so that scoring a few
-        candidate chunks touches only their rows."""
-        if index.late is None or index.late_packed is None:
+        """The late-interaction scorer over the packed token matrix, with one segment per (chunk,
+        sentence) pair, so a sentence is scored with the vectors its chunk's context gave it."""
+        if index.late is None or index.late_packed is None or "segment_start" not in self.t:
             return None
         vectors, offsets = index.late_packed
-        rows: list[tuple[int, int, int]] = []
-        first = [0]
-        for ci, (chunk, mat) in enumerate(zip(index.chunks, index.late, strict=True)):
-            shift = len(chunk.embed_text) - len(chunk.text) - chunk.start  # embed_text = prefix + text
-            spans = [self.sentences[g][2] for g in self.chunk_sentences[ci]]
-            bounds = [(s.start + shift, s.end + shift, g) for s, g in zip(spans, self.chunk_sentences[ci], strict=True)]
-            rows += chunk_segments(np.asarray(mat.spans), int(offsets[ci]), bounds)
-            first.append(len(rows))
-        table = np.array(rows, dtype=np.int64).reshape(-1, 3)
-        segments = Segments(table[:, 0], table[:, 1], table[:, 2], np.array(first, dtype=np.int64), int(offsets[-1]))
+        t = self.t
+        segments = Segments(
+            t["segment_start"], t["segment_end"], t["segment_sentence"], t["segment_first"], int(t["segment_total"])
+        )
         return LateScorer(vectors, offsets, segments)
 
     def window_max(self, per_sentence: np.ndarray) -> np.ndarray:
         """Each window's best sentence score."""
         padded = np.append(per_sentence, -np.inf)  # index -1 reads the padding
         return padded[self.window_grid].max(axis=1)
+
+    def best_chunk_rank(self, chunk_rank: np.ndarray) -> np.ndarray:
+        """For each sentence, the best (lowest) rank among the chunks holding it; inf when none ranks."""
+        groups = self.sentence_chunks
+        out = np.full(len(groups), np.inf)
+        if not len(groups.flat):
+            return out
+        nonempty = np.diff(groups.first) > 0
+        out[nonempty] = np.minimum.reduceat(chunk_rank[groups.flat], groups.first[:-1][nonempty])
+        return out
+
+
+def _token_spans(index: LoadedIndex) -> tuple[np.ndarray, np.ndarray] | None:
+    """The packed token spans and chunk offsets of an index with token vectors."""
+    if index.late is None or index.late_packed is None:
+        return None
+    spans = [np.asarray(m.spans) for m in index.late]
+    return (np.concatenate(spans) if spans else np.zeros((0, 2), np.int32)), np.asarray(index.late_packed[1])
+
+
+class _Groups:
+    """Rows of integers stored flat with offsets (``flat[first[i]:first[i + 1]]`` is row ``i``)."""
+
+    def __init__(self, flat: np.ndarray, first: np.ndarray) -> None:
+        self.flat, self.first = flat, first
+
+    def __len__(self) -> int:
+        return len(self.first) - 1
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.flat[self.first[i] : self.first[i + 1]]
+
+
+class _Windows(Sequence[_Window]):
+    """Every candidate window, made into a :class:`_Window` only when asked for."""
+
+    def __init__(self, layout: _Layout) -> None:
+        self.layout = layout
+
+    def __len__(self) -> int:
+        return len(self.layout.window_grid)
+
+    def __getitem__(self, j):  # noqa: ANN001 - an int or a slice, as a Sequence takes
+        if isinstance(j, slice):
+            return [self[i] for i in range(*j.indices(len(self)))]
+        t, layout = self.layout.t, self.layout
+        if not -len(self) <= j < len(self):
+            raise IndexError(j)
+        j = j % len(self)
+        aid = layout.article_ids[int(t["window_article"][j])]
+        row = layout.window_grid[j]
+        ids = tuple(int(g) for g in row[row >= 0])
+        first, last = int(t["window_first"][j]), int(t["window_last"][j])
+        spans = layout.index.sentences[aid]
+        return _Window(aid, first, last, ids, spans[first].start, spans[last].end)
+
+
+class _Sentences(Sequence[tuple[str, int, SentenceSpan]]):
+    """Every sentence of the knowledge base by global number: (article id, position, span)."""
+
+    def __init__(self, layout: _Layout) -> None:
+        self.layout = layout
+
+    def __len__(self) -> int:
+        return len(self.layout.t["sentence_start"])
+
+    def __getitem__(self, g):  # noqa: ANN001 - an int or a slice, as a Sequence takes
+        if isinstance(g, slice):
+            return [self[i] for i in range(*g.indices(len(self)))]
+        t, layout = self.layout.t, self.layout
+        if not -len(self) <= g < len(self):
+            raise IndexError(g)
+        g = g % len(self)
+        a = int(t["sentence_article"][g])
+        pos = int(g) - int(t["article_first"][a])
+        aid = layout.article_ids[a]
+        return aid, pos, layout.index.sentences[aid][pos]
 
 
 def _known_words(model: object, query: str) -> list[str]:
@@ -467,16 +551,23 @@ class Retriever:
         self.reranker = reranker
         self.layout = _Layout(index, settings.window_sentences)
         self.corrector = self._make_corrector() if settings.typo_correction else None
-        texts = [a.title for a in index.articles.values()] + [a.body for a in index.articles.values()]
-        self.analyzer = QueryAnalyzer(texts, home_country=settings.home_country) if settings.query_expansion else None
+        self.analyzer = (
+            QueryAnalyzer(
+                self._texts, home_country=settings.home_country, vocabulary=self.layout.words, forms=self.layout.forms
+            )
+            if settings.query_expansion
+            else None
+        )
+
+    def _texts(self) -> list[str]:
+        return [a.title for a in self.index.articles.values()] + [a.body for a in self.index.articles.values()]
 
     def _make_corrector(self) -> TypoCorrector | None:
         tokenizer = getattr(self.reranker, "tokenizer", None) or getattr(self.late, "tokenizer", None)
         if tokenizer is None:  # without a vocabulary of real words a rare word cannot be told from a typo
             return None
         known = {w for w in tokenizer.get_vocab() if not w.startswith("##")}
-        texts = [a.title for a in self.index.articles.values()] + [a.body for a in self.index.articles.values()]
-        return TypoCorrector(texts, known)
+        return TypoCorrector(self.layout.words, known)
 
     def understand(self, question: str) -> Query:
         """The question as the models read it: markup removed, spelt out, typos corrected, expanded."""
@@ -622,7 +713,8 @@ class Retriever:
     def _windows(
         self, chunk_order: list[int], late_sentence: np.ndarray | None, text: str, *, lexical: bool = True
     ) -> list[Passage]:
-        """Every window of the knowledge base, best prior first (windows with no evidence at all are left out)."""
+        """The windows with the best priors over the whole knowledge base, best first, at most
+        ``MAX_CANDIDATE_WINDOWS`` (windows with no evidence at all are left out)."""
         layout = self.layout
         n = len(layout.windows)
         if not n:
@@ -631,12 +723,7 @@ class Retriever:
         # Rank of the best first-stage chunk each window lies in (chunks outside the fusion: none).
         chunk_rank = np.full(len(self.index.chunks), np.inf)
         chunk_rank[np.array(chunk_order, dtype=np.int64)] = np.arange(1, len(chunk_order) + 1)
-        sentence_chunk_rank = np.full(len(layout.sentences), np.inf)
-        best_chunk = np.full(len(layout.sentences), -1, dtype=np.int64)
-        for g, chunks in layout.chunks_of_sentence.items():
-            c = min(chunks, key=lambda ci: chunk_rank[ci])
-            sentence_chunk_rank[g], best_chunk[g] = chunk_rank[c], c
-        window_chunk_rank = -layout.window_max(-sentence_chunk_rank)
+        window_chunk_rank = -layout.window_max(-layout.best_chunk_rank(chunk_rank))
         in_stage = np.isfinite(window_chunk_rank)
         prior = np.where(in_stage, 1.0 / (k + np.where(in_stage, window_chunk_rank, 0)), 0.0)
         evidence = in_stage.copy()
@@ -648,21 +735,24 @@ class Retriever:
             bm = _bm25_scores(layout.window_bm25, text, n)
             prior += _reciprocal_ranks(bm, k, bm > 0)
             evidence |= bm > 0
+        best = np.nonzero(evidence)[0]
+        best = best[np.argsort(-prior[best], kind="stable")][:MAX_CANDIDATE_WINDOWS]
         out = []
-        for j in np.argsort(-prior, kind="stable"):
-            if not evidence[j]:
-                continue
-            win = layout.windows[j]
-            ci = int(best_chunk[win.sentences[0]]) if best_chunk[win.sentences[0]] >= 0 else 0
-            out.append(
-                window_passage(self.index, win, float(prior[j]), self.index.chunks[ci].id if self.index.chunks else "")
-            )
+        for j in best:
+            win = layout.windows[int(j)]
+            out.append(window_passage(self.index, win, float(prior[j]), self._best_chunk_id(win, chunk_rank)))
         return out
+
+    def _best_chunk_id(self, win: _Window, chunk_rank: np.ndarray) -> str:
+        """The id of the best-ranked chunk holding the window's first sentence."""
+        holders = self.layout.sentence_chunks[win.sentences[0]]
+        if not len(holders):
+            return self.index.chunks[0].id if self.index.chunks else ""
+        return self.index.chunks[int(holders[np.argmin(chunk_rank[holders])])].id
 
     def _window_text(self, p: Passage) -> str:
         """What the cross-encoder reads: the headline (and section) as context, then the window."""
         art = self.index.articles[p.article_id]
-        g = self.layout.sentence_of[(p.article_id, p.first)]
-        heading = self.layout.heading.get(g)
+        heading = self.layout.heading_of(self.layout.sentence_of(p.article_id, p.first))
         context = f"{art.title} — {heading}" if heading else art.title
         return f"{context}\n{art.body[p.start : p.end]}" if context else art.body[p.start : p.end]

@@ -1,9 +1,19 @@
 """Query understanding: chat-speak spelt out, countries and nationalities found, glossary terms added
 only when the knowledge base uses them."""
 
+import re
+
 import pytest
 
-from bot.query import QueryAnalyzer, derived_demonyms, find_countries, in_context, is_acknowledgement, spell_out
+from bot.query import (
+    QueryAnalyzer,
+    derived_demonyms,
+    find_countries,
+    in_context,
+    is_acknowledgement,
+    spell_out,
+    written_forms,
+)
 
 KB = [
     "The order bars foreign nationals from the models, including employees in Canada.",
@@ -176,3 +186,31 @@ def test_nationalities_and_glossary_cues_are_understood_words() -> None:
     query = QueryAnalyzer(KB).analyze("kenyan here, claude app dead for me?")
     assert {"kenyan", "app"} <= set(query.understood)
     assert "dead" not in query.understood
+
+
+def test_a_glossary_term_with_a_word_no_article_uses_is_not_looked_up_in_the_text() -> None:
+    read: list[int] = []
+
+    def texts() -> list[str]:
+        read.append(1)
+        return KB
+
+    vocabulary = {w for text in KB for w in re.findall(r"[^\W\d_]+", text.casefold())}
+    analyzer = QueryAnalyzer(texts, vocabulary=vocabulary - {"nationals"})
+    assert analyzer.analyze("are canadians affected?").added == ("Canada",)
+    assert read == [1]  # "Canada" is in the vocabulary, so the text was read once for its written form
+    assert analyzer.analyze("r brazilians cut off").added == ()  # no article names Brazil
+    assert read == [1]
+
+
+def test_written_forms_found_once_answer_the_analyser_without_reading_the_articles() -> None:
+    vocabulary = {w for text in KB for w in re.findall(r"[^\W\d_]+", text.casefold())}
+    forms = written_forms(KB, vocabulary)
+    assert forms["foreign nationals"] == "foreign nationals"
+    assert forms["Brazil"] is None
+
+    def unread() -> list[str]:
+        raise AssertionError("the articles were scanned")
+
+    analyzer = QueryAnalyzer(unread, vocabulary=vocabulary, forms=forms)
+    assert analyzer.analyze("are canadians affected?").added == ("foreign nationals", "Canada")

@@ -27,6 +27,7 @@ from bot.retrieval import (
     rrf,
 )
 from bot.store import build_index, load_index
+from bot.store.layout import word_counts
 from tests.conftest import FakeEmbedder, word_count
 
 ARTICLES = [
@@ -151,7 +152,7 @@ def test_edit_distance_stops_at_the_limit() -> None:
 @pytest.fixture
 def corrector() -> TypoCorrector:
     texts = ["Local governments run old software.", "A jailbreak bypasses the models."]
-    return TypoCorrector(texts, known={"pizza", "local"})
+    return TypoCorrector(word_counts(texts), known={"pizza", "local"})
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from bot.knowledge import article_file_text, read_article, write_article
 from bot.records import Article
 from bot.store import BuildLock, build_index, current_build_dir, index_status, load_index, verify_index
 from bot.store import build as store_build
+from bot.store import manifest as store_manifest
 from tests.conftest import FakeEmbedder, word_count
 
 
@@ -156,6 +157,48 @@ def test_verify_detects_a_corrupted_file(settings, victim: str) -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
+    with pytest.raises(IndexMismatch, match="does not match its manifest"):
+        verify_index(settings)
+
+
+@pytest.fixture
+def sampled(monkeypatch):
+    """Files over 1 KB are checked at start by four 16-byte blocks (the real sizes: 64 MB, 256 x 64 KB)."""
+    monkeypatch.setattr(store_manifest, "SAMPLE_ABOVE_BYTES", 1024)
+    monkeypatch.setattr(store_manifest, "SAMPLE_BLOCKS", 4)
+    monkeypatch.setattr(store_manifest, "SAMPLE_BLOCK_BYTES", 16)
+
+
+def _flip(path: Path, at: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_a_large_file_is_checked_at_start_by_its_sampled_blocks(settings, sampled) -> None:
+    build(settings)
+    path = current_build_dir(settings.paths.index_dir) / "chunks.jsonl"
+    assert "chunks.jsonl" in load_index(settings.paths.index_dir).manifest["samples"]
+    _flip(path, 3)  # inside the first block
+    with pytest.raises(IndexMismatch, match="does not match its manifest"):
+        load_index(settings.paths.index_dir)
+
+
+def test_a_large_file_that_changed_size_is_refused_at_start(settings, sampled) -> None:
+    build(settings)
+    path = current_build_dir(settings.paths.index_dir) / "chunks.jsonl"
+    with path.open("ab") as fh:
+        fh.write(b"\n")
+    with pytest.raises(IndexMismatch, match="does not match its manifest"):
+        load_index(settings.paths.index_dir)
+
+
+def test_damage_between_sampled_blocks_is_found_by_verify(settings, sampled) -> None:
+    build(settings)
+    path = current_build_dir(settings.paths.index_dir) / "chunks.jsonl"
+    _flip(path, 100)  # past the first block, before the second (a third of the file on)
+    assert path.stat().st_size > 400
+    load_index(settings.paths.index_dir)  # the start's sampled check does not read this byte
     with pytest.raises(IndexMismatch, match="does not match its manifest"):
         verify_index(settings)
 

@@ -30,19 +30,22 @@ from bot.config import Settings
 from bot.errors import IndexMismatch, StorageError
 from bot.knowledge import atomic_write_text, load_knowledge
 from bot.late import LateInteraction, TokenMatrix, pack
-from bot.records import Article, Chunk
+from bot.records import Article, Chunk, SentenceSpan
 from bot.sqlite import storage_error
 from bot.store.cache import EmbeddingCache, compact
+from bot.store.layout import compute_layout, save_layout
 from bot.store.lock import BuildLock
 from bot.store.manifest import (
     BUILDS,
     FILES,
     FORMAT_VERSION,
     LATE_FILES,
+    LAYOUT,
     POINTER,
     WINDOW_BM25,
     chunker_settings,
     compute_version,
+    file_samples,
     file_sha,
     pointer_text,
     read_manifest,
@@ -325,11 +328,18 @@ def write_build(
         write_jsonl(tmp / "sentences.jsonl", sentences)
         _write_bm25(tmp / "bm25", [c.embed_text for c in chunks])
         window_info = _write_window_bm25(tmp / WINDOW_BM25, arts, sentences, window_sentences)
+        token_spans = None
         if embedded.late is not None:
             vectors, spans, offsets = pack(embedded.late)
+            token_spans = (spans, offsets)
             for file, array in zip(LATE_FILES, (vectors, spans, offsets), strict=True):
                 with (tmp / file).open("wb") as fh:
                     np.save(fh, array, allow_pickle=False)
+        by_article: dict[str, list[SentenceSpan]] = {}
+        for aid, para, start, end in sentences:
+            by_article.setdefault(aid, []).append(SentenceSpan(aid, para, start, end))
+        texts = [a.title for a in arts] + [a.body for a in arts]
+        save_layout(tmp / LAYOUT, compute_layout(by_article, chunks, window_sentences, token_spans, texts))
         cache = EmbeddingCache(index_dir / "cache" / "embeddings.sqlite3")
         try:
             if multilingual is not None:
@@ -341,14 +351,16 @@ def write_build(
             **manifest,
             "counts": {"articles": len(arts), "chunks": len(chunks), "sentences": len(sentences)},
             "window_bm25": window_info,
+            "layout": {"window_sentences": max(1, window_sentences)},
             "dense_index": dense_info,
             "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "build_seconds": round(time.perf_counter() - t0, 3),
             "files": {
                 f: file_sha(tmp / f)
-                for f in (*FILES, *LATE_FILES, *MULTILINGUAL_FILES, WINDOW_BM25)
+                for f in (*FILES, *LATE_FILES, *MULTILINGUAL_FILES, WINDOW_BM25, LAYOUT)
                 if f != "manifest.json" and (tmp / f).exists()
             },
+            "samples": file_samples(tmp, (*FILES, *LATE_FILES, *MULTILINGUAL_FILES, LAYOUT)),
         }
         data = json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8")
         with (tmp / "manifest.json").open("wb") as fh:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,12 @@ import numpy as np
 from bot.errors import IndexDamaged, IndexMismatch, IndexMissing
 from bot.late import unpack
 from bot.records import Article, Chunk, SentenceSpan
+from bot.store.layout import load_layout
+from bot.store.lazy import ChunkStore, SentenceStore
 from bot.store.manifest import (
     FORMAT_VERSION,
     LATE_FILES,
+    LAYOUT,
     REPAIR,
     WINDOW_BM25,
     check_files,
@@ -83,13 +87,9 @@ def _load_build(index_dir: Path, expect_model: str | None, expect_dim: int | Non
         for line in (build / "articles.jsonl").read_text(encoding="utf-8").splitlines():
             art = _article_from_json(json.loads(line))
             articles[art.id] = art
-        chunks = [
-            Chunk(**json.loads(line)) for line in (build / "chunks.jsonl").read_text(encoding="utf-8").splitlines()
-        ]
-        sentences: dict[str, list[SentenceSpan]] = {}
-        for line in (build / "sentences.jsonl").read_text(encoding="utf-8").splitlines():
-            aid, para, start, end = json.loads(line)
-            sentences.setdefault(aid, []).append(SentenceSpan(aid, para, start, end))
+        layout = load_layout(build / LAYOUT) if manifest.get("layout") else None
+        chunks = ChunkStore(build / "chunks.jsonl", MAP_ABOVE_BYTES) if layout is not None else _read_chunks(build)
+        sentences = SentenceStore(layout) if layout is not None else _read_sentences(build)
         faiss_index = faiss.read_index(str(build / "vectors.faiss"))
         bm25 = bm25s.BM25.load(str(build / "bm25")) if chunks else None
         windows = (manifest.get("window_bm25") or {}).get("windows", 0)
@@ -123,10 +123,26 @@ def _load_build(index_dir: Path, expect_model: str | None, expect_dim: int | Non
         late=late,
         late_packed=late_packed,
         window_bm25=window_bm25,
+        layout=layout,
     )
 
 
-def check_article_text(manifest: dict, articles: dict[str, Article], sentences: dict[str, list[SentenceSpan]]) -> None:
+def _read_chunks(build: Path) -> list[Chunk]:
+    """Every chunk of a build made before the layout file (its stores are parsed whole)."""
+    return [Chunk(**json.loads(line)) for line in (build / "chunks.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def _read_sentences(build: Path) -> dict[str, list[SentenceSpan]]:
+    sentences: dict[str, list[SentenceSpan]] = {}
+    for line in (build / "sentences.jsonl").read_text(encoding="utf-8").splitlines():
+        aid, para, start, end = json.loads(line)
+        sentences.setdefault(aid, []).append(SentenceSpan(aid, para, start, end))
+    return sentences
+
+
+def check_article_text(
+    manifest: dict, articles: dict[str, Article], sentences: Mapping[str, Sequence[SentenceSpan]]
+) -> None:
     """Every article is the text the index was built from (its manifest hash); every sentence lies in it.
 
     Quotes are slices of these bodies by these spans, so an index failing this is refused, not served.
@@ -136,6 +152,10 @@ def check_article_text(manifest: dict, articles: dict[str, Article], sentences: 
     for aid, art in articles.items():
         if manifest["articles"][aid] != art.content_hash:
             raise IndexDamaged(f"Article {aid} in the index does not match its manifest hash; {REPAIR}.")
+    if isinstance(sentences, SentenceStore):  # the layout's arrays: one vectorised check
+        if not sentences.within({aid: len(a.body) for aid, a in articles.items()}):
+            raise IndexDamaged(f"The index's sentences lie outside their articles' bodies; {REPAIR}.")
+        return
     for aid, spans in sentences.items():
         size = len(articles[aid].body) if aid in articles else -1
         if any(not 0 <= s.start < s.end <= size for s in spans):

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +26,15 @@ FILES = ("manifest.json", "vectors.faiss", "chunks.jsonl", "sentences.jsonl", "a
 LATE_FILES = ("late_vectors.npy", "late_spans.npy", "late_offsets.npy")
 # The BM25 index over the windows quotes are taken from, stored so a start does not rebuild it.
 WINDOW_BM25 = "window_bm25"
+# The retriever's sentence, chunk and window tables as flat arrays (bot.store.layout).
+LAYOUT = "layout.npz"
 POINTER = "CURRENT"
 BUILDS = "builds"
 MAX_POINTER_BYTES = 512
+# Files larger than this are checked at start by size and sampled blocks, not hashed whole (sampled_sha).
+SAMPLE_ABOVE_BYTES = 64 * 1024 * 1024
+SAMPLE_BLOCKS = 256
+SAMPLE_BLOCK_BYTES = 64 * 1024
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 REPAIR = "run `directive-bot index build` to repair it"
 
@@ -180,6 +187,12 @@ def parse_manifest(data: bytes, build: Path) -> dict:
     multilingual = manifest.get("multilingual")
     if multilingual is not None and not (isinstance(multilingual, dict) and isinstance(multilingual.get("name"), str)):
         raise IndexDamaged(f"The manifest in {build} has an invalid 'multilingual'; {REPAIR}.")
+    samples = manifest.get("samples", {})
+    if not (isinstance(samples, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in samples.items())):
+        raise IndexDamaged(f"The manifest in {build} has invalid 'samples'; {REPAIR}.")
+    layout = manifest.get("layout")
+    if layout is not None and not (isinstance(layout, dict) and isinstance(layout.get("window_sentences"), int)):
+        raise IndexDamaged(f"The manifest in {build} has an invalid 'layout'; {REPAIR}.")
     return manifest
 
 
@@ -222,12 +235,42 @@ def required_files(manifest: dict) -> tuple[str, ...]:
         names.extend(MULTILINGUAL_FILES)
     if manifest.get("window_bm25"):  # builds before it lack it; their windows are indexed at start
         names.append(WINDOW_BM25)
+    if manifest.get("layout"):  # builds before it lack it; their tables are computed at start
+        names.append(LAYOUT)
     return tuple(names)
 
 
-def check_files(build: Path, manifest: dict) -> None:
-    """Every file the build needs is present and has the hash its manifest recorded."""
+def sampled_sha(path: Path) -> str:
+    """sha256 of a file's size and of ``SAMPLE_BLOCKS`` blocks spread evenly over it, first and last
+    included: what a start checks of a file over ``SAMPLE_ABOVE_BYTES`` (the token vectors reach
+    gigabytes at 10,000 articles, and hashing them whole took seconds of every start)."""
+    size = path.stat().st_size
+    h = hashlib.sha256(str(size).encode())
+    with path.open("rb") as fh:
+        last = max(0, size - SAMPLE_BLOCK_BYTES)
+        for k in range(SAMPLE_BLOCKS):
+            fh.seek(last * k // (SAMPLE_BLOCKS - 1))
+            h.update(fh.read(SAMPLE_BLOCK_BYTES))
+    return h.hexdigest()
+
+
+def file_samples(build: Path, names: Iterable[str]) -> dict[str, str]:
+    """``sampled_sha`` of each regular file of ``names`` over ``SAMPLE_ABOVE_BYTES`` (the manifest's "samples")."""
+    return {
+        n: sampled_sha(build / n)
+        for n in names
+        if (build / n).is_file() and (build / n).stat().st_size > SAMPLE_ABOVE_BYTES
+    }
+
+
+def check_files(build: Path, manifest: dict, *, full: bool = False) -> None:
+    """Every file the build needs is present and has the hash its manifest recorded.
+
+    A start checks files the manifest lists under "samples" by size and sampled blocks (``sampled_sha``):
+    a truncated, extended or replaced file is refused, and damage inside it is found by ``full`` (what
+    ``index verify`` runs), which hashes every byte."""
     listed = manifest["files"]
+    samples = {} if full else manifest.get("samples") or {}
     for name in required_files(manifest):
         path = build / name
         if name not in listed:
@@ -237,8 +280,9 @@ def check_files(build: Path, manifest: dict) -> None:
         try:
             if not (path.is_dir() or stat.S_ISREG(path.stat().st_mode)):
                 raise IndexDamaged(f"{path} is not a regular file; {REPAIR}.")
-            digest = file_sha(path)
+            sampled = name in samples
+            digest = sampled_sha(path) if sampled else file_sha(path)
         except OSError as exc:
             raise IndexDamaged(f"{name} in the index cannot be read ({exc.strerror or exc}); {REPAIR}.") from None
-        if digest != listed[name]:
+        if digest != (samples[name] if sampled else listed[name]):
             raise IndexDamaged(f"{name} in the index does not match its manifest (corrupt?); {REPAIR}.")

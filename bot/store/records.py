@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -90,13 +90,14 @@ class LoadedIndex:
     path: Path
     manifest: dict
     articles: dict[str, Article]
-    chunks: list[Chunk]
-    sentences: dict[str, list[SentenceSpan]]
+    chunks: Sequence[Chunk]  # bot.store.lazy.ChunkStore: parsed when read
+    sentences: Mapping[str, Sequence[SentenceSpan]]  # bot.store.lazy.SentenceStore: made when read
     faiss_index: object
     bm25: object
-    late: list[TokenMatrix] | None = None
+    late: Sequence[TokenMatrix] | None = None  # bot.late.TokenMatrices: sliced when read
     late_packed: tuple[np.ndarray, np.ndarray] | None = None  # all token vectors (float16; mapped when large), offsets
     window_bm25: object | None = None  # BM25 over the windows (manifest "window_bm25" says for which size)
+    layout: dict[str, np.ndarray] | None = None  # the retriever's tables (bot.store.layout), when the build has them
 
     @property
     def version(self) -> str:

@@ -7,13 +7,14 @@ import numpy as np
 from bot.config import Settings
 from bot.errors import IndexDamaged
 from bot.store.load import load_index
-from bot.store.manifest import REPAIR
+from bot.store.manifest import REPAIR, check_files
 from bot.store.records import LoadedIndex
 
 
 def verify_index(settings: Settings, *, expect_model: str | None = None, expect_dim: int | None = None) -> LoadedIndex:
-    """Files, hashes, counts, vectors readable and unit length, chunk text == body slice."""
+    """Files, whole-file hashes, counts, vectors readable and unit length, chunk text == body slice."""
     index = load_index(settings.paths.index_dir, expect_model=expect_model, expect_dim=expect_dim)
+    check_files(index.path, index.manifest, full=True)  # a start samples the largest files; this reads every byte
     # Loading already checked every article against its manifest hash and every sentence span.
     for c in index.chunks:
         art = index.articles.get(c.article_id)
