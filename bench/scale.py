@@ -71,6 +71,7 @@ def env_for(work: Path) -> dict[str, str]:
     return {
         **os.environ,
         "DIRECTIVE_BOT__PATHS__DATA_DIR": str(work / "data"),
+        "DIRECTIVE_BOT__EMBEDDING__ONNX_DIR": str(work / "encoders"),  # one ONNX copy for every index here
         "DIRECTIVE_BOT__MULTILINGUAL__ENABLED": "true" if MULTILINGUAL["on"] else "false",
         "DISCORD_TOKEN": "",
     }
@@ -293,6 +294,7 @@ def measure(sizes: list[int], work: Path, report_so_far: Report, synthetic: froz
     base = replace(
         base,
         paths=replace(base.paths, data_dir=work / "data"),
+        embedding=replace(base.embedding, onnx_dir=work / "encoders"),
         multilingual=replace(base.multilingual, enabled=MULTILINGUAL["on"]),
     )
     index = work / "index"
