@@ -63,6 +63,7 @@ def cli() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "bot"]
 
 
+FORCE: list[str] = []  # --force: rebuild sizes whose build is unchanged, so their files are the current code's
 MULTILINGUAL = {"on": False}  # --multilingual: also embed every window with the multilingual model
 
 
@@ -83,7 +84,7 @@ def dirs(knowledge: Path, index: Path) -> list[str]:
 
 def build(knowledge: Path, index: Path, work: Path) -> dict:
     out = subprocess.run(
-        [*cli(), "index", "build", "--json", *dirs(knowledge, index)],
+        [*cli(), "index", "build", "--json", *FORCE, *dirs(knowledge, index)],
         check=True, capture_output=True, text=True, env=env_for(work),
     )  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -284,6 +285,7 @@ def synthetic_build(knowledge: Path, index: Path, settings: Settings, models: di
         SyntheticEmbedder(models["embedder"].name, models["embedder"].dimension),
         count_tokens=model_token_counter(settings.embedding),
         late=SyntheticLate(models["late"]),
+        force=True,  # always written by the code being measured (its random vectors are cached, so it is quick)
     )
     return {"chunks": report.chunks, "embedded": 0, "seconds": time.perf_counter() - t}
 
@@ -365,8 +367,10 @@ def main() -> None:
     parser.add_argument("--multilingual", action="store_true", help="also build and load the multilingual vectors")
     parser.add_argument("--work", type=Path, default=None, help="keep (and reuse) the run's files here")
     parser.add_argument("--synthetic", type=int, nargs="*", default=[], help="sizes built with random vectors")
+    parser.add_argument("--force", action="store_true", help="rebuild every size (with --work: from the cache)")
     args = parser.parse_args()
     MULTILINGUAL["on"] = args.multilingual
+    FORCE[:] = ["--force"] if args.force else []
     work = args.work or Path(tempfile.mkdtemp(prefix="directive-scale-"))
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

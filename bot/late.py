@@ -8,12 +8,12 @@ The model is answerai-colbert-small-v1 as an int8 ONNX file inside the ``vectrix
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from bot.onnx_model import OnnxTextModel
+from bot.sequences import LazySequence
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def unpack(vectors: np.ndarray, spans: np.ndarray, offsets: np.ndarray) -> Token
     return TokenMatrices(vectors, spans, offsets)
 
 
-class TokenMatrices(Sequence[TokenMatrix]):
+class TokenMatrices(LazySequence[TokenMatrix]):
     """Per-chunk views of the packed token vectors and spans, sliced when read."""
 
     def __init__(self, vectors: np.ndarray, spans: np.ndarray, offsets: np.ndarray) -> None:
@@ -92,12 +92,7 @@ class TokenMatrices(Sequence[TokenMatrix]):
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
-    def __getitem__(self, i):  # noqa: ANN001 - an int or a slice, as a Sequence takes
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        if not -len(self) <= i < len(self):
-            raise IndexError(i)
-        i = int(i) % len(self)
+    def _item(self, i: int) -> TokenMatrix:
         lo, hi = self.offsets[i], self.offsets[i + 1]
         return TokenMatrix(self.vectors[lo:hi], self.spans[lo:hi])
 

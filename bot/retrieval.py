@@ -33,6 +33,7 @@ from bot.errors import InvalidQuestion
 from bot.late import LateScorer, Segments
 from bot.query import Query, QueryAnalyzer
 from bot.records import Hit, SentenceSpan
+from bot.sequences import LazySequence
 from bot.store import LoadedIndex
 from bot.store.build import bm25_index, english_stemmer
 from bot.store.layout import WORD, compute_layout
@@ -460,7 +461,7 @@ class _Groups:
         return self.flat[self.first[i] : self.first[i + 1]]
 
 
-class _Windows(Sequence[_Window]):
+class _Windows(LazySequence[_Window]):
     """Every candidate window, made into a :class:`_Window` only when asked for."""
 
     def __init__(self, layout: _Layout) -> None:
@@ -469,13 +470,8 @@ class _Windows(Sequence[_Window]):
     def __len__(self) -> int:
         return len(self.layout.window_grid)
 
-    def __getitem__(self, j):  # noqa: ANN001 - an int or a slice, as a Sequence takes
-        if isinstance(j, slice):
-            return [self[i] for i in range(*j.indices(len(self)))]
+    def _item(self, j: int) -> _Window:
         t, layout = self.layout.t, self.layout
-        if not -len(self) <= j < len(self):
-            raise IndexError(j)
-        j = j % len(self)
         aid = layout.article_ids[int(t["window_article"][j])]
         row = layout.window_grid[j]
         ids = tuple(int(g) for g in row[row >= 0])
@@ -484,7 +480,7 @@ class _Windows(Sequence[_Window]):
         return _Window(aid, first, last, ids, spans[first].start, spans[last].end)
 
 
-class _Sentences(Sequence[tuple[str, int, SentenceSpan]]):
+class _Sentences(LazySequence[tuple[str, int, SentenceSpan]]):
     """Every sentence of the knowledge base by global number: (article id, position, span)."""
 
     def __init__(self, layout: _Layout) -> None:
@@ -493,13 +489,8 @@ class _Sentences(Sequence[tuple[str, int, SentenceSpan]]):
     def __len__(self) -> int:
         return len(self.layout.t["sentence_start"])
 
-    def __getitem__(self, g):  # noqa: ANN001 - an int or a slice, as a Sequence takes
-        if isinstance(g, slice):
-            return [self[i] for i in range(*g.indices(len(self)))]
+    def _item(self, g: int) -> tuple[str, int, SentenceSpan]:
         t, layout = self.layout.t, self.layout
-        if not -len(self) <= g < len(self):
-            raise IndexError(g)
-        g = g % len(self)
         a = int(t["sentence_article"][g])
         pos = int(g) - int(t["article_first"][a])
         aid = layout.article_ids[a]

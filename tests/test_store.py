@@ -1,5 +1,6 @@
 import hashlib
 import json
+import os
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -13,6 +14,7 @@ from bot.records import Article
 from bot.store import BuildLock, build_index, current_build_dir, index_status, load_index, verify_index
 from bot.store import build as store_build
 from bot.store import manifest as store_manifest
+from bot.store import status as store_status
 from tests.conftest import FakeEmbedder, word_count
 
 
@@ -321,3 +323,29 @@ def test_article_files_round_trip_through_the_index_unchanged(settings) -> None:
         article = read_article(path)
         assert index.articles[article.id] == article
         assert article_file_text(index.articles[article.id]) == path.read_text(encoding="utf-8")
+
+
+# --- freshness by stat ---------------------------------------------------------------------------
+
+
+def test_an_unchanged_knowledge_base_is_fresh_without_reading_its_articles(settings, monkeypatch) -> None:
+    build(settings)
+
+    def unread(*_args, **_kwargs):
+        raise AssertionError("the articles were read")
+
+    monkeypatch.setattr(store_status, "load_knowledge", unread)
+    assert index_status(settings, model_name=FakeEmbedder.name).fresh
+
+
+def test_a_touched_article_is_read_again_and_an_edited_one_is_stale(settings) -> None:
+    build(settings)
+    path = sorted(Path(settings.paths.knowledge_dir).glob("*.md"))[0]
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert index_status(settings, model_name=FakeEmbedder.name).fresh  # same words: read, hashed and found unchanged
+    article = read_article(path)
+    write_article(Path(settings.paths.knowledge_dir), replace(article, body=article.body + "\n\nA new paragraph."))
+    status = index_status(settings, model_name=FakeEmbedder.name)
+    assert not status.fresh
+    assert status.changed == (article.id,)

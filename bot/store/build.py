@@ -28,7 +28,7 @@ import numpy as np
 from bot.chunking import TokenCounter, article_sentences, chunk_article
 from bot.config import Settings
 from bot.errors import IndexMismatch, StorageError
-from bot.knowledge import atomic_write_text, load_knowledge
+from bot.knowledge import atomic_write_text, load_knowledge, source_stamps
 from bot.late import LateInteraction, TokenMatrix, pack
 from bot.records import Article, Chunk, SentenceSpan
 from bot.sqlite import storage_error
@@ -97,6 +97,8 @@ def build_index(
     with BuildLock(index_dir, started_by):
         try:
             remove_leftovers(index_dir)
+            # Stamped before reading: a file changed meanwhile no longer matches, so it is read next time.
+            stamps = source_stamps(settings.paths.knowledge_dir) if articles is None else None
             arts = (
                 load_knowledge(settings.paths.knowledge_dir, max_bytes=settings.knowledge.max_article_bytes)
                 if articles is None
@@ -141,6 +143,7 @@ def build_index(
                 **({"multilingual": ml_info} if ml_info else {}),
                 "chunker": chunker,
                 "articles": hashes,
+                **({"sources": stamps} if stamps else {}),
                 "embedded": embedded.computed,
                 "started_by": started_by,
             }

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import json
 import mmap
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from bot.records import Chunk, SentenceSpan
+from bot.sequences import LazySequence
 
 
-class ChunkStore(Sequence[Chunk]):
+class ChunkStore(LazySequence[Chunk]):
     """``chunks.jsonl`` as a sequence: line ``i`` is parsed when chunk ``i`` is first read.
 
     Files above ``map_above`` bytes are memory-mapped (pages shared by every process serving the build);
@@ -39,12 +40,8 @@ class ChunkStore(Sequence[Chunk]):
     def __len__(self) -> int:
         return len(self._ends)
 
-    def __getitem__(self, i):  # noqa: ANN001 - an int or a slice, as a Sequence takes
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        if not -len(self) <= i < len(self):
-            raise IndexError(i)
-        return self._parse(int(i) % len(self))
+    def _item(self, i: int) -> Chunk:
+        return self._parse(i)
 
     def _line(self, i: int) -> Chunk:
         return Chunk(**json.loads(self._data[self._starts[i] : self._ends[i]]))

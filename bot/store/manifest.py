@@ -190,6 +190,12 @@ def parse_manifest(data: bytes, build: Path) -> dict:
     samples = manifest.get("samples", {})
     if not (isinstance(samples, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in samples.items())):
         raise IndexDamaged(f"The manifest in {build} has invalid 'samples'; {REPAIR}.")
+    sources = manifest.get("sources", {})
+    if not (
+        isinstance(sources, dict)
+        and all(isinstance(v, list) and len(v) == 2 and all(type(x) is int for x in v) for v in sources.values())
+    ):
+        raise IndexDamaged(f"The manifest in {build} has invalid 'sources'; {REPAIR}.")
     layout = manifest.get("layout")
     if layout is not None and not (isinstance(layout, dict) and isinstance(layout.get("window_sentences"), int)):
         raise IndexDamaged(f"The manifest in {build} has an invalid 'layout'; {REPAIR}.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.config import Settings
 from bot.errors import IndexDamaged
-from bot.knowledge import load_knowledge
+from bot.knowledge import load_knowledge, source_stamps
 from bot.store.manifest import FORMAT_VERSION, check_files, chunker_settings, read_current
 from bot.store.multilingual import manifest_entry
 from bot.store.records import IndexStatus
@@ -18,6 +18,16 @@ def diff(old: dict[str, str], new: dict[str, str]) -> tuple[tuple[str, ...], tup
     return added, changed, removed
 
 
+def _article_hashes(settings: Settings, manifest: dict) -> dict[str, str]:
+    """Each article's content hash: the manifest's when every file has the size and modification time
+    the build recorded (``source_stamps``; as ``git status`` trusts its index), else read and parsed."""
+    directory = settings.paths.knowledge_dir
+    if manifest.get("sources") and manifest["sources"] == source_stamps(directory):
+        return dict(manifest["articles"])
+    arts = load_knowledge(directory, max_bytes=settings.knowledge.max_article_bytes)
+    return {a.id: a.content_hash for a in arts}
+
+
 def index_status(settings: Settings, *, model_name: str | None = None) -> IndexStatus:
     """Fresh, stale (and what changed) or damaged (and why): a damaged index is never "fresh"."""
     try:
@@ -29,8 +39,7 @@ def index_status(settings: Settings, *, model_name: str | None = None) -> IndexS
     if current is None:
         return IndexStatus(built=False, fresh=False, index_version=None, built_at=None)
     manifest = current[1]
-    arts = load_knowledge(settings.paths.knowledge_dir, max_bytes=settings.knowledge.max_article_bytes)
-    hashes = {a.id: a.content_hash for a in arts}
+    hashes = _article_hashes(settings, manifest)
     added, changed, removed = diff(manifest["articles"], hashes)
     settings_changed = []
     if manifest["chunker"] != chunker_settings(settings):
