@@ -272,7 +272,7 @@ class KnowledgeService:
 
     def indexed_chunks(self, article_id: str) -> int:
         """How many chunks of one article the live index holds (0 for an article it does not hold)."""
-        return sum(1 for chunk in self.live.index.chunks if chunk.article_id == article_id)
+        return len(self.live.index.chunks_of(article_id))
 
     @property
     def running_rebuild(self) -> RunningRebuild | None:
@@ -570,9 +570,8 @@ class KnowledgeService:
                 for pin in db.pins()
                 if (stored := db.save_pin_check(verify(pin, live.index.articles), actor=actor)) is not None
             ]
-            chunk_of: dict[str, list[tuple[int, int, str]]] = {}
-            for chunk in live.index.chunks:
-                chunk_of.setdefault(chunk.article_id, []).append((chunk.start, chunk.end, chunk.id))
+            pinned = {q.article_id for pin in checked for q in pin.quotes}
+            chunk_of = {aid: [(c.start, c.end, c.id) for c in live.index.chunks_of(aid)] for aid in pinned}
             self._pins = PinBook.build(
                 checked,
                 live.index.articles,

@@ -85,3 +85,11 @@ def test_only_the_best_windows_by_prior_become_candidates(late_index, tiny_setti
     capped = retriever(late_index, tiny_settings, late=FakeLate()).search(QUESTIONS[1], rerank=False).passages
     assert len(every) > 3
     assert capped == every[:3]
+
+
+def test_an_articles_chunks_are_found_from_the_table_as_by_walking_every_chunk(late_index) -> None:
+    for article_id in [*late_index.articles, "no-such-article"]:
+        walked = [c for c in late_index.chunks if c.article_id == article_id]
+        assert late_index.chunks_of(article_id) == walked
+        assert _parsed_whole(late_index).chunks_of(article_id) == walked
+    assert late_index.chunks_of(next(iter(late_index.articles)))

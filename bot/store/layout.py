@@ -61,6 +61,7 @@ def compute_layout(
         "sentence_paragraph": np.array([r[1] for r in rows], dtype=np.int32),
         "sentence_start": starts,
         "sentence_end": ends,
+        "chunk_article": np.array([position.get(c.article_id, -1) for c in chunks], dtype=np.int32),
         **_csr("chunk_sentences", chunk_ids),
         **_csr("sentence_chunks", _invert(chunk_ids, len(rows))),
         **_windows(keys, position, article_first),

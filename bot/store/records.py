@@ -103,6 +103,18 @@ class LoadedIndex:
     def version(self) -> str:
         return self.manifest["index_version"]
 
+    def chunks_of(self, article_id: str) -> list[Chunk]:
+        """The chunks of one article, in order: found in the layout's table when the build stored it, so
+        only they are parsed (walking all 116,000 chunks of 10,000 articles took 4 s)."""
+        layout = self.layout
+        if layout is not None and "chunk_article" in layout:
+            ids = [str(a) for a in layout["article_ids"]]
+            if article_id not in ids:
+                return []
+            rows = np.flatnonzero(layout["chunk_article"] == ids.index(article_id))
+            return [self.chunks[int(i)] for i in rows]
+        return [c for c in self.chunks if c.article_id == article_id]
+
     def quote(self, article_id: str, start: int, end: int) -> str:
         """``body[start:end]`` of the article exactly as the index was built from it.
 
