@@ -177,7 +177,6 @@ class MultilingualRetriever:
             w = self.layout.windows[self.windows[j]]  # type: ignore[attr-defined]
             passages.append(
                 window_passage(
-                    self.index,
                     w,
                     float(prior[j]),
                     self._chunk_id(w),

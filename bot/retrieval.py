@@ -36,7 +36,7 @@ from bot.records import Hit, SentenceSpan
 from bot.sequences import LazySequence
 from bot.store import LoadedIndex
 from bot.store.build import bm25_index, english_stemmer
-from bot.store.layout import WORD, compute_layout
+from bot.store.layout import WORD, article_texts, compute_layout
 
 if TYPE_CHECKING:
     from bot.late import LateInteraction
@@ -322,12 +322,11 @@ class _Window:
     first: int
     last: int
     sentences: tuple[int, ...]  # global sentence numbers
-    start: int = 0  # body[start:end] is the window's text
-    end: int = 0
+    start: int  # body[start:end] is the window's text
+    end: int
 
 
 def window_passage(
-    index: LoadedIndex,
     window: _Window,
     prior: float,
     chunk_id: str,
@@ -336,11 +335,10 @@ def window_passage(
     prior_weight: float = 0.0,
 ) -> Passage:
     """The candidate quote a window stands for: its sentences' span of the article body."""
-    spans = index.sentences[window.article_id]
-    start, end = spans[window.first].start, spans[window.last].end
     return Passage(
-        window.article_id, window.first, window.last, start, end, prior, chunk_id, rerank_score, prior_weight
-    )
+        window.article_id, window.first, window.last, window.start, window.end, prior, chunk_id, rerank_score,
+        prior_weight,
+    )  # fmt: skip
 
 
 class _Layout:
@@ -355,7 +353,7 @@ class _Layout:
         stored = index.layout
         lacks_segments = stored is not None and index.late is not None and "segment_start" not in stored
         if stored is None or int(stored["window_size"]) != size or lacks_segments:
-            texts = [a.title for a in index.articles.values()] + [a.body for a in index.articles.values()]
+            texts = article_texts(index.articles.values())
             stored = compute_layout(index.sentences, index.chunks, size, _token_spans(index), texts, forms=False)
         self.t = stored
         self.article_ids: list[str] = [str(a) for a in stored["article_ids"]]
@@ -475,9 +473,8 @@ class _Windows(LazySequence[_Window]):
         aid = layout.article_ids[int(t["window_article"][j])]
         row = layout.window_grid[j]
         ids = tuple(int(g) for g in row[row >= 0])
-        first, last = int(t["window_first"][j]), int(t["window_last"][j])
-        spans = layout.index.sentences[aid]
-        return _Window(aid, first, last, ids, spans[first].start, spans[last].end)
+        start, end = int(t["sentence_start"][ids[0]]), int(t["sentence_end"][ids[-1]])
+        return _Window(aid, int(t["window_first"][j]), int(t["window_last"][j]), ids, start, end)
 
 
 class _Sentences(LazySequence[tuple[str, int, SentenceSpan]]):
@@ -492,9 +489,9 @@ class _Sentences(LazySequence[tuple[str, int, SentenceSpan]]):
     def _item(self, g: int) -> tuple[str, int, SentenceSpan]:
         t, layout = self.layout.t, self.layout
         a = int(t["sentence_article"][g])
-        pos = int(g) - int(t["article_first"][a])
         aid = layout.article_ids[a]
-        return aid, pos, layout.index.sentences[aid][pos]
+        para, start, end = (int(t[f"sentence_{k}"][g]) for k in ("paragraph", "start", "end"))
+        return aid, g - int(t["article_first"][a]), SentenceSpan(aid, para, start, end)
 
 
 def _known_words(model: object, query: str) -> list[str]:
@@ -551,7 +548,7 @@ class Retriever:
         )
 
     def _texts(self) -> list[str]:
-        return [a.title for a in self.index.articles.values()] + [a.body for a in self.index.articles.values()]
+        return article_texts(self.index.articles.values())
 
     def _make_corrector(self) -> TypoCorrector | None:
         tokenizer = getattr(self.reranker, "tokenizer", None) or getattr(self.late, "tokenizer", None)
@@ -731,7 +728,7 @@ class Retriever:
         out = []
         for j in best:
             win = layout.windows[int(j)]
-            out.append(window_passage(self.index, win, float(prior[j]), self._best_chunk_id(win, chunk_rank)))
+            out.append(window_passage(win, float(prior[j]), self._best_chunk_id(win, chunk_rank)))
         return out
 
     def _best_chunk_id(self, win: _Window, chunk_rank: np.ndarray) -> str:

@@ -30,10 +30,10 @@ from bot.config import Settings
 from bot.errors import IndexMismatch, StorageError
 from bot.knowledge import atomic_write_text, load_knowledge, source_stamps
 from bot.late import LateInteraction, TokenMatrix, pack
-from bot.records import Article, Chunk, SentenceSpan
+from bot.records import Article, Chunk
 from bot.sqlite import storage_error
 from bot.store.cache import EmbeddingCache, compact
-from bot.store.layout import compute_layout, save_layout
+from bot.store.layout import article_texts, compute_layout, save_layout, sentences_by_article
 from bot.store.lock import BuildLock
 from bot.store.manifest import (
     BUILDS,
@@ -338,11 +338,10 @@ def write_build(
             for file, array in zip(LATE_FILES, (vectors, spans, offsets), strict=True):
                 with (tmp / file).open("wb") as fh:
                     np.save(fh, array, allow_pickle=False)
-        by_article: dict[str, list[SentenceSpan]] = {}
-        for aid, para, start, end in sentences:
-            by_article.setdefault(aid, []).append(SentenceSpan(aid, para, start, end))
-        texts = [a.title for a in arts] + [a.body for a in arts]
-        save_layout(tmp / LAYOUT, compute_layout(by_article, chunks, window_sentences, token_spans, texts))
+        tables = compute_layout(
+            sentences_by_article(sentences), chunks, window_sentences, token_spans, article_texts(arts)
+        )
+        save_layout(tmp / LAYOUT, tables)
         cache = EmbeddingCache(index_dir / "cache" / "embeddings.sqlite3")
         try:
             if multilingual is not None:

@@ -19,11 +19,20 @@ import numpy as np
 
 from bot.late import chunk_segments
 from bot.query import written_forms
-from bot.records import Chunk, SentenceSpan
+from bot.records import Article, Chunk, SentenceSpan
 from bot.store.manifest import LAYOUT
 from bot.store.multilingual import window_keys
 
-__all__ = ["LAYOUT", "WORD", "compute_layout", "load_layout", "save_layout", "word_counts"]
+__all__ = [
+    "LAYOUT",
+    "WORD",
+    "article_texts",
+    "compute_layout",
+    "load_layout",
+    "save_layout",
+    "sentences_by_article",
+    "word_counts",
+]
 
 WORD = re.compile(r"[^\W\d_]+", re.UNICODE)  # a word, for counting and correcting: a run of letters
 
@@ -69,6 +78,20 @@ def compute_layout(
     }
     if token_spans is not None:
         out.update(_segments(chunks, chunk_ids, starts, ends, *token_spans))
+    return out
+
+
+def article_texts(articles: Iterable[Article]) -> list[str]:
+    """The titles, then the bodies, of ``articles``: the text whose words the layout counts."""
+    articles = list(articles)
+    return [a.title for a in articles] + [a.body for a in articles]
+
+
+def sentences_by_article(rows: Iterable[Sequence]) -> dict[str, list[SentenceSpan]]:
+    """``(article id, paragraph, start, end)`` rows, in order, as each article's sentence spans."""
+    out: dict[str, list[SentenceSpan]] = {}
+    for aid, para, start, end in rows:
+        out.setdefault(aid, []).append(SentenceSpan(aid, para, start, end))
     return out
 
 

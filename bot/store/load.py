@@ -12,7 +12,7 @@ import numpy as np
 from bot.errors import IndexDamaged, IndexMismatch, IndexMissing
 from bot.late import unpack
 from bot.records import Article, Chunk, SentenceSpan
-from bot.store.layout import load_layout
+from bot.store.layout import load_layout, sentences_by_article
 from bot.store.lazy import ChunkStore, SentenceStore
 from bot.store.manifest import (
     FORMAT_VERSION,
@@ -133,11 +133,8 @@ def _read_chunks(build: Path) -> list[Chunk]:
 
 
 def _read_sentences(build: Path) -> dict[str, list[SentenceSpan]]:
-    sentences: dict[str, list[SentenceSpan]] = {}
-    for line in (build / "sentences.jsonl").read_text(encoding="utf-8").splitlines():
-        aid, para, start, end = json.loads(line)
-        sentences.setdefault(aid, []).append(SentenceSpan(aid, para, start, end))
-    return sentences
+    lines = (build / "sentences.jsonl").read_text(encoding="utf-8").splitlines()
+    return sentences_by_article(json.loads(line) for line in lines)
 
 
 def check_article_text(

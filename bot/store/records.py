@@ -108,10 +108,8 @@ class LoadedIndex:
         only they are parsed (walking all 116,000 chunks of 10,000 articles took 4 s)."""
         layout = self.layout
         if layout is not None and "chunk_article" in layout:
-            ids = [str(a) for a in layout["article_ids"]]
-            if article_id not in ids:
-                return []
-            rows = np.flatnonzero(layout["chunk_article"] == ids.index(article_id))
+            position = np.flatnonzero(layout["article_ids"] == article_id)  # none for an unknown article
+            rows = np.flatnonzero(np.isin(layout["chunk_article"], position))
             return [self.chunks[int(i)] for i in rows]
         return [c for c in self.chunks if c.article_id == article_id]
 
