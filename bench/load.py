@@ -413,38 +413,55 @@ async def _measure(args: argparse.Namespace, tmp: Path) -> list[list[object]]:
             await harness.start_client(bot, timeout=30)
             try:
                 for size in args.bursts:
-                    print(f"direct loop, {size} burst…", file=sys.stderr)
-                    direct = await asyncio.to_thread(direct_rate, service, unique_questions(size), workers)
-                    for n_guilds in args.guilds:
-                        print(f"burst of {size} from {n_guilds} server(s)…", file=sys.stderr)
-                        r = await run_burst(fp, bot, size, n_guilds)
-                        q_rate = r.answered / r.wall
-                        distinct_rate = r.distinct / r.wall
-                        rows.append(
-                            [
-                                r.burst,
-                                r.guilds,
-                                f"{r.answered}/{r.burst}",
-                                r.busy,
-                                r.late,
-                                r.lost,
-                                f"{percentile(r.seconds, 0.5):.2f}",
-                                f"{percentile(r.seconds, 0.95):.2f}",
-                                f"{max(r.seconds):.2f}",
-                                f"{q_rate:.1f}",
-                                f"{distinct_rate:.2f} / {direct:.2f} ({100 * distinct_rate / direct:.0f}%)",
-                                f"{percentile(r.cached_ms, 0.5):.0f} / {max(r.cached_ms):.0f}",
-                                f"{r.heartbeat_gap:.2f}",
-                                r.notice_edits,
-                                f"{r.peak_mb:.0f}",
-                            ]
-                        )
-                        print(rows[-1], file=sys.stderr)
+                    rows += await _bursts_of(fp, bot, service, size, args.guilds, workers)
             finally:
                 await harness.aclose()
     finally:
         fp.stop()
     return rows
+
+
+async def _bursts_of(
+    fp: FakeProcess, bot: DirectiveBot, service: KnowledgeService, size: int, guilds: list[int], workers: int
+) -> list[list[object]]:
+    """The table's rows for bursts of ``size``, one per server count.
+
+    The direct loop runs before and after them and their mean is the reference: this machine's speed
+    drifts by several per cent over minutes (other tenants, clocks), and a reference taken on one
+    side only charged that drift to the bot, by up to 7 points between runs of the same code.
+    """
+    questions = unique_questions(size)
+    print(f"direct loop, {size} burst…", file=sys.stderr)
+    before = await asyncio.to_thread(direct_rate, service, questions, workers)
+    results = []
+    for n_guilds in guilds:
+        print(f"burst of {size} from {n_guilds} server(s)…", file=sys.stderr)
+        results.append(await run_burst(fp, bot, size, n_guilds))
+    after = await asyncio.to_thread(direct_rate, service, questions, workers)
+    direct = (before + after) / 2
+    return [_row(r, direct, before, after) for r in results]
+
+
+def _row(r: Result, direct: float, before: float, after: float) -> list[object]:
+    distinct_rate = r.distinct / r.wall
+    return [
+        r.burst,
+        r.guilds,
+        f"{r.answered}/{r.burst}",
+        r.busy,
+        r.late,
+        r.lost,
+        f"{percentile(r.seconds, 0.5):.2f}",
+        f"{percentile(r.seconds, 0.95):.2f}",
+        f"{max(r.seconds):.2f}",
+        f"{r.answered / r.wall:.1f}",
+        f"{distinct_rate:.2f} / {direct:.2f} ({100 * distinct_rate / direct:.0f}%)",
+        f"{before:.2f} / {after:.2f}",
+        f"{percentile(r.cached_ms, 0.5):.0f} / {max(r.cached_ms):.0f}",
+        f"{r.heartbeat_gap:.2f}",
+        r.notice_edits,
+        f"{r.peak_mb:.0f}",
+    ]
 
 
 HEADERS = [
@@ -459,6 +476,7 @@ HEADERS = [
     "max s",
     "q/s",
     "unique q/s: bot / direct loop",
+    "direct loop before / after",
     "cached repeat ms p50 / max",
     "max heartbeat gap s",
     "queue notice edits",
@@ -483,7 +501,8 @@ def main() -> None:
         "the fake Discord in a process of its own. Time to answer runs from the interaction's creation to the final "
         "reply. Unique q/s counts each question computed once (the distinct ones and "
         "each popular one): the bot's rate over the whole burst against the direct loop, which calls the answer "
-        "function on exactly those questions with the same number of worker threads. A cached repeat is one "
+        "function on exactly those questions with the same number of worker threads, run before and after the "
+        "bursts of each size (their mean is the reference, as the machine's speed drifts). A cached repeat is one "
         "popular question asked again after the burst. Peak RSS is "
         f"the process's, cumulative over the runs; {os.cpu_count()} CPUs.\n\n"
         f"{table(HEADERS, rows)}\n\n"
