@@ -167,7 +167,9 @@ def model_query(question: str, corrector: TypoCorrector | None = None) -> str:
 
 # Windows a question's prior hands on (best first): the cross-encoder reads at most 16 of them, and
 # making every window of a large knowledge base into an object cost 0.3 s a question at 10,000 articles.
-MAX_CANDIDATE_WINDOWS = 500
+# A sentence lies in at most three windows, so 100 always hold 16 disjoint ones: on 299 questions, at 5
+# and at 2,000 articles, the 16 windows read were the same as with 500 (which cost 20 ms a question).
+MAX_CANDIDATE_WINDOWS = 100
 
 _NAME = re.compile(r"\b[A-Z][A-Za-z’'-]{2,}\b")
 
@@ -535,6 +537,10 @@ class Retriever:
         self.index = index
         self.embedder = embedder
         self.settings = settings
+        if settings.dense_search_threads > 0:
+            import faiss  # already loaded with the index
+
+            faiss.omp_set_num_threads(settings.dense_search_threads)  # process-wide: FAISS has one pool
         self.late = late if index.late is not None else None
         self.reranker = reranker
         self.layout = _Layout(index, settings.window_sentences)
@@ -577,52 +583,53 @@ class Retriever:
         docs, scores = self.index.bm25.retrieve([words], k=k, show_progress=False, n_threads=1)
         return [(int(d), float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
 
+    def _dense(self, qvec: np.ndarray) -> list[tuple[int, float]]:
+        """The ``dense_candidates`` chunks nearest the question's vector, with their cosines."""
+        n = len(self.index.chunks)
+        if not n:
+            return []
+        k = min(self.settings.dense_candidates, n)
+        scores, ids = self.index.faiss_index.search(qvec.reshape(1, -1).astype(np.float32), k)
+        return [(int(i), float(v)) for i, v in zip(ids[0], scores[0], strict=True) if i >= 0]
+
     def _late_scores(
-        self, qtok: np.ndarray | None, qvec: np.ndarray | None = None, text: str | None = None
+        self, qtok: np.ndarray | None, candidates: Sequence[int] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """MaxSim of the question against chunks, and against every sentence in its chunk's context.
 
         Up to ``late_full_scan_chunks`` chunks every chunk is scored (one matrix product, a few ms).
-        Above it, given the question's vector ``qvec`` and text, only the first-stage candidates (dense
-        top ``dense_candidates`` and BM25 top ``lexical_candidates``) are scored and every other chunk
-        and sentence scores 0: scoring all stored tokens grows with the knowledge base (235 ms a
-        question at 2,000 articles), scoring candidates does not.
+        Above it, given the first stage's ``candidates`` (dense and BM25 top lists), only those are
+        scored and every other chunk and sentence scores 0: scoring all stored tokens grows with the
+        knowledge base (235 ms a question at 2,000 articles), scoring candidates does not.
         """
         n_chunks, n_sent = len(self.index.chunks), len(self.layout.sentences)
         scorer = self.layout.segments
         if qtok is None or scorer is None or len(qtok) == 0 or not n_chunks:
             return np.zeros(n_chunks, dtype=np.float32), np.zeros(n_sent, dtype=np.float32)
-        s = self.settings
-        if n_chunks <= s.late_full_scan_chunks or qvec is None:
+        if n_chunks <= self.settings.late_full_scan_chunks or candidates is None:
             return scorer.full(qtok, n_sent)
-        k = min(s.dense_candidates, n_chunks)
-        _, dense = self.index.faiss_index.search(qvec.reshape(1, -1).astype(np.float32), k)
-        lexical = [i for i, _ in self._lexical(text, s.lexical_candidates)] if text else []
-        return scorer.candidates(qtok, np.concatenate([dense[0], np.array(lexical, dtype=np.int64)]), n_sent)
+        return scorer.candidates(qtok, np.asarray(candidates, dtype=np.int64), n_sent)
 
     def _first_stage(
-        self, text: str, qvec: np.ndarray, late_chunk: np.ndarray | None, mode: Mode
-    ) -> tuple[list[int], dict[int, float], dict[str, dict[int, int]], float, dict[int, float]]:
-        """Chunks fused by reciprocal rank: order, fused score, rank in each ranking, best dense cosine,
-        dense cosine of the chunks dense search returned."""
+        self,
+        dense: list[tuple[int, float]],
+        lexical: list[tuple[int, float]],
+        late_chunk: np.ndarray | None,
+        mode: Mode,
+    ) -> tuple[list[int], dict[int, float], dict[str, dict[int, int]]]:
+        """Chunks fused by reciprocal rank: order, fused score, rank in each ranking."""
         s = self.settings
-        n = len(self.index.chunks)
-        dense: list[tuple[int, float]] = []
-        if n:
-            k = min(s.dense_candidates, n)
-            scores, ids = self.index.faiss_index.search(qvec.reshape(1, -1).astype(np.float32), k)
-            dense = [(int(i), float(v)) for i, v in zip(ids[0], scores[0], strict=True) if i >= 0]
         rankings: dict[str, list[int]] = {}
         if mode in ("hybrid", "dense"):
             rankings["dense"] = [i for i, _ in dense]
         if mode in ("hybrid", "lexical"):
-            rankings["lexical"] = [i for i, _ in self._lexical(text, s.lexical_candidates)]
-        if mode == "hybrid" and late_chunk is not None and n:
+            rankings["lexical"] = [i for i, _ in lexical]
+        if mode == "hybrid" and late_chunk is not None and len(late_chunk):
             rankings["late"] = [int(i) for i in np.argsort(-late_chunk, kind="stable")[: s.dense_candidates]]
         fused = rrf(rankings.values(), s.rrf_k)
         rank_of = {name: {c: r for r, c in enumerate(order, start=1)} for name, order in rankings.items()}
         order = sorted(fused, key=lambda i: -fused[i])
-        return order, fused, rank_of, (dense[0][1] if dense else 0.0), dict(dense)
+        return order, fused, rank_of
 
     def search(
         self, question: str, *, mode: Mode = "hybrid", rerank: bool = True, read: int | None = None
@@ -635,10 +642,13 @@ class Retriever:
         qvec = self.embedder.encode([text])[0]
         qtok = self.late.encode_query(text) if self.late is not None else None
         t1 = time.perf_counter()
-        late_chunk, late_sentence = self._late_scores(qtok, qvec, text)
-        order, fused, rank_of, dense_top, dense_score = self._first_stage(
-            text, qvec, late_chunk if qtok is not None else None, mode
-        )
+        # One dense search and one BM25 retrieval a question: the fusion ranks them, and above the
+        # full-scan size they are also the chunks late interaction scores.
+        dense = self._dense(qvec)
+        lexical = self._lexical(text, self.settings.lexical_candidates) if mode != "dense" else []
+        late_chunk, late_sentence = self._late_scores(qtok, [i for i, _ in dense] + [i for i, _ in lexical])
+        order, fused, rank_of = self._first_stage(dense, lexical, late_chunk if qtok is not None else None, mode)
+        dense_top, dense_score = (dense[0][1] if dense else 0.0), dict(dense)
         hits = tuple(
             Hit(
                 chunk=self.index.chunks[i],

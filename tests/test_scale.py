@@ -68,12 +68,10 @@ def test_above_the_full_scan_size_only_dense_and_bm25_candidates_are_scored(
     late = FakeLate()
     r = retriever(late_index, replace(tiny_settings, retrieval=settings), late=late)
     text = "Banks paused their pilots"
-    qvec = r.embedder.encode([text])[0]
-    chunk, _ = r._late_scores(late.encode_query(text), qvec, text)
-    _, dense = late_index.faiss_index.search(qvec.reshape(1, -1), 1)
-    expected = {int(dense[0][0])} | {i for i, _ in r._lexical(text, 1)}
-    assert set(np.nonzero(chunk)[0]) <= expected
-    assert len(expected) < len(late_index.chunks)
+    candidates = [i for i, _ in r._dense(r.embedder.encode([text])[0])] + [i for i, _ in r._lexical(text, 1)]
+    chunk, _ = r._late_scores(late.encode_query(text), candidates)
+    assert set(np.nonzero(chunk)[0]) <= set(candidates)
+    assert len(set(candidates)) < len(late_index.chunks)
 
 
 def test_at_or_below_the_full_scan_size_every_chunk_is_scored(late_index, tiny_settings) -> None:
@@ -81,8 +79,35 @@ def test_at_or_below_the_full_scan_size_every_chunk_is_scored(late_index, tiny_s
     r = retriever(late_index, tiny_settings, late=late)
     text = "Banks paused their pilots"
     query = late.encode_query(text)
-    with_candidates = r._late_scores(query, r.embedder.encode([text])[0], text)
+    with_candidates = r._late_scores(query, [0])
     assert with_candidates[0] == pytest.approx(r._late_scores(query)[0])
+    assert np.count_nonzero(with_candidates[0]) > 1
+
+
+class _CountingIndex:
+    """A dense index that counts its searches (everything else is the real FAISS index's)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.searches = 0
+
+    def search(self, *args, **kwargs):
+        self.searches += 1
+        return self.inner.search(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("full_scan_chunks", [0, 2000])
+def test_a_question_searches_the_dense_index_once(late_index, tiny_settings, full_scan_chunks) -> None:
+    settings = replace(tiny_settings.retrieval, late_full_scan_chunks=full_scan_chunks)
+    counting = _CountingIndex(late_index.faiss_index)
+    r = retriever(
+        replace(late_index, faiss_index=counting), replace(tiny_settings, retrieval=settings), late=FakeLate()
+    )
+    r.search("engineers abroad lost access", rerank=False)
+    assert counting.searches == 1
 
 
 def test_search_answers_above_the_full_scan_size(late_index, tiny_settings) -> None:
@@ -248,3 +273,17 @@ def test_prune_cache_command_reports_and_keeps_what_the_live_build_uses(tiny_set
     left = {h for _m, h, _d, _b in _cache_rows(tiny_settings, "vectors")}
     assert "orphan" not in left
     assert {c.text_hash for c in load_index(index).chunks} <= left
+
+
+@pytest.mark.parametrize(("configured", "expected"), [(1, 1), (0, 3)])
+def test_dense_search_runs_on_the_configured_number_of_threads(late_index, tiny_settings, configured, expected) -> None:
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(3)
+    try:
+        settings = replace(tiny_settings.retrieval, dense_search_threads=configured)
+        retriever(late_index, replace(tiny_settings, retrieval=settings), late=FakeLate())
+        assert faiss.omp_get_max_threads() == expected
+    finally:
+        faiss.omp_set_num_threads(before)
