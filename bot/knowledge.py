@@ -242,10 +242,16 @@ def read_article(path: Path, *, max_bytes: int = DEFAULT_MAX_ARTICLE_BYTES) -> A
 
 def article_paths(directory: Path) -> list[Path]:
     """The article files of a knowledge directory, in name order (``README.md`` is not one)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []  # as a glob finds nothing there; load_knowledge says the directory is missing
     try:
-        return [p for p in sorted(Path(directory).glob("*.md")) if p.name.lower() != "readme.md"]
+        # Names sorted as strings: sorting 10,000 globbed paths took 0.3 s of every start.
+        with os.scandir(directory) as entries:
+            names = sorted(e.name for e in entries if e.name.endswith(".md") and not e.name.startswith("."))
     except OSError as exc:
         raise KnowledgeError(f"Knowledge directory {directory} cannot be read ({exc.strerror or exc}).") from None
+    return [directory / name for name in names if name.lower() != "readme.md"]
 
 
 def source_stamps(knowledge_dir: Path) -> dict[str, list[int]]:

@@ -21,8 +21,8 @@ jetzt komplett gesperrt?" is German, and the multilingual model reads its Englis
 
 from __future__ import annotations
 
-import functools
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass
 
@@ -51,11 +51,27 @@ class Detection:
         return self.language == ENGLISH
 
 
-@functools.lru_cache(maxsize=1)
-def _identifier():  # py3langid's LanguageIdentifier, loaded once (about 30 ms)
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+_LOADING = threading.Lock()
+_LOADED: list[object] = []  # py3langid's LanguageIdentifier, once loaded
 
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+def _identifier():  # py3langid's LanguageIdentifier
+    """The classifier, loaded once. Loading decompresses its LZMA model, about 0.5 s of a start; the
+    lock makes a question that arrives during :func:`load_in_background` wait for that load, not repeat it."""
+    with _LOADING:
+        if not _LOADED:
+            from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+            _LOADED.append(LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True))
+        return _LOADED[0]
+
+
+def load_in_background() -> threading.Thread:
+    """Start loading the classifier in a thread, so a start overlaps it with loading the index (LZMA
+    decompression releases the interpreter lock) instead of paying for it at the first question."""
+    thread = threading.Thread(target=_identifier, name="language-model", daemon=True)
+    thread.start()
+    return thread
 
 
 def _script(ch: str) -> str | None:

@@ -187,7 +187,9 @@ class KnowledgeService:
     ) -> KnowledgeService:
         """Load the models (or share ones already loaded) and the index, building it first when missing or stale."""
         from bot.embedding import Embedder, model_token_counter
+        from bot.language import load_in_background
 
+        load_in_background()  # overlaps the language classifier's load with the models' and the index's
         say = log or (lambda _msg: None)
         embedder = embedder or Embedder(settings.embedding, cache_dir=encoder_cache(settings))
         if reranker is None and settings.retrieval.rerank:

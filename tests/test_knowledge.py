@@ -8,6 +8,7 @@ from bot.errors import KnowledgeError, NotFound
 from bot.knowledge import (
     article_file_text,
     article_from_raw,
+    article_paths,
     get_article,
     load_knowledge,
     parse_article,
@@ -119,3 +120,10 @@ def test_kb_import_of_the_seeds_reproduces_the_bundled_knowledge_base(tmp_path: 
 def test_an_impossible_date_in_front_matter_is_a_knowledge_error() -> None:
     with pytest.raises(KnowledgeError, match="YAML cannot read"):
         parse_article("---\nid: x\ntitle: X\npublished: 2024-13-45\n---\nBody.\n", "x.md")
+
+
+def test_article_files_are_listed_in_name_order_without_readme_or_hidden_files(tmp_path) -> None:
+    for name in ("b.md", "A.md", "a-2.md", "README.md", ".hidden.md", "notes.txt"):
+        (tmp_path / name).write_text("x", encoding="utf-8")
+    assert [p.name for p in article_paths(tmp_path)] == ["A.md", "a-2.md", "b.md"]
+    assert article_paths(tmp_path / "missing") == []

@@ -80,3 +80,19 @@ def test_a_language_outside_the_models_is_still_named() -> None:
 
 def test_a_question_without_letters_is_english() -> None:
     assert detect("4.8?").english
+
+
+def test_a_question_during_the_background_load_uses_the_same_classifier(monkeypatch) -> None:
+    import threading
+
+    from bot import language
+
+    monkeypatch.setattr(language, "_LOADED", [])
+    loading = language.load_in_background()
+    seen: list[object] = []
+    asker = threading.Thread(target=lambda: seen.append(language._identifier()))
+    asker.start()
+    asker.join(30)
+    loading.join(30)
+    assert seen == language._LOADED and len(language._LOADED) == 1
+    assert detect("Wer ist von der Anordnung betroffen?").language == "de"
