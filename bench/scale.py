@@ -194,10 +194,9 @@ def late_timing(service, questions: list[str]) -> dict[str, float]:
         retriever.layout.segments.full(qtok, len(retriever.layout.sentences))
         full.append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
-        _, dense = retriever.index.faiss_index.search(qvec.reshape(1, -1), 30)
-        lexical = [i for i, _ in retriever._lexical(text, 30)]
+        first = retriever._dense(qvec) + retriever._lexical(text, retriever.settings.lexical_candidates)
         retriever.layout.segments.candidates(
-            qtok, np.concatenate([dense[0], np.array(lexical, dtype=np.int64)]), len(retriever.layout.sentences)
+            qtok, np.array([i for i, _ in first], dtype=np.int64), len(retriever.layout.sentences)
         )
         some.append((time.perf_counter() - t) * 1000)
     retriever.layout.segments._full = None  # the float32 copy a full scan keeps is not what serving holds
