@@ -233,9 +233,13 @@ class Embedder:
             runtime = _cached_onnx(self.path, cache_dir, key, settings.threads)
         if runtime is None:
             torch_runtime = _TorchRuntime(self.path)
+            runtime = torch_runtime
             if cache_dir is not None:
                 _export(torch_runtime, self.path, cache_dir, key)
-            runtime = torch_runtime
+                # Answer with the copy just checked: a process that built the index serves until it
+                # stops, and torch spent 7% of the answering threads' time embedding questions there
+                # (its own thread pool besides, on cores the cross-encoder needs).
+                runtime = _cached_onnx(self.path, cache_dir, key, settings.threads) or torch_runtime
         self.runtime: _Runtime = runtime
         self.dimension = runtime.dimension
         self.max_tokens = runtime.max_tokens

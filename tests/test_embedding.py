@@ -61,9 +61,10 @@ def test_without_an_encoder_cache_the_torch_model_answers() -> None:
     assert Embedder(EmbeddingSettings()).backend == "torch"
 
 
-def test_the_first_load_exports_an_onnx_copy_and_the_next_load_uses_it(tmp_path, torch_vectors) -> None:
+def test_the_first_load_exports_an_onnx_copy_and_answers_with_it(tmp_path, torch_vectors) -> None:
     first = Embedder(EmbeddingSettings(), cache_dir=tmp_path)
-    assert first.backend == "torch"
+    assert first.backend == "onnx"
+    assert np.abs(first.encode(TEXTS) - torch_vectors).max() < 1e-5
     assert len(list(tmp_path.glob("*.onnx"))) == 1 and len(list(tmp_path.glob("*.json"))) == 1
     second = Embedder(EmbeddingSettings(), cache_dir=tmp_path)
     assert second.backend == "onnx"
@@ -80,16 +81,16 @@ def test_the_onnx_copy_is_never_published_when_onnx_is_missing(tmp_path, monkeyp
     assert "pip install onnx" in caplog.text
 
 
-def test_a_damaged_onnx_copy_falls_back_to_torch_and_is_exported_again(tmp_path, torch_vectors, caplog) -> None:
+def test_a_damaged_onnx_copy_is_exported_again_and_used(tmp_path, torch_vectors, caplog) -> None:
     Embedder(EmbeddingSettings(), cache_dir=tmp_path)
     (graph,) = tmp_path.glob("*.onnx")
     graph.write_bytes(b"not an onnx graph")
     with caplog.at_level(logging.WARNING, logger="bot.embedding"):
-        assert Embedder(EmbeddingSettings(), cache_dir=tmp_path).backend == "torch"
+        repaired = Embedder(EmbeddingSettings(), cache_dir=tmp_path)
     assert "unusable" in caplog.text
-    repaired = Embedder(EmbeddingSettings(), cache_dir=tmp_path)
     assert repaired.backend == "onnx"
     assert np.abs(repaired.encode(TEXTS) - torch_vectors).max() < 1e-5
+    assert graph.read_bytes() != b"not an onnx graph"
 
 
 def test_the_cache_key_changes_when_a_model_file_changes(tmp_path) -> None:
