@@ -507,7 +507,7 @@ def _row(r: Result, before: Direct, after: Direct) -> list[object]:
         f"{r.answered / r.wall:.1f}",
         f"{distinct_rate:.2f} / {direct:.2f} ({100 * distinct_rate / direct:.0f}%)",
         f"{before.rate:.2f} / {after.rate:.2f}",
-        f"{bot_cpu:.0f} / {direct_cpu:.0f} (+{100 * (bot_cpu / direct_cpu - 1):.0f}%)",
+        f"{bot_cpu:.0f} / {direct_cpu:.0f} ({100 * (bot_cpu / direct_cpu - 1):+.0f}%)",
         f"{percentile(r.cached_ms, 0.5):.0f} / {max(r.cached_ms):.0f}",
         f"{r.heartbeat_gap:.2f}",
         r.notice_edits,
