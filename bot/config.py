@@ -112,7 +112,7 @@ class RetrievalSettings:
     rerank_windows: int = 10
     # It reads the best `rerank_first` first, and the rest only when none of those scores `rerank_decisive`.
     rerank_first: int = 6
-    rerank_decisive: float = 6.0
+    rerank_decisive: float = 4.0
     window_sentences: int = 2
     window_rrf_k: int = 10
     prior_weight: float = 5.0
