@@ -178,31 +178,38 @@ def _cached_onnx(path: Path, cache_dir: Path, key: str, threads: int) -> _OnnxRu
         return None
 
 
-def _export(torch_runtime: _TorchRuntime, path: Path, cache_dir: Path, key: str) -> None:
-    """Export, check against torch on the probe texts, then publish atomically (graph, then its metadata)."""
+def _export(torch_runtime: _TorchRuntime, path: Path, cache_dir: Path, key: str, threads: int) -> _OnnxRuntime | None:
+    """Export, check against torch on the probe texts, then publish atomically (graph, then its metadata).
+
+    Returns the checked copy, already open, once it is published: the process that exported it answers
+    with it instead of torch (torch had taken 7% of the answering threads' time in a process that built
+    its index, with a thread pool of its own on cores the cross-encoder needs); None when it stays on torch.
+    """
     try:
         import onnx  # noqa: F401 - torch's exporter needs it
     except ImportError:
         log.info("start-up stays on torch (about 8 s): pip install onnx to load the embedder in 0.4 s")
-        return
+        return None
     try:
         if not torch_runtime.exportable():
             log.info("embedding model %s is not transformer + mean pooling; it stays on torch", path)
-            return
+            return None
     except Exception as exc:
         log.warning("could not inspect the embedding model for export (%s); it stays on torch", exc)
-        return
+        return None
     cache_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".onnx.tmp", dir=cache_dir)
     os.close(fd)
     try:
         torch_runtime.export(Path(tmp))
-        copy = _OnnxRuntime(Path(tmp), path, dimension=torch_runtime.dimension, max_tokens=torch_runtime.max_tokens)
+        copy = _OnnxRuntime(
+            Path(tmp), path, dimension=torch_runtime.dimension, max_tokens=torch_runtime.max_tokens, threads=threads
+        )
         probes = list(_PROBES)
         gap = float(np.abs(copy.encode(probes) - torch_runtime.encode(probes)).max())
         if not gap <= EXPORT_TOLERANCE:
             log.warning("the ONNX copy of %s differs from torch by %.2g; it stays on torch", path, gap)
-            return
+            return None
         os.chmod(tmp, 0o644)  # shard processes of other users may read it (and its metadata, below)
         os.replace(tmp, cache_dir / f"{key}.onnx")
         meta = {"model": str(path), "dimension": torch_runtime.dimension, "max_tokens": torch_runtime.max_tokens}
@@ -210,8 +217,10 @@ def _export(torch_runtime: _TorchRuntime, path: Path, cache_dir: Path, key: str)
 
         atomic_write_text(cache_dir / f"{key}.json", json.dumps(meta))
         os.chmod(cache_dir / f"{key}.json", 0o644)
+        return copy
     except Exception as exc:
         log.warning("could not export the embedding model to ONNX (%s); start-up stays on torch", exc)
+        return None
     finally:
         Path(tmp).unlink(missing_ok=True)
 
@@ -235,11 +244,7 @@ class Embedder:
             torch_runtime = _TorchRuntime(self.path)
             runtime = torch_runtime
             if cache_dir is not None:
-                _export(torch_runtime, self.path, cache_dir, key)
-                # Answer with the copy just checked: a process that built the index serves until it
-                # stops, and torch spent 7% of the answering threads' time embedding questions there
-                # (its own thread pool besides, on cores the cross-encoder needs).
-                runtime = _cached_onnx(self.path, cache_dir, key, settings.threads) or torch_runtime
+                runtime = _export(torch_runtime, self.path, cache_dir, key, settings.threads) or torch_runtime
         self.runtime: _Runtime = runtime
         self.dimension = runtime.dimension
         self.max_tokens = runtime.max_tokens
