@@ -78,10 +78,19 @@ def rrf(rankings: Iterable[Sequence[int]], k: int = 60) -> dict[int, float]:
 
 
 def _rank_array(scores: np.ndarray) -> np.ndarray:
-    """1 for the highest score; ties keep their order."""
-    order = np.argsort(-scores, kind="stable")
-    out = np.empty(len(scores), dtype=np.int64)
-    out[order] = np.arange(1, len(scores) + 1)
+    """1 for the highest score; ties keep their order.
+
+    Scores that are never negative and mostly zero (BM25 over every window; late interaction above the
+    full-scan size) sort only their positive entries: the zeros rank after them in index order, where a
+    full sort puts them. At 10,000 articles the full sort of 170,000 windows took 7 ms a question."""
+    n = len(scores)
+    out = np.empty(n, dtype=np.int64)
+    if n and scores.min() >= 0:  # False for NaN, which takes the full sort
+        positive = np.flatnonzero(scores)
+        out[positive[np.argsort(-scores[positive], kind="stable")]] = np.arange(1, len(positive) + 1)
+        out[np.flatnonzero(scores == 0)] = np.arange(len(positive) + 1, n + 1)
+        return out
+    out[np.argsort(-scores, kind="stable")] = np.arange(1, n + 1)
     return out
 
 
@@ -361,6 +370,8 @@ class _Layout:
         self.article_ids: list[str] = [str(a) for a in stored["article_ids"]]
         self.article_of = {aid: i for i, aid in enumerate(self.article_ids)}
         self.window_grid: np.ndarray = stored["window_grid"]
+        # The grid's columns, contiguous: each window's first sentence, its second (or -1), ...
+        self._grid_columns = [np.ascontiguousarray(c) for c in self.window_grid.T] if len(self.window_grid) else []
         self.windows = _Windows(self)
         self.sentences = _Sentences(self)
         self.chunk_sentences = _Groups(stored["chunk_sentences"], stored["chunk_sentences_first"])
@@ -425,18 +436,24 @@ class _Layout:
         return LateScorer(vectors, offsets, segments)
 
     def window_max(self, per_sentence: np.ndarray) -> np.ndarray:
-        """Each window's best sentence score."""
-        padded = np.append(per_sentence, -np.inf)  # index -1 reads the padding
-        return padded[self.window_grid].max(axis=1)
+        """Each window's best sentence score.
 
-    def best_chunk_rank(self, chunk_rank: np.ndarray) -> np.ndarray:
-        """For each sentence, the best (lowest) rank among the chunks holding it; inf when none ranks."""
-        groups = self.sentence_chunks
-        out = np.full(len(groups), np.inf)
-        if not len(groups.flat):
-            return out
-        nonempty = np.diff(groups.first) > 0
-        out[nonempty] = np.minimum.reduceat(chunk_rank[groups.flat], groups.first[:-1][nonempty])
+        Column by column: indexing the whole grid and reducing its short rows took 7 ms a call at
+        10,000 articles (170,000 windows), twice a question."""
+        padded = np.append(per_sentence, -np.inf)  # index -1 reads the padding
+        columns = self._grid_columns
+        out = padded[columns[0]] if columns else np.full(0, -np.inf)
+        for column in columns[1:]:
+            np.maximum(out, padded[column], out=out)
+        return out
+
+    def best_chunk_rank(self, chunk_order: Sequence[int]) -> np.ndarray:
+        """For each sentence, the best (lowest) first-stage rank among the chunks holding it (``chunk_order``
+        is best first); inf when none ranks. Only the ranked chunks' sentences are visited, a few dozen
+        chunks, not every sentence of the knowledge base."""
+        out = np.full(len(self.sentence_chunks), np.inf)
+        for rank in range(len(chunk_order), 0, -1):  # worst first, so a sentence keeps its best rank
+            out[self.chunk_sentences[int(chunk_order[rank - 1])]] = rank
         return out
 
 
@@ -516,6 +533,19 @@ def _bm25_scores(model: object | None, query: str, n: int) -> np.ndarray:
     return out
 
 
+def _top_k(scores: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """(index, score) of the ``k`` best positive scores, best first, ties in index order.
+
+    Scoring every chunk and selecting here takes 1 ms at 10,000 articles; ``bm25s``'s ``retrieve``
+    took 17 ms for the same result (its per-call set-up, not the scoring)."""
+    positive = np.flatnonzero(scores > 0)
+    if len(positive) > k > 0:
+        kth = np.partition(scores[positive], len(positive) - k)[len(positive) - k]
+        positive = positive[scores[positive] >= kth]
+    best = positive[np.lexsort((positive, -scores[positive]))][: max(k, 0)]
+    return [(int(i), float(scores[i])) for i in best]
+
+
 def _reciprocal_ranks(scores: np.ndarray, k: int, present: np.ndarray | None = None) -> np.ndarray:
     """``1 / (k + rank)`` per item, ranks from 1 by descending score; 0 where ``present`` is False."""
     rr = 1.0 / (k + _rank_array(scores))
@@ -579,9 +609,7 @@ class Retriever:
         words = _known_words(self.index.bm25, question)
         if not words:
             return []
-        k = min(k, len(self.index.chunks))
-        docs, scores = self.index.bm25.retrieve([words], k=k, show_progress=False, n_threads=1)
-        return [(int(d), float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
+        return _top_k(np.asarray(self.index.bm25.get_scores(words)), k)  # type: ignore[attr-defined]
 
     def _dense(self, qvec: np.ndarray) -> list[tuple[int, float]]:
         """The ``dense_candidates`` chunks nearest the question's vector, with their cosines."""
@@ -721,7 +749,7 @@ class Retriever:
         # Rank of the best first-stage chunk each window lies in (chunks outside the fusion: none).
         chunk_rank = np.full(len(self.index.chunks), np.inf)
         chunk_rank[np.array(chunk_order, dtype=np.int64)] = np.arange(1, len(chunk_order) + 1)
-        window_chunk_rank = -layout.window_max(-layout.best_chunk_rank(chunk_rank))
+        window_chunk_rank = -layout.window_max(-layout.best_chunk_rank(chunk_order))
         in_stage = np.isfinite(window_chunk_rank)
         prior = np.where(in_stage, 1.0 / (k + np.where(in_stage, window_chunk_rank, 0)), 0.0)
         evidence = in_stage.copy()

@@ -10,6 +10,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.config import QuestionSettings
 from bot.errors import InvalidQuestion
@@ -20,6 +22,8 @@ from bot.retrieval import (
     Passage,
     Retriever,
     TypoCorrector,
+    _rank_array,
+    _top_k,
     clean_question,
     edit_distance,
     model_query,
@@ -238,6 +242,41 @@ def test_every_sentence_of_a_candidate_chunk_is_in_some_window(tiny_index, tiny_
     passages = Retriever(tiny_index, FakeEmbedder(), settings).search("anything", rerank=False).passages
     covered = {s for p in passages for s in p.sentences}
     assert covered == {(aid, i) for aid, spans in tiny_index.sentences.items() for i in range(len(spans))}
+
+
+# Mostly zeros, some ties, as BM25 over every window and late interaction above the full-scan size give.
+_SCORES = st.lists(st.sampled_from([0.0, 0.0, 0.0, 0.5, 1.25, 3.0]) | st.floats(0, 10), max_size=60)
+
+
+@given(_SCORES, st.booleans())
+def test_ranks_are_those_of_a_full_stable_sort_with_or_without_negative_scores(values, negative) -> None:
+    scores = np.array(values + ([-1.0] if negative else []), dtype=np.float32)
+    expected = np.empty(len(scores), dtype=np.int64)
+    expected[np.argsort(-scores, kind="stable")] = np.arange(1, len(scores) + 1)
+    assert _rank_array(scores).tolist() == expected.tolist()
+
+
+@given(_SCORES, st.integers(0, 70))
+def test_the_top_k_are_the_best_positive_scores_best_first_ties_in_index_order(values, k) -> None:
+    scores = np.array(values, dtype=np.float32)
+    expected = sorted((i for i, v in enumerate(values) if scores[i] > 0), key=lambda i: (-scores[i], i))[:k]
+    assert [i for i, _ in _top_k(scores, k)] == expected
+
+
+def test_a_window_scores_its_best_sentence(tiny_index, tiny_settings) -> None:
+    layout = retriever(tiny_index, tiny_settings).layout
+    per_sentence = np.random.default_rng(0).random(len(layout.sentences))
+    padded = np.append(per_sentence, -np.inf)
+    assert layout.window_max(per_sentence).tolist() == padded[layout.window_grid].max(axis=1).tolist()
+
+
+def test_a_sentence_takes_the_best_rank_of_the_chunks_holding_it(tiny_index, tiny_settings) -> None:
+    layout = retriever(tiny_index, tiny_settings).layout
+    order = [int(c) for c in np.random.default_rng(1).permutation(len(tiny_index.chunks))[:3]]
+    ranks = layout.best_chunk_rank(order)
+    for g in range(len(layout.sentences)):
+        holders = [order.index(int(c)) + 1 for c in layout.sentence_chunks[g] if int(c) in order]
+        assert ranks[g] == (min(holders) if holders else np.inf)
 
 
 def test_the_window_bm25_is_read_from_the_build_not_rebuilt_at_start(tiny_index, tiny_settings) -> None:
