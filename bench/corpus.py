@@ -77,6 +77,18 @@ def paragraphs() -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
+@functools.lru_cache(maxsize=1)
+def own_paragraphs() -> frozenset[str]:
+    """This project's own prose (its README, installed as its package metadata): it quotes the bundled
+    articles, so a distractor made from it would hold the answers under another title."""
+    own = _prose((REPO / "README.md").read_text(encoding="utf-8"))
+    purelib = Path(sysconfig.get_paths()["purelib"])
+    for meta in purelib.glob("directive_bot-*.dist-info/METADATA"):
+        payload = email.message_from_string(meta.read_text(encoding="utf-8", errors="replace")).get_payload()
+        own += _prose(payload if isinstance(payload, str) else "")
+    return frozenset(own)
+
+
 def make_corpus(dest: Path, n_articles: int, *, seed: int = 0) -> Path:
     """``dest`` holds the bundled articles plus ``n_articles - 5`` distractor articles; returns ``dest``."""
     from bot.knowledge import write_article
@@ -93,7 +105,10 @@ def make_corpus(dest: Path, n_articles: int, *, seed: int = 0) -> Path:
         raise RuntimeError("no prose found on this machine to make distractor articles from")
     rng = random.Random(seed)
     for i in range(max(0, n_articles - len(bundled))):
-        body_paras = rng.sample(pool, k=min(len(pool), rng.randint(6, 12)))
+        # Drawn from the whole pool, then this project's own paragraphs left out: the other articles
+        # stay as they were, so a build's embedding cache still holds them.
+        drawn = rng.sample(pool, k=min(len(pool), rng.randint(6, 12)))
+        body_paras = [p for p in drawn if p not in own_paragraphs()] or [pool[i % len(pool)]]
         words = _WORDS.findall(body_paras[0])[:8]
         title = " ".join(words).capitalize() or f"Article {i}"
         write_article(
