@@ -29,6 +29,7 @@ of a real index of that size; what it answers is meaningless, so its hit@3 is no
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -46,6 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+import corpus  # noqa: E402
 from corpus import make_corpus  # noqa: E402
 from report import write_section  # noqa: E402
 
@@ -298,6 +300,19 @@ def synthetic_build(knowledge: Path, index: Path, settings: Settings, models: di
     return {"chunks": report.chunks, "embedded": 0, "seconds": time.perf_counter() - t}
 
 
+STAMP = ".corpus"  # hidden: the article lister skips it
+
+
+def _stamp(n: int) -> str:
+    """What made a corpus: the corpus code and the size."""
+    return hashlib.sha256(Path(corpus.__file__).read_bytes() + str(n).encode()).hexdigest()
+
+
+def _stamped(knowledge: Path, n: int) -> bool:
+    stamp = knowledge / STAMP
+    return stamp.is_file() and stamp.read_text(encoding="utf-8") == _stamp(n)
+
+
 def measure(sizes: list[int], work: Path, report_so_far: Report, synthetic: frozenset[int] = frozenset()) -> None:
     """Measure every size, smallest first, reporting after each so a long run's results are kept."""
     base = load_settings(environ={})
@@ -312,8 +327,9 @@ def measure(sizes: list[int], work: Path, report_so_far: Report, synthetic: froz
     rows, ann_rows, shard_rows = [], [], []
     for n in sizes:
         knowledge = work / f"knowledge-{n}"
-        if not knowledge.is_dir() or len(list(knowledge.glob("*.md"))) != n:
-            make_corpus(knowledge, n)
+        if not knowledge.is_dir() or len(list(knowledge.glob("*.md"))) != n or not _stamped(knowledge, n):
+            make_corpus(knowledge, n)  # a kept corpus made by other code is made again (the cache keeps the rest)
+            (knowledge / STAMP).write_text(_stamp(n), encoding="utf-8")
         fake = n in synthetic
         where = work / "index-synthetic" if fake else index  # random vectors never reach the real cache
         report = synthetic_build(knowledge, where, base, models) if fake else build(knowledge, where, work)

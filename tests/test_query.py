@@ -29,6 +29,8 @@ KB = [
         ("im a dev, cant use it", "I am a developer, cannot use it"),
         ("is it down? pls", "is it down? please"),
         ("tl;dr?", "summary?"),
+        ("does dis ban hit me", "does this ban hit me"),
+        ("wen is it back b4 friday", "when is it back before friday"),
     ],
 )
 def test_chat_speak_is_spelt_out(question: str, expected: str) -> None:
