@@ -137,6 +137,36 @@ def find_countries(text: str) -> tuple[Country, ...]:
     return tuple(dict.fromkeys(found))
 
 
+_CLAUSE = re.compile(r"(?<=[.,;:!?])\s+|\s+-\s+")
+_ASKING = re.compile(
+    r"^(?:what|why|how|when|who|whom|which|where|is|are|am|can|could|does|do|did|will|would|should|was|were|has|"
+    r"have|any|so)\b",
+    re.IGNORECASE,
+)
+_SELF = re.compile(r"^(?:i am|i'm|im|my|we are|we're|our)\b")
+
+
+def the_ask(text: str) -> str:
+    """The question without the clauses that only introduce the member: "korean grad student, my deadline
+    is in 3 weeks, will it be back by then" -> "will it be back by then"; the text itself when nothing is
+    left out or nothing would be left.
+
+    A clause is an introduction when it names a country or nationality or starts with "I am", "my",
+    "we are", "our", and is not itself a question. Why: the member's case takes most of the words
+    of such a question, and the glossary terms it implies (foreign nationals, developers, API access)
+    outweigh a four-word ask in every model ("polish dev, when is fable back" found passages about
+    developers losing access; "when is fable back" finds "Anthropic has not yet given a timeframe").
+    """
+    kept = []
+    for clause in filter(None, (c.strip() for c in _CLAUSE.split(text))):
+        low = clause.casefold()
+        introduces = bool(find_countries(clause)) or bool(_SELF.match(low))
+        if introduces and not clause.endswith("?") and not _ASKING.match(clause):
+            continue
+        kept.append(clause)
+    return " ".join(kept) if kept else text
+
+
 def spell_out(text: str) -> str:
     """Chat-speak and contractions written in full; everything else untouched."""
     lexicon = chatspeak()
@@ -202,6 +232,9 @@ class Query:
     # Words recognised as a country, a nationality or a glossary cue ("kenyan", "app"): understood even
     # when no article uses them, so they do not count as what the articles cannot speak to.
     understood: tuple[str, ...] = ()
+    # The question without the clauses that introduce the member (``the_ask``): the first stage reads it
+    # too when it differs from ``text``.
+    ask: str = ""
 
     @property
     def expanded(self) -> str:
@@ -266,7 +299,15 @@ class QueryAnalyzer:
                 added.append(country.name)
         unique = {a.casefold(): a for a in reversed(added)}  # each term once, as first spelt
         terms = tuple(dict.fromkeys(unique[a.casefold()] for a in added))
-        return Query(question, text, countries, tuple(dict.fromkeys(concepts)), terms, tuple(dict.fromkeys(understood)))
+        return Query(
+            question,
+            text,
+            countries,
+            tuple(dict.fromkeys(concepts)),
+            terms,
+            tuple(dict.fromkeys(understood)),
+            the_ask(text),
+        )
 
 
 def expansion_terms() -> tuple[str, ...]:

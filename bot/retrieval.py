@@ -299,6 +299,26 @@ class Retrieval:
         return replace(self, passages=tuple(sorted(head, key=lambda p: -p.score)))
 
 
+@dataclass(frozen=True)
+class _Stage:
+    """One reading of a question through the first stage: its chunks, candidate windows, best cosine."""
+
+    hits: tuple[Hit, ...]
+    passages: list[Passage]
+    dense_top: float
+    embed_ms: float
+
+
+def _better_prior(passages: Iterable[Passage]) -> list[Passage]:
+    """Each window once, with the best prior it was given, best first."""
+    best: dict[tuple[str, int, int], Passage] = {}
+    for p in passages:
+        key = (p.article_id, p.first, p.last)
+        if key not in best or p.prior > best[key].prior:
+            best[key] = p
+    return sorted(best.values(), key=lambda p: -p.prior)
+
+
 def reading_order(passages: Iterable[Passage], limit: int | None = None) -> list[Passage]:
     """Windows in the order the cross-encoder reads them: best prior first, but a window that shares a
     sentence with one already taken waits until every disjoint one has been taken.
@@ -665,18 +685,46 @@ class Retriever:
         """Rank candidate quotes for a question. ``read`` overrides how many windows the cross-encoder reads."""
         t0 = time.perf_counter()
         query = self.understand(question)
-        text = query.expanded
+        stage = self._candidates(query.expanded, mode)
+        embed_ms = stage.embed_ms
+        passages = stage.passages
+        if query.ask and query.ask != query.text:
+            # The member's own ask read alone as well: a window keeps the better of its two priors.
+            ask = self._candidates(self.understand(query.ask).expanded, mode)
+            embed_ms += ask.embed_ms
+            passages = _better_prior(passages + ask.passages)
+        t2 = time.perf_counter()
+        reranked = False
+        if rerank and self.reranker is not None and passages:
+            passages = self._rerank(query.text, passages, read)  # windows it did not read are not quoted
+            reranked = True
+        t3 = time.perf_counter()
+        return Retrieval(
+            hits=stage.hits,
+            passages=tuple(passages),
+            dense_top=stage.dense_top,
+            embed_ms=embed_ms,
+            search_ms=(t2 - t0) * 1000 - embed_ms,
+            rerank_ms=(t3 - t2) * 1000,
+            query=query,
+            reranked=reranked,
+            unknown_terms=unknown_terms(query.text, self.index, frozenset(query.understood)),
+        )
+
+    def _candidates(self, text: str, mode: Mode) -> _Stage:
+        """The first stage and the candidate windows for one reading of the question."""
+        t0 = time.perf_counter()
         # Embedded in every mode: the dense top score is the off-topic signal.
         qvec = self.embedder.encode([text])[0]
         qtok = self.late.encode_query(text) if self.late is not None else None
-        t1 = time.perf_counter()
+        embed_ms = (time.perf_counter() - t0) * 1000
         # One dense search and one BM25 retrieval a question: the fusion ranks them, and above the
         # full-scan size they are also the chunks late interaction scores.
         dense = self._dense(qvec)
         lexical = self._lexical(text, self.settings.lexical_candidates) if mode != "dense" else []
         late_chunk, late_sentence = self._late_scores(qtok, [i for i, _ in dense] + [i for i, _ in lexical])
         order, fused, rank_of = self._first_stage(dense, lexical, late_chunk if qtok is not None else None, mode)
-        dense_top, dense_score = (dense[0][1] if dense else 0.0), dict(dense)
+        dense_score = dict(dense)
         hits = tuple(
             Hit(
                 chunk=self.index.chunks[i],
@@ -690,23 +738,7 @@ class Retriever:
         )
         use_late = qtok is not None and mode == "hybrid"
         passages = self._windows(order, late_sentence if use_late else None, text, lexical=mode != "dense")
-        t2 = time.perf_counter()
-        reranked = False
-        if rerank and self.reranker is not None and passages:
-            passages = self._rerank(query.text, passages, read)  # windows it did not read are not quoted
-            reranked = True
-        t3 = time.perf_counter()
-        return Retrieval(
-            hits=hits,
-            passages=tuple(passages),
-            dense_top=dense_top,
-            embed_ms=(t1 - t0) * 1000,
-            search_ms=(t2 - t1) * 1000,
-            rerank_ms=(t3 - t2) * 1000,
-            query=query,
-            reranked=reranked,
-            unknown_terms=unknown_terms(query.text, self.index, frozenset(query.understood)),
-        )
+        return _Stage(hits, passages, dense[0][1] if dense else 0.0, embed_ms)
 
     def _rerank(self, text: str, passages: list[Passage], read: int | None) -> list[Passage]:
         """The cross-encoder over the best windows in reading order (:func:`reading_order`): ``rerank_first``

@@ -12,6 +12,7 @@ from bot.query import (
     in_context,
     is_acknowledgement,
     spell_out,
+    the_ask,
     written_forms,
 )
 
@@ -216,3 +217,36 @@ def test_written_forms_found_once_answer_the_analyser_without_reading_the_articl
 
     analyzer = QueryAnalyzer(unread, vocabulary=vocabulary, forms=forms)
     assert analyzer.analyze("are canadians affected?").added == ("foreign nationals", "Canada")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("polish developer, when is fable back", "when is fable back"),
+        (
+            "korean grad student, my deadline is in 3 weeks, will it be back by then",
+            "will it be back by then",
+        ),
+        ("I am brazilian. can I still use fable?", "can I still use fable?"),
+        ("we are a startup in kenya, are we cut off?", "are we cut off?"),
+    ],
+)
+def test_the_ask_leaves_out_the_clauses_that_introduce_the_member(text: str, expected: str) -> None:
+    assert the_ask(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "are canadians affected?",  # the nationality is the question
+        "when is fable back",  # no introduction
+        "I am brazilian",  # nothing would be left
+        "is my german api key still valid, or was it revoked",  # each clause asks
+    ],
+)
+def test_a_question_with_no_introduction_to_leave_out_is_its_own_ask(text: str) -> None:
+    assert the_ask(text) == text
+
+
+def test_the_analyser_records_the_ask_of_the_spelt_out_question() -> None:
+    assert QueryAnalyzer(KB).analyze("im polish, wen is fable back").ask == "when is fable back"

@@ -455,3 +455,22 @@ def test_a_nationality_or_glossary_cue_no_article_uses_is_not_an_unknown_word(re
 def test_the_reading_order_stops_once_enough_disjoint_windows_are_taken() -> None:
     windows = [_window("a", i, i, 1.0 - i / 100) for i in range(50)]
     assert reading_order(windows, limit=3) == windows[:3]
+
+
+def test_the_first_stage_also_reads_the_members_ask_without_their_introduction(tiny_index, tiny_settings) -> None:
+    r = retriever(tiny_index, tiny_settings)
+    question = "im a german engineer, when does access return"
+    assert r.understand(question).ask == "when does access return"
+    both = {(p.article_id, p.first, p.last): p.prior for p in r.search(question, rerank=False).passages}
+    ask = r.search("when does access return", rerank=False).passages
+    assert ask and all(both[(p.article_id, p.first, p.last)] >= p.prior for p in ask)
+
+
+def test_a_question_without_an_introduction_is_read_once(tiny_index, tiny_settings, monkeypatch) -> None:
+    r = retriever(tiny_index, tiny_settings)
+    calls = []
+    real = r._candidates
+    monkeypatch.setattr(r, "_candidates", lambda text, mode: calls.append(text) or real(text, mode))
+    r.search("when does access return", rerank=False)
+    r.search("im a german engineer, when does access return", rerank=False)
+    assert len(calls) == 3
