@@ -145,13 +145,7 @@ def test_decoration_does_not_change_the_answer(real_service, question: str, plai
                 strict=True, reason="known miss: the cross-encoder does not know Sonnet is an older model"
             ),
         ),
-        pytest.param(
-            "r ppl in india cut off rn",
-            "foreign national",
-            marks=pytest.mark.xfail(
-                strict=True, reason="known miss: declined, short chat questions have a low dense cosine"
-            ),
-        ),
+        ("r ppl in india cut off rn", "foreign national"),
     ],
 )
 def test_does_this_affect_me_questions_are_answered_about_who_the_order_covers(real_service, question, gold) -> None:
