@@ -306,7 +306,8 @@ class _Stage:
     hits: tuple[Hit, ...]
     passages: list[Passage]
     dense_top: float
-    embed_ms: float
+    embed_ms: float  # the models reading the question
+    search_ms: float  # the first stage and the window prior
 
 
 def _better_prior(passages: Iterable[Passage]) -> list[Passage]:
@@ -686,12 +687,12 @@ class Retriever:
         t0 = time.perf_counter()
         query = self.understand(question)
         stage = self._candidates(query.expanded, mode)
-        embed_ms = stage.embed_ms
+        embed_ms = (time.perf_counter() - t0) * 1000 - stage.search_ms  # understanding counts with embedding
         passages = stage.passages
         if query.ask and query.ask != query.text:
             # The member's own ask read alone as well: a window keeps the better of its two priors.
             ask = self._candidates(self.understand(query.ask).expanded, mode)
-            embed_ms += ask.embed_ms
+            embed_ms += ask.embed_ms  # (its understanding counts with the search)
             passages = _better_prior(passages + ask.passages)
         t2 = time.perf_counter()
         reranked = False
@@ -717,7 +718,7 @@ class Retriever:
         # Embedded in every mode: the dense top score is the off-topic signal.
         qvec = self.embedder.encode([text])[0]
         qtok = self.late.encode_query(text) if self.late is not None else None
-        embed_ms = (time.perf_counter() - t0) * 1000
+        t1 = time.perf_counter()
         # One dense search and one BM25 retrieval a question: the fusion ranks them, and above the
         # full-scan size they are also the chunks late interaction scores.
         dense = self._dense(qvec)
@@ -738,7 +739,8 @@ class Retriever:
         )
         use_late = qtok is not None and mode == "hybrid"
         passages = self._windows(order, late_sentence if use_late else None, text, lexical=mode != "dense")
-        return _Stage(hits, passages, dense[0][1] if dense else 0.0, embed_ms)
+        t2 = time.perf_counter()
+        return _Stage(hits, passages, dense[0][1] if dense else 0.0, (t1 - t0) * 1000, (t2 - t1) * 1000)
 
     def _rerank(self, text: str, passages: list[Passage], read: int | None) -> list[Passage]:
         """The cross-encoder over the best windows in reading order (:func:`reading_order`): ``rerank_first``
