@@ -69,12 +69,17 @@ def paragraphs() -> tuple[str, ...]:
         found += _docstrings(info.name)
     purelib = Path(sysconfig.get_paths()["purelib"])
     for meta in sorted(purelib.glob("*.dist-info/METADATA")):
-        try:
-            payload = email.message_from_string(meta.read_text(encoding="utf-8", errors="replace")).get_payload()
-        except OSError:
-            continue
-        found += _prose(payload if isinstance(payload, str) else "")
+        found += _metadata_prose(meta)
     return tuple(dict.fromkeys(found))
+
+
+def _metadata_prose(meta: Path) -> list[str]:
+    """The prose paragraphs of a package's long description (its METADATA file's body)."""
+    try:
+        payload = email.message_from_string(meta.read_text(encoding="utf-8", errors="replace")).get_payload()
+    except OSError:
+        return []
+    return _prose(payload if isinstance(payload, str) else "")
 
 
 @functools.lru_cache(maxsize=1)
@@ -84,8 +89,7 @@ def own_paragraphs() -> frozenset[str]:
     own = _prose((REPO / "README.md").read_text(encoding="utf-8"))
     purelib = Path(sysconfig.get_paths()["purelib"])
     for meta in purelib.glob("directive_bot-*.dist-info/METADATA"):
-        payload = email.message_from_string(meta.read_text(encoding="utf-8", errors="replace")).get_payload()
-        own += _prose(payload if isinstance(payload, str) else "")
+        own += _metadata_prose(meta)
     return frozenset(own)
 
 
