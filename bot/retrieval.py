@@ -307,7 +307,6 @@ class _Stage:
     passages: list[Passage]
     dense_top: float
     embed_ms: float  # the models reading the question
-    search_ms: float  # the first stage and the window prior
 
 
 def _better_prior(passages: Iterable[Passage]) -> list[Passage]:
@@ -686,15 +685,15 @@ class Retriever:
         """Rank candidate quotes for a question. ``read`` overrides how many windows the cross-encoder reads."""
         t0 = time.perf_counter()
         query = self.understand(question)
+        t1 = time.perf_counter()
         stage = self._candidates(query.expanded, mode)
-        embed_ms = (time.perf_counter() - t0) * 1000 - stage.search_ms  # understanding counts with embedding
-        passages = stage.passages
+        stages = [stage]
         if query.ask and query.ask != query.text:
             # The member's own ask read alone as well: a window keeps the better of its two priors.
-            ask = self._candidates(self.understand(query.ask).expanded, mode)
-            embed_ms += ask.embed_ms  # (its understanding counts with the search)
-            passages = _better_prior(passages + ask.passages)
+            stages.append(self._candidates(self.understand(query.ask).expanded, mode))
+        passages = stage.passages if len(stages) == 1 else _better_prior(p for s in stages for p in s.passages)
         t2 = time.perf_counter()
+        embed_ms = (t1 - t0) * 1000 + sum(s.embed_ms for s in stages)  # understanding counts with embedding
         reranked = False
         if rerank and self.reranker is not None and passages:
             passages = self._rerank(query.text, passages, read)  # windows it did not read are not quoted
@@ -739,8 +738,7 @@ class Retriever:
         )
         use_late = qtok is not None and mode == "hybrid"
         passages = self._windows(order, late_sentence if use_late else None, text, lexical=mode != "dense")
-        t2 = time.perf_counter()
-        return _Stage(hits, passages, dense[0][1] if dense else 0.0, (t1 - t0) * 1000, (t2 - t1) * 1000)
+        return _Stage(hits, passages, dense[0][1] if dense else 0.0, (t1 - t0) * 1000)
 
     def _rerank(self, text: str, passages: list[Passage], read: int | None) -> list[Passage]:
         """The cross-encoder over the best windows in reading order (:func:`reading_order`): ``rerank_first``
