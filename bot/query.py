@@ -101,6 +101,43 @@ def _countries() -> dict[str, Country]:
     return table
 
 
+@functools.lru_cache(maxsize=1)
+def _places() -> frozenset[str]:
+    """Lower-case names of the countries' provinces, states and capitals (the ``countryinfo`` package)."""
+    from countryinfo import all_countries
+
+    places: set[str] = set()
+    for info in all_countries():
+        try:
+            names = [*(info.provinces() or ()), info.capital() or ""]
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue
+        flat = (n for name in names for n in (name if isinstance(name, list) else [name]) if isinstance(n, str))
+        places.update(" ".join(_LETTERS.findall(n.casefold())) for n in flat)
+    places.discard("")
+    return frozenset(places)
+
+
+_LOCATIVE = re.compile(r"\b(?:in|from|at|near|around|outside|to)\s+((?:[^\W\d_]+\s+){0,2}[^\W\d_]+)")
+
+
+def place_words(text: str) -> tuple[str, ...]:
+    """Words of the places a question says the member is in or from ("on opt in texas", "from lagos"):
+    a province, state or capital after "in", "from", "at", "near", "around", "outside" or "to", longest
+    name first. Where a member lives is part of their case, never something the articles must mention;
+    the preposition keeps place names that are also common words ("lake", "bank") from counting as
+    places anywhere else."""
+    places = _places()
+    found: list[str] = []
+    for match in _LOCATIVE.finditer(text.casefold()):
+        words = match.group(1).split()
+        for n in range(len(words), 0, -1):
+            if " ".join(words[:n]) in places:
+                found.extend(words[:n])
+                break
+    return tuple(dict.fromkeys(found))
+
+
 def derived_demonyms(name: str) -> set[str]:
     """The regular ways English makes a nationality from a one-word country name, singular and plural.
 
@@ -229,7 +266,8 @@ class Query:
     countries: tuple[Country, ...]
     concepts: tuple[str, ...]  # glossary concepts the question is an instance of
     added: tuple[str, ...]  # terms appended for the models (all used by the knowledge base)
-    # Words recognised as a country, a nationality or a glossary cue ("kenyan", "app"): understood even
+    # Words recognised as a country, a nationality, a place the member is in or from, or a glossary cue
+    # ("kenyan", "in texas", "app"): understood even
     # when no article uses them, so they do not count as what the articles cannot speak to.
     understood: tuple[str, ...] = ()
     # The question without the clauses that introduce the member (``the_ask``): the first stage reads it
@@ -282,7 +320,7 @@ class QueryAnalyzer:
         low = " " + " ".join(_WORDS.findall(text.casefold())) + " "
         countries = find_countries(text)
         concepts: list[str] = []
-        understood = [w for w in low.split() if w in _countries()]
+        understood = [w for w in low.split() if w in _countries()] + list(place_words(text))
         for name, concept in glossary().items():
             cues = [cue for cue in concept["cues"] if f" {cue} " in low]
             if cues:

@@ -708,7 +708,8 @@ class Retriever:
             rerank_ms=(t3 - t2) * 1000,
             query=query,
             reranked=reranked,
-            unknown_terms=unknown_terms(query.text, self.index, frozenset(query.understood)),
+            # Counted in the ask only: what a member says of themselves is their case, not their question.
+            unknown_terms=unknown_terms(query.ask or query.text, self.index, frozenset(query.understood)),
         )
 
     def _candidates(self, text: str, mode: Mode) -> _Stage:

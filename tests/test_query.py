@@ -11,6 +11,7 @@ from bot.query import (
     find_countries,
     in_context,
     is_acknowledgement,
+    place_words,
     spell_out,
     the_ask,
     written_forms,
@@ -189,6 +190,27 @@ def test_nationalities_and_glossary_cues_are_understood_words() -> None:
     query = QueryAnalyzer(KB).analyze("kenyan here, claude app dead for me?")
     assert {"kenyan", "app"} <= set(query.understood)
     assert "dead" not in query.understood
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("filipino nurse in texas on h1b", ("texas",)),
+        ("i live in new south wales, am i affected", ("new", "south", "wales")),
+        ("im from lagos", ("lagos",)),
+    ],
+)
+def test_a_place_the_member_is_in_or_from_is_found(text: str, expected: tuple[str, ...]) -> None:
+    assert place_words(text) == expected
+
+
+@pytest.mark.parametrize("text", ["texas ban news", "fishing in the lake", "is it in the bank"])
+def test_a_place_name_is_not_a_place_without_in_or_from_before_it(text: str) -> None:
+    assert place_words(text) == ()
+
+
+def test_the_place_a_member_is_in_is_understood() -> None:
+    assert "texas" in QueryAnalyzer(KB).analyze("nurse in texas, am i cut off?").understood
 
 
 def test_a_glossary_term_with_a_word_no_article_uses_is_not_looked_up_in_the_text() -> None:

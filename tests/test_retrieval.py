@@ -452,6 +452,12 @@ def test_a_nationality_or_glossary_cue_no_article_uses_is_not_an_unknown_word(re
     assert not {"kenyan", "app"} & set(result.unknown_terms)
 
 
+def test_words_of_the_members_introduction_are_not_unknown_words(real_service) -> None:
+    result = real_service.retrieve("filipino nurse on a work visa, is the claude app dead for me?")
+    assert "dead" in result.unknown_terms
+    assert "nurse" not in result.unknown_terms
+
+
 def test_the_reading_order_stops_once_enough_disjoint_windows_are_taken() -> None:
     windows = [_window("a", i, i, 1.0 - i / 100) for i in range(50)]
     assert reading_order(windows, limit=3) == windows[:3]
