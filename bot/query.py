@@ -188,8 +188,8 @@ def the_ask(text: str) -> str:
     is in 3 weeks, will it be back by then" -> "will it be back by then"; the text itself when nothing is
     left out or nothing would be left.
 
-    A clause is an introduction when it names a country or nationality or starts with "I am", "my",
-    "we are", "our", and is not itself a question. Why: the member's case takes most of the words
+    A clause is an introduction when it names a country, a nationality or a place the member is in or
+    from (``place_words``) or starts with "I am", "my", "we are", "our", and is not itself a question. Why: the member's case takes most of the words
     of such a question, and the glossary terms it implies (foreign nationals, developers, API access)
     outweigh a four-word ask in every model ("polish dev, when is fable back" found passages about
     developers losing access; "when is fable back" finds "Anthropic has not yet given a timeframe").
@@ -197,7 +197,7 @@ def the_ask(text: str) -> str:
     kept = []
     for clause in filter(None, (c.strip() for c in _CLAUSE.split(text))):
         low = clause.casefold()
-        introduces = bool(find_countries(clause)) or bool(_SELF.match(low))
+        introduces = bool(find_countries(clause) or place_words(clause) or _SELF.match(low))
         if introduces and not clause.endswith("?") and not _ASKING.match(clause):
             continue
         kept.append(clause)

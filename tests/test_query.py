@@ -144,10 +144,12 @@ def test_a_phrase_with_more_than_one_word_between_is_not_the_term() -> None:
         ("staff too?", "employee", "employees"),
         ("does my api key still work", "developer access", "API access"),
         ("is the claude app down for me", "consumer product", "consumer products"),
+        ("grad student here, r we cut off", "academia", "researchers"),
+        ("fable gone for me??", "lost access", "lost access"),
     ],
 )
 def test_a_product_or_role_adds_the_knowledge_bases_term_for_it(question: str, concept: str, term: str) -> None:
-    kb = ["Customers on AWS, employees, API access and consumer products were all cut off."]
+    kb = ["Customers on AWS, employees, researchers, API access and consumer products were all cut off and lost access."]
     query = QueryAnalyzer(kb).analyze(question)
     assert concept in query.concepts
     assert term in query.added
@@ -187,9 +189,9 @@ def test_a_short_question_is_not_an_acknowledgement() -> None:
 
 
 def test_nationalities_and_glossary_cues_are_understood_words() -> None:
-    query = QueryAnalyzer(KB).analyze("kenyan here, claude app dead for me?")
+    query = QueryAnalyzer(KB).analyze("kenyan here, claude app glitchy for me?")
     assert {"kenyan", "app"} <= set(query.understood)
-    assert "dead" not in query.understood
+    assert "glitchy" not in query.understood
 
 
 @pytest.mark.parametrize(
@@ -251,6 +253,7 @@ def test_written_forms_found_once_answer_the_analyser_without_reading_the_articl
         ),
         ("I am brazilian. can I still use fable?", "can I still use fable?"),
         ("we are a startup in kenya, are we cut off?", "are we cut off?"),
+        ("uni student in seoul, claude app gone for me too", "claude app gone for me too"),
     ],
 )
 def test_the_ask_leaves_out_the_clauses_that_introduce_the_member(text: str, expected: str) -> None:

@@ -447,14 +447,14 @@ def test_the_cross_encoder_reads_no_two_windows_with_a_sentence_in_common_while_
 
 
 def test_a_nationality_or_glossary_cue_no_article_uses_is_not_an_unknown_word(real_service) -> None:
-    result = real_service.retrieve("kenyan here, claude app dead for me?")
-    assert "dead" in result.unknown_terms
+    result = real_service.retrieve("kenyan here, claude app glitchy for me?")
+    assert "glitchy" in result.unknown_terms
     assert not {"kenyan", "app"} & set(result.unknown_terms)
 
 
 def test_words_of_the_members_introduction_are_not_unknown_words(real_service) -> None:
-    result = real_service.retrieve("filipino nurse on a work visa, is the claude app dead for me?")
-    assert "dead" in result.unknown_terms
+    result = real_service.retrieve("filipino nurse on a work visa, is the claude app glitchy for me?")
+    assert "glitchy" in result.unknown_terms
     assert "nurse" not in result.unknown_terms
 
 
