@@ -189,10 +189,11 @@ def the_ask(text: str) -> str:
     left out or nothing would be left.
 
     A clause is an introduction when it names a country, a nationality or a place the member is in or
-    from (``place_words``) or starts with "I am", "my", "we are", "our", and is not itself a question. Why: the member's case takes most of the words
-    of such a question, and the glossary terms it implies (foreign nationals, developers, API access)
-    outweigh a four-word ask in every model ("polish dev, when is fable back" found passages about
-    developers losing access; "when is fable back" finds "Anthropic has not yet given a timeframe").
+    from (``place_words``) or starts with "I am", "my", "we are", "our", and is not itself a question.
+    Why: the member's case takes most of the words of such a question, and the glossary terms it
+    implies (foreign nationals, developers, API access) outweigh a four-word ask in every model
+    ("polish dev, when is fable back" found passages about developers losing access; "when is fable
+    back" finds "Anthropic has not yet given a timeframe").
     """
     kept = []
     for clause in filter(None, (c.strip() for c in _CLAUSE.split(text))):
