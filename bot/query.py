@@ -268,8 +268,8 @@ class Query:
     concepts: tuple[str, ...]  # glossary concepts the question is an instance of
     added: tuple[str, ...]  # terms appended for the models (all used by the knowledge base)
     # Words recognised as a country, a nationality, a place the member is in or from, or a glossary cue
-    # ("kenyan", "in texas", "app"): understood even
-    # when no article uses them, so they do not count as what the articles cannot speak to.
+    # ("kenyan", "in texas", "app"): understood even when no article uses them, so they do not count as
+    # what the articles cannot speak to.
     understood: tuple[str, ...] = ()
     # The question without the clauses that introduce the member (``the_ask``): the first stage reads it
     # too when it differs from ``text``.
