@@ -109,11 +109,11 @@ def _places() -> frozenset[str]:
     places: set[str] = set()
     for info in all_countries():
         try:
-            names = [*(info.provinces() or ()), info.capital() or ""]
+            capital = info.capital() or ()
+            names = [*(info.provinces() or ()), *(capital if isinstance(capital, list) else [capital])]
         except (KeyError, TypeError, ValueError, AttributeError):
             continue
-        flat = (n for name in names for n in (name if isinstance(name, list) else [name]) if isinstance(n, str))
-        places.update(" ".join(_LETTERS.findall(n.casefold())) for n in flat)
+        places.update(" ".join(_LETTERS.findall(n.casefold())) for n in names if isinstance(n, str))
     places.discard("")
     return frozenset(places)
 
