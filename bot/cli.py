@@ -1072,12 +1072,10 @@ def print_misses(tuner, params) -> None:  # noqa: ANN001
             continue
         answer = service.answer_from(
             asked(service, ob.question),
-            ob.retrieval.reweighted(
-                params.rerank_windows, params.prior_weight, first=params.rerank_first, decisive=params.rerank_decisive
-            ),
+            params.reweigh(ob.retrieval),
             settings=params.apply(service.settings.retrieval),
         )
-        st = stage_ranks(ob, answer, params.rerank_windows, params.prior_weight, bodies)
+        st = stage_ranks(ob, answer, params, bodies)
         why = "declined" if o.declined else f"chunks {st.first_stage} · read {st.read} · excerpts {st.final}"
         lines.append(f"  - [{ob.question.source}] {ob.question.text}  ({why})")
     click.echo(f"\nMissed ({len(lines)}): rank of the gold in fused chunks · windows read · excerpts")

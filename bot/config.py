@@ -114,18 +114,21 @@ class RetrievalSettings:
     # It reads the best `rerank_first` first, and the rest only when none of those scores `rerank_decisive`.
     rerank_first: int = 6
     rerank_decisive: float = 4.0
+    # Then this many unread windows that share a sentence with the best one: the reading order defers
+    # overlapping windows, so a strong passage's other half may otherwise never be read.
+    rerank_neighbours: int = 1
     window_sentences: int = 2
     window_rrf_k: int = 10
     prior_weight: float = 10.0
     max_excerpts: int = 5
     # Decline when the best passage's score, less `decline_unknown_weight` for each question word no
     # article uses, is below this: the question is not about the knowledge base.
-    decline_threshold: float = -0.71
+    decline_threshold: float = -0.36
     decline_unknown_weight: float = 2.0
     decline_dense_weight: float = 30.0
     # Answers whose best passage scores below this, less `unknown_term_weight` for each question word
     # no article uses, are shown as "closest passages", not as the answer.
-    tentative_below: float = 3.48
+    tentative_below: float = 3.83
     unknown_term_weight: float = 2.0
     # Decline outright when the best dense cosine is below this (plainly off-topic). Low on purpose:
     # one-word on-topic questions ("vembu", "red teams") score ~0.1; the cross-encoder decides those.

@@ -304,6 +304,7 @@ class Params:
     rerank_windows: int
     rerank_first: int
     rerank_decisive: float
+    rerank_neighbours: int
     prior_weight: float
     relative_cutoff: float
     decline_threshold: float
@@ -319,6 +320,16 @@ class Params:
     def apply(self, settings: RetrievalSettings) -> RetrievalSettings:
         return replace(settings, **vars(self))
 
+    def reweigh(self, retrieval: Retrieval) -> Retrieval:
+        """An observation's retrieval as if answered with these settings (see ``Retrieval.reweighted``)."""
+        return retrieval.reweighted(
+            self.rerank_windows,
+            self.prior_weight,
+            first=self.rerank_first,
+            decisive=self.rerank_decisive,
+            neighbours=self.rerank_neighbours,
+        )
+
 
 @dataclass(frozen=True)
 class Grid:
@@ -327,6 +338,7 @@ class Grid:
     # within `cost_tolerance` of the best ranking value, the one reading the fewest windows on average wins.
     rerank_first: tuple[int, ...] = (6, 8)
     rerank_decisive: tuple[float, ...] = (4.0, 6.0, 8.0, math.inf)
+    rerank_neighbours: tuple[int, ...] = (0, 1)  # the observation reads this many more per window read
     # A latency budget, not a fitted value: 0.02 chose the later stop (a score of 6) on the nine question
     # files, +0.004 hit@3 in sample for a median answer of 300 ms instead of 240, against a budget of 250.
     cost_tolerance: float = 0.03
@@ -390,12 +402,14 @@ class Tuner:
         self.base = base
         self.observations = list(observations)
         self.grid = grid or Grid()
-        self._ranked: dict[tuple[int, int, float, float, float], _Ranked] = {}
+        self._ranked: dict[tuple[int, int, float, float, float, int], _Ranked] = {}
         self.classes = np.array([ob.question.cls for ob in self.observations])
 
-    def ranked(self, read: int, first: int, decisive: float, weight: float, cutoff: float) -> _Ranked:
+    def ranked(
+        self, read: int, first: int, decisive: float, weight: float, cutoff: float, neighbours: int = 0
+    ) -> _Ranked:
         """Outcomes with no threshold (nothing declined, nothing hedged but unknown names): the ranking half."""
-        key = (read, first, decisive, weight, cutoff)
+        key = (read, first, decisive, weight, cutoff, neighbours)
         if key not in self._ranked:
             base = self.base or self.service.settings.retrieval
             open_settings = replace(
@@ -409,7 +423,7 @@ class Tuner:
             outs = []
             reads = []
             for ob in self.observations:
-                r = ob.retrieval.reweighted(read, weight, first=first, decisive=decisive)
+                r = ob.retrieval.reweighted(read, weight, first=first, decisive=decisive, neighbours=neighbours)
                 reads.append(len(r.passages))
                 answer = self.service.answer_from(asked(self.service, ob.question), r, settings=open_settings)
                 best = max((p.score for p in r.passages), default=-math.inf)
@@ -506,26 +520,30 @@ class Tuner:
         """The best settings for these observations: ranking first (hit@3 + MRR, reading every window),
         then the cheapest early stop within ``cost_tolerance`` of that value, then the thresholds."""
         g = self.grid
-        read, weight, cutoff = max(
-            itertools.product(g.rerank_windows, g.prior_weight, g.relative_cutoff),
-            key=lambda k: (self._ranking_value(self.ranked(k[0], k[0], math.inf, k[1], k[2]), members), -k[0]),
+        read, weight, cutoff, near = max(
+            itertools.product(g.rerank_windows, g.prior_weight, g.relative_cutoff, g.rerank_neighbours),
+            key=lambda k: (
+                self._ranking_value(self.ranked(k[0], k[0], math.inf, k[1], k[2], k[3]), members),
+                -k[0] - k[3],
+            ),
         )
-        full = self._ranking_value(self.ranked(read, read, math.inf, weight, cutoff), members)
+        full = self._ranking_value(self.ranked(read, read, math.inf, weight, cutoff, near), members)
         first, decisive = read, math.inf
-        cheapest = float(read)
+        cheapest = float(np.mean(self.ranked(read, read, math.inf, weight, cutoff, near).read[np.asarray(members)]))
         for f, d in itertools.product(g.rerank_first, g.rerank_decisive):
             if f >= read:
                 continue
-            ranked = self.ranked(read, f, d, weight, cutoff)
+            ranked = self.ranked(read, f, d, weight, cutoff, near)
             cost = float(np.mean(ranked.read[np.asarray(members)]))
             if self._ranking_value(ranked, members) >= full - g.cost_tolerance and cost < cheapest:
                 first, decisive, cheapest = f, d, cost
-        ranked = self.ranked(read, first, decisive, weight, cutoff)
+        ranked = self.ranked(read, first, decisive, weight, cutoff, near)
         decline, decline_weight, dense_weight, tentative, unknown_weight = self._thresholds(ranked, members)
         return Params(
             read,
             first,
             decisive,
+            near,
             weight,
             cutoff,
             _round(decline),
@@ -537,7 +555,9 @@ class Tuner:
 
     def score(self, params: Params, members: Sequence[int], label: str = "") -> Figures:
         p = params
-        ranked = self.ranked(p.rerank_windows, p.rerank_first, p.rerank_decisive, p.prior_weight, p.relative_cutoff)
+        ranked = self.ranked(
+            p.rerank_windows, p.rerank_first, p.rerank_decisive, p.prior_weight, p.relative_cutoff, p.rerank_neighbours
+        )
         outs = self.thresholded(ranked, params)
         return Figures(label, [replace(outs[i], wall_ms=self.observations[i].wall_ms) for i in members])
 
@@ -622,13 +642,12 @@ class StageRanks:
     final: int | None  # excerpts
 
 
-def stage_ranks(
-    observation: Observation, answer: Answer, read: int, weight: float, bodies: Mapping[str, str]
-) -> StageRanks:
+def stage_ranks(observation: Observation, answer: Answer, params: Params, bodies: Mapping[str, str]) -> StageRanks:
     """Where the gold first appears: in the fused chunks, among the windows read, among the excerpts."""
     q, r = observation.question, observation.retrieval
     first = next((n for n, h in enumerate(r.hits, start=1) if matches_gold(h.chunk.text, q.gold)), None)
-    windows = sorted(r.reweighted(read, weight).passages, key=lambda p: -p.prior)
+    read = params.reweigh(r)
+    windows = sorted(read.passages, key=lambda p: -p.prior)
     read_rank = next(
         (n for n, p in enumerate(windows, start=1) if matches_gold(bodies[p.article_id][p.start : p.end], q.gold)),
         None,

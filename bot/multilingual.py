@@ -97,6 +97,7 @@ def answer_settings(settings: Settings) -> RetrievalSettings:
     return replace(
         settings.retrieval,
         rerank_windows=m.read_windows,
+        rerank_neighbours=0,
         prior_weight=m.prior_weight,
         decline_threshold=m.decline_threshold,
         decline_unknown_weight=0.0,
@@ -220,6 +221,7 @@ def tuning_grid() -> object:
     return replace(
         Grid(),
         rerank_windows=(4, 8, 16, 32),
+        rerank_neighbours=(0,),  # every window it keeps is scored already: none is read afterwards
         prior_weight=(0.0, 0.1, 0.25, 0.5, 1.0),
         relative_cutoff=(0.01, 0.02, 0.04, 0.08),
         cost_on_declined=4.0,

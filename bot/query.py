@@ -118,7 +118,8 @@ def _places() -> frozenset[str]:
     return frozenset(places)
 
 
-_LOCATIVE = re.compile(r"\b(?:in|from|at|near|around|outside|to)\s+((?:[^\W\d_]+\s+){0,2}[^\W\d_]+)")
+# A lookahead, so that matches may overlap: "in new york to boston" finds both places.
+_LOCATIVE = re.compile(r"\b(?:in|from|at|near|around|outside|to)\s+(?=((?:[^\W\d_]+\s+){0,2}[^\W\d_]+))")
 
 
 def place_words(text: str) -> tuple[str, ...]:
@@ -268,8 +269,8 @@ class Query:
     concepts: tuple[str, ...]  # glossary concepts the question is an instance of
     added: tuple[str, ...]  # terms appended for the models (all used by the knowledge base)
     # Words recognised as a country, a nationality, a place the member is in or from, or a glossary cue
-    # ("kenyan", "in texas", "app"): understood even when no article uses them, so they do not count as
-    # what the articles cannot speak to.
+    # ("kenyan", "in texas", "app"), and words the chat-speak normaliser wrote ("okay" for "ok"):
+    # understood even when no article uses them, so they do not count as what the articles cannot speak to.
     understood: tuple[str, ...] = ()
     # The question without the clauses that introduce the member (``the_ask``): the first stage reads it
     # too when it differs from ``text``.
@@ -322,6 +323,8 @@ class QueryAnalyzer:
         countries = find_countries(text)
         concepts: list[str] = []
         understood = [w for w in low.split() if w in _countries()] + list(place_words(text))
+        said = set(_WORDS.findall(question.casefold()))
+        understood += [w for w in low.split() if w not in said]  # spelt out: the member's word was slang
         for name, concept in glossary().items():
             cues = [cue for cue in concept["cues"] if f" {cue} " in low]
             if cues:

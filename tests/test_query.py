@@ -200,6 +200,7 @@ def test_nationalities_and_glossary_cues_are_understood_words() -> None:
         ("filipino nurse in texas on h1b", ("texas",)),
         ("i live in new south wales, am i affected", ("new", "south", "wales")),
         ("im from lagos", ("lagos",)),
+        ("moving from texas to ohio", ("texas", "ohio")),  # the "to" of the first match starts the second
     ],
 )
 def test_a_place_the_member_is_in_or_from_is_found(text: str, expected: tuple[str, ...]) -> None:
@@ -214,6 +215,12 @@ def test_a_place_name_is_not_a_place_without_in_or_from_before_it(text: str) -> 
 @pytest.mark.parametrize("text", ["fishing in the lake", "is it in the bank"])
 def test_a_common_word_after_in_is_not_a_place_unless_it_names_one(text: str) -> None:
     assert place_words(text) == ()
+
+
+def test_words_the_chat_speak_normaliser_wrote_are_understood() -> None:
+    query = QueryAnalyzer(KB).analyze("haiku still ok? glitchy tho")
+    assert {"okay", "though"} <= set(query.understood)  # the member's own words were "ok" and "tho"
+    assert "glitchy" not in query.understood
 
 
 def test_the_place_a_member_is_in_is_understood() -> None:

@@ -4,6 +4,7 @@ Fast: a tiny hand-written knowledge base, the deterministic fake embedder and, w
 matter, a fake late-interaction model; the real models are exercised in test_quality.py.
 """
 
+import copy
 import hashlib
 import re
 from dataclasses import replace
@@ -29,6 +30,7 @@ from bot.retrieval import (
     model_query,
     reading_order,
     rrf,
+    unread_neighbours,
 )
 from bot.store import build_index, load_index
 from bot.store.layout import word_counts
@@ -439,8 +441,56 @@ def test_windows_sharing_a_sentence_with_a_better_one_are_read_after_every_disjo
     assert order == [strong, *elsewhere, *around]
 
 
+def test_unread_neighbours_are_the_best_unread_windows_sharing_a_sentence_with_the_best() -> None:
+    best = _window("a", 4, 5, 0.9)
+    read = [best, _window("a", 5, 6, 0.8)]
+    before, single, far, other = (
+        _window("a", 3, 4, 0.6),
+        _window("a", 5, 5, 0.7),
+        _window("a", 8, 8, 0.95),
+        _window("b", 4, 5, 0.99),
+    )
+    candidates = [*read, before, single, far, other]
+    assert unread_neighbours(best, candidates, read, 1) == [single]
+    assert unread_neighbours(best, candidates, read, 5) == [single, before]
+    assert unread_neighbours(best, candidates, read, 0) == []
+
+
+def _reading(real_service, **settings) -> Retriever:
+    """The real service's retriever with other reading settings."""
+    retriever = copy.copy(real_service.live.retriever)
+    retriever.settings = replace(retriever.settings, **settings)
+    return retriever
+
+
+def _keys(passages) -> list[tuple[str, int, int]]:
+    return [(p.article_id, p.first, p.last) for p in passages]
+
+
+DIFFERENCE = "what is the difference between fable 5 and mythos 5"
+
+
+def test_the_best_windows_unread_neighbour_is_read_after_the_reading_order(real_service) -> None:
+    alone = _reading(real_service, rerank_windows=6, rerank_first=6, rerank_neighbours=0).search(DIFFERENCE)
+    more = _reading(real_service, rerank_windows=6, rerank_first=6, rerank_neighbours=1).search(DIFFERENCE)
+    extra = set(_keys(more.passages)) - set(_keys(alone.passages))
+    assert len(more.passages) == 7 and len(extra) == 1
+    (neighbour,) = (p for p in more.passages if _keys([p])[0] in extra)
+    assert neighbour.sentences & alone.passages[0].sentences
+
+
+def test_reweighting_with_neighbours_is_the_same_as_reading_fewer_windows_then_the_best_ones_neighbour(
+    real_service,
+) -> None:
+    observed = _reading(real_service, rerank_windows=10).search(DIFFERENCE, read=10)
+    live = _reading(real_service, rerank_windows=4, rerank_first=4, rerank_neighbours=1).search(DIFFERENCE)
+    weight = real_service.settings.retrieval.prior_weight
+    assert _keys(observed.reweighted(4, weight, neighbours=1).passages) == _keys(live.passages)
+
+
 def test_the_cross_encoder_reads_no_two_windows_with_a_sentence_in_common_while_others_remain(real_service) -> None:
-    result = real_service.retrieve("are foreign nationals living in the US affected?", read=10)
+    observed = real_service.retrieve("are foreign nationals living in the US affected?", read=10)
+    result = observed.reweighted(10, real_service.settings.retrieval.prior_weight)  # without the neighbours
     read = [p.sentences for p in result.passages]
     assert len(read) == 10
     assert all(not (a & b) for n, a in enumerate(read) for b in read[n + 1 :])
