@@ -123,13 +123,13 @@ class RetrievalSettings:
     max_excerpts: int = 5
     # Decline when the best passage's score, less `decline_unknown_weight` for each question word no
     # article uses, is below this: the question is not about the knowledge base.
-    decline_threshold: float = -0.36
+    decline_threshold: float = -0.75
     decline_unknown_weight: float = 2.0
     decline_dense_weight: float = 30.0
     # Answers whose best passage scores below this, less `unknown_term_weight` for each question word
     # no article uses, are shown as "closest passages", not as the answer.
-    tentative_below: float = 3.83
-    unknown_term_weight: float = 2.0
+    tentative_below: float = 3.27
+    unknown_term_weight: float = 3.0
     # Decline outright when the best dense cosine is below this (plainly off-topic). Low on purpose:
     # one-word on-topic questions ("vembu", "red teams") score ~0.1; the cross-encoder decides those.
     dense_floor: float = 0.05

@@ -6,8 +6,10 @@ import pytest
 from bot.errors import ConfigError
 from bot.evaluation import (
     Figures,
+    Grid,
     Outcome,
     Question,
+    _cuts,
     _widest_margin,
     first_hit_rank,
     fold,
@@ -103,6 +105,16 @@ def test_decline_threshold_sits_mid_way_across_equally_cheap_thresholds() -> Non
     d, threshold = _widest_margin(cost, thresholds)
     assert cost[d] == 0.1
     assert threshold == 3.0  # between 2.0 and 4.0, not at either edge of the cheap run
+
+
+def test_a_threshold_is_tried_in_every_gap_between_the_scores_of_a_question_pool() -> None:
+    import numpy as np
+
+    scores = np.random.default_rng(0).normal(size=900)  # the size of the English question pool
+    cuts = _cuts(scores, Grid().max_cuts)
+    ordered = np.sort(scores)
+    inside = np.searchsorted(cuts, ordered[:-1], side="right") < np.searchsorted(cuts, ordered[1:], side="left")
+    assert inside.all()  # a cut strictly between every two neighbouring scores
 
 
 def test_decline_threshold_of_a_single_cheapest_cut_is_that_cut() -> None:

@@ -219,6 +219,17 @@ def test_float32_rows_of_an_older_cache_are_still_read(tmp_path: Path) -> None:
     cache.close()
 
 
+def test_a_vector_asked_for_as_it_was_keeps_its_length(tmp_path: Path) -> None:
+    # The multilingual model's window vectors have norms near 0.99; its thresholds were fitted on them.
+    cache = EmbeddingCache(tmp_path / "cache.sqlite3")
+    vec = np.linspace(-1, 1, 8, dtype=np.float32)
+    vec *= 0.99 / np.linalg.norm(vec)
+    cache.put_many("m", {"h": vec})
+    assert np.linalg.norm(cache.get_many("m", ["h"], unit=False)["h"]) == pytest.approx(0.99, abs=1e-3)
+    assert np.linalg.norm(cache.get_many("m", ["h"])["h"]) == pytest.approx(1.0, abs=1e-6)  # the dense index's
+    cache.close()
+
+
 class DiesAfter(FakeEmbedder):
     """Encodes ``calls`` batches, then fails like a killed process would stop."""
 
