@@ -1070,12 +1070,11 @@ def print_misses(tuner, params) -> None:  # noqa: ANN001
     for ob, o in zip(tuner.observations, figures.outcomes, strict=True):
         if ob.question.cls != "on" or (o.rank is not None and o.rank <= 3):
             continue
+        retrieval = params.reweigh(ob.retrieval)
         answer = service.answer_from(
-            asked(service, ob.question),
-            params.reweigh(ob.retrieval),
-            settings=params.apply(service.settings.retrieval),
+            asked(service, ob.question), retrieval, settings=params.apply(service.settings.retrieval)
         )
-        st = stage_ranks(ob, answer, params, bodies)
+        st = stage_ranks(ob.question, retrieval, answer, bodies)
         why = "declined" if o.declined else f"chunks {st.first_stage} · read {st.read} · excerpts {st.final}"
         lines.append(f"  - [{ob.question.source}] {ob.question.text}  ({why})")
     click.echo(f"\nMissed ({len(lines)}): rank of the gold in fused chunks · windows read · excerpts")

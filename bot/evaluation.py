@@ -645,12 +645,12 @@ class StageRanks:
     final: int | None  # excerpts
 
 
-def stage_ranks(observation: Observation, answer: Answer, params: Params, bodies: Mapping[str, str]) -> StageRanks:
-    """Where the gold first appears: in the fused chunks, among the windows read, among the excerpts."""
-    q, r = observation.question, observation.retrieval
-    first = next((n for n, h in enumerate(r.hits, start=1) if matches_gold(h.chunk.text, q.gold)), None)
-    read = params.reweigh(r)
-    windows = sorted(read.passages, key=lambda p: -p.prior)
+def stage_ranks(q: Question, retrieval: Retrieval, answer: Answer, bodies: Mapping[str, str]) -> StageRanks:
+    """Where the gold first appears: in the fused chunks, among the windows read, among the excerpts.
+
+    ``retrieval``: what the answer was made from (an observation reweighed to the settings scored)."""
+    first = next((n for n, h in enumerate(retrieval.hits, start=1) if matches_gold(h.chunk.text, q.gold)), None)
+    windows = sorted(retrieval.passages, key=lambda p: -p.prior)
     read_rank = next(
         (n for n, p in enumerate(windows, start=1) if matches_gold(bodies[p.article_id][p.start : p.end], q.gold)),
         None,

@@ -254,6 +254,11 @@ class Passage:
     prior_weight: float = 0.0  # how much the prior adds to the logit (RetrievalSettings.prior_weight)
 
     @property
+    def key(self) -> tuple[str, int, int]:
+        """Which window this is: the same window read twice has the same key."""
+        return (self.article_id, self.first, self.last)
+
+    @property
     def sentences(self) -> frozenset[tuple[str, int]]:
         """(article id, sentence index) of each sentence the window spans: what two windows can share."""
         return frozenset((self.article_id, i) for i in range(self.first, self.last + 1))
@@ -324,9 +329,8 @@ def _better_prior(passages: Iterable[Passage]) -> list[Passage]:
     """Each window once, with the best prior it was given, best first."""
     best: dict[tuple[str, int, int], Passage] = {}
     for p in passages:
-        key = (p.article_id, p.first, p.last)
-        if key not in best or p.prior > best[key].prior:
-            best[key] = p
+        if p.key not in best or p.prior > best[p.key].prior:
+            best[p.key] = p
     return sorted(best.values(), key=lambda p: -p.prior)
 
 
@@ -364,13 +368,9 @@ def unread_neighbours(best: Passage, candidates: Iterable[Passage], read: Iterab
     """
     if n <= 0:
         return []
-    done = {(p.article_id, p.first, p.last) for p in read}
+    done = {p.key for p in read}
     near = [
-        p
-        for p in candidates
-        if p.article_id == best.article_id
-        and p.sentences & best.sentences
-        and (p.article_id, p.first, p.last) not in done
+        p for p in candidates if p.article_id == best.article_id and p.sentences & best.sentences and p.key not in done
     ]
     return sorted(near, key=lambda p: (-p.prior, p.first, p.last))[:n]
 

@@ -464,7 +464,7 @@ def _reading(real_service, **settings) -> Retriever:
 
 
 def _keys(passages) -> list[tuple[str, int, int]]:
-    return [(p.article_id, p.first, p.last) for p in passages]
+    return [p.key for p in passages]
 
 
 DIFFERENCE = "what is the difference between fable 5 and mythos 5"

@@ -295,6 +295,9 @@ def embed(
         if chunks
         else np.zeros((0, embedder.dimension), dtype=np.float32)
     )
+    # Unit length again (float16 storage moves a norm by ~1e-4): the dense index's inner product is cosine.
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    matrix = np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
     return Embedded(matrix, late_mats, len(todo), frozenset(used))
 
 

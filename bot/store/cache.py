@@ -79,8 +79,8 @@ class EmbeddingCache:
         except sqlite3.Error as exc:
             raise storage_error(exc, WHAT, self.path) from exc
 
-    def get_many(self, model: str, hashes: Iterable[str], *, unit: bool = True) -> dict[str, np.ndarray]:
-        """Cached vectors by text hash, as :func:`compact` gives them back (``unit``: made unit length)."""
+    def get_many(self, model: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        """Cached vectors by text hash, as :func:`compact` gives them back."""
         found: dict[str, np.ndarray] = {}
         wanted = list(dict.fromkeys(hashes))
         self.touched.update((model, h) for h in wanted)
@@ -91,7 +91,7 @@ class EmbeddingCache:
                 f"SELECT hash, dim, vector FROM vectors WHERE model = ? AND hash IN ({marks})", [model, *part]
             )
             for h, dim, blob in rows:
-                vec = _decode(blob, dim, unit=unit)
+                vec = _decode(blob, dim)
                 if vec is not None:
                     found[h] = vec
         return found
@@ -162,28 +162,24 @@ class EmbeddingCache:
         self.db.close()
 
 
-def compact(vector: np.ndarray, *, unit: bool = True) -> np.ndarray:
+def compact(vector: np.ndarray) -> np.ndarray:
     """A vector as the cache keeps it (float16), back in float32: what every build, cached or not, uses.
 
-    ``unit``: made unit length again (rounding moves the norm by ~1e-4, and the dense index's inner
-    product must stay cosine). The multilingual model's window vectors are not unit length (norms
-    near 0.99 from its 4-bit weights) and its thresholds were calibrated on them as they are: made unit
-    length, the translated development questions lost 5 of 36 first places (hit@1 0.50 -> 0.36).
+    Only rounded, never rescaled: a consumer that needs unit length makes its matrix so (the dense
+    index, whose inner product must stay cosine). The multilingual model's window vectors are not
+    unit length (norms near 0.99 from its 4-bit weights) and its thresholds were calibrated on them as
+    they are: made unit length here, the translated development questions lost 5 of 36 first places.
     """
-    vec = np.asarray(vector, dtype=np.float16).astype(np.float32)
-    if not unit:
-        return vec
-    norm = float(np.linalg.norm(vec))
-    return vec / norm if norm > 0 else vec
+    return np.asarray(vector, dtype=np.float16).astype(np.float32)
 
 
-def _decode(blob: bytes, dim: int, *, unit: bool = True) -> np.ndarray | None:
+def _decode(blob: bytes, dim: int) -> np.ndarray | None:
     """A stored vector as float32: float16 rows, or float32 rows written by earlier versions (rounded
     the same way); None for a damaged row, which is then simply embedded again."""
     if len(blob) == dim * 2:
-        vec = compact(np.frombuffer(blob, dtype=np.float16), unit=unit)
+        vec = compact(np.frombuffer(blob, dtype=np.float16))
     elif len(blob) == dim * 4:
-        vec = compact(np.frombuffer(blob, dtype=np.float32), unit=unit)
+        vec = compact(np.frombuffer(blob, dtype=np.float32))
     else:
         return None
     return vec if np.all(np.isfinite(vec)) else None

@@ -123,7 +123,7 @@ def write_multilingual(
     texts = window_texts({aid: a.body for aid, a in by_id.items()}, sentences, keys)
     hashes = [sha256(f"{t}\x1f{x}") for t, x in zip(titles, texts, strict=True)]
     model_key = f"{encoder.name}|{encoder.dimension}|window"
-    found = cache.get_many(model_key, hashes, unit=False)  # type: ignore[attr-defined]
+    found = cache.get_many(model_key, hashes)  # type: ignore[attr-defined]
     first_of: dict[str, int] = {}
     for i, h in enumerate(hashes):
         first_of.setdefault(h, i)
@@ -133,7 +133,7 @@ def write_multilingual(
         vectors = encoder.encode_windows([titles[j] for j in part], [texts[j] for j in part])
         fresh = dict(zip(todo[lo : lo + BATCH], np.asarray(vectors, dtype=np.float32), strict=True))
         cache.put_many(model_key, fresh)  # type: ignore[attr-defined]
-        found.update({h: compact(v, unit=False) for h, v in fresh.items()})  # as the cache gives them back
+        found.update({h: compact(v) for h, v in fresh.items()})  # as the cache gives them back
         if progress:
             progress(len(part))
     matrix = (
