@@ -26,7 +26,7 @@ from typing import Protocol
 
 from bot.config import RetrievalSettings
 from bot.records import Answer, Excerpt, SentenceSpan, Timings
-from bot.retrieval import Passage, Retrieval, unknown_names
+from bot.retrieval import Passage, Retrieval, uncovered_terms, unknown_names
 from bot.store import LoadedIndex
 
 # A sentence that leans on the one before it needs it to be understood.
@@ -245,7 +245,7 @@ def compose(
         confidence=_sigmoid(confidence_logit),
         covered_topics=covered_topics,
         reason="",
-        tentative=hedged(confidence_logit, retrieval, settings) or bool(missing),
+        tentative=hedged(confidence_logit, retrieval, len(uncovered(retrieval, index)), settings) or bool(missing),
         unknown_names=missing,
         timings=timings((t1 - t0) * 1000, (time.perf_counter() - t1) * 1000),
     )
@@ -265,9 +265,21 @@ def decline_score(best: float, unknown: int, dense_top: float, settings: Decisio
     return best - settings.decline_unknown_weight * unknown + settings.decline_dense_weight * dense_top
 
 
-def hedged(best: float, retrieval: Retrieval, settings: RetrievalSettings) -> bool:
-    """Show as "closest passages": the best score, less a penalty per question word no article uses, is low."""
-    return best - settings.unknown_term_weight * len(retrieval.unknown_terms) < settings.tentative_below
+def hedged(best: float, retrieval: Retrieval, uncovered: int, settings: RetrievalSettings) -> bool:
+    """Show as "closest passages": the best score is low once a penalty is taken for each question word
+    no article uses and for each the best passage does not use (``uncovered``)."""
+    penalty = settings.unknown_term_weight * len(retrieval.unknown_terms) + settings.uncovered_term_weight * uncovered
+    return best - penalty < settings.tentative_below
+
+
+def uncovered(retrieval: Retrieval, index: LoadedIndex) -> tuple[str, ...]:
+    """Words of the member's ask that the articles use but the best passage does not (``uncovered_terms``)."""
+    if not retrieval.passages or retrieval.query is None:
+        return ()
+    best = max(retrieval.passages, key=lambda p: p.score)
+    query = retrieval.query
+    text = index.articles[best.article_id].body[best.start : best.end]
+    return uncovered_terms(query.ask or query.text, text, index, frozenset(query.understood))
 
 
 def _sigmoid(x: float) -> float:

@@ -127,9 +127,11 @@ class RetrievalSettings:
     decline_unknown_weight: float = 2.0
     decline_dense_weight: float = 30.0
     # Answers whose best passage scores below this, less `unknown_term_weight` for each question word
-    # no article uses, are shown as "closest passages", not as the answer.
-    tentative_below: float = 3.27
+    # no article uses and `uncovered_term_weight` for each the best passage does not use, are shown as
+    # "closest passages", not as the answer.
+    tentative_below: float = -2.78
     unknown_term_weight: float = 3.0
+    uncovered_term_weight: float = 3.0
     # Decline outright when the best dense cosine is below this (plainly off-topic). Low on purpose:
     # one-word on-topic questions ("vembu", "red teams") score ~0.1; the cross-encoder decides those.
     dense_floor: float = 0.05
@@ -164,13 +166,14 @@ class MultilingualSettings:
     min_letters: int = 10
     # Candidate windows considered (best by prior: reciprocal ranks of cosine and BM25 on shared names).
     # A window's score is its cosine plus `prior_weight` times its prior. Chosen by 5-fold
-    # cross-validation on the translated questions (every fold chose the same, but for tentative_below).
-    read_windows: int = 8
+    # cross-validation on the translated questions of multi-dev.yaml and tests/eval/multi-own.yaml (every
+    # fold chose the same, but for tentative_below).
+    read_windows: int = 16
     prior_weight: float = 0.0
     # Decline below this best score (off-topic questions score 0.75-0.81, answerable ones 0.79-0.89);
     # show "closest passages" below `tentative_below`; quote only excerpts within `relative_cutoff` of the best.
     decline_threshold: float = 0.81
-    tentative_below: float = 0.86
+    tentative_below: float = 0.85
     relative_cutoff: float = 0.02
 
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import yaml
 
-from bot.answer import decline_score
+from bot.answer import decline_score, uncovered
 from bot.errors import ConfigError
 from bot.query import in_context
 from bot.records import Answer
@@ -171,6 +171,7 @@ class Outcome:
     score: float  # the answer/decline score: the best passage's score
     wall_ms: float = 0.0
     unknown: int = 0  # question words no article uses
+    uncovered: int = 0  # question words the articles use but the best passage does not
     dense_top: float = 0.0  # best dense cosine of any chunk
 
 
@@ -203,6 +204,11 @@ class Figures:
     @property
     def false_declines(self) -> int:
         return sum(o.declined for o in self._of("on"))
+
+    @property
+    def on_hedged(self) -> int:
+        """Answerable questions quoted as "closest passages" rather than as the answer."""
+        return sum(o.tentative and not o.declined for o in self._of("on"))
 
     @property
     def n_off(self) -> int:
@@ -240,6 +246,7 @@ class Figures:
             "hit@3": ratio(self.hit3, self.n_on),
             "mrr": ratio(self.rr, self.n_on),
             "on_topic_declined": ratio(self.false_declines, self.n_on),
+            "on_topic_hedged": ratio(self.on_hedged, self.n_on),
             "off_topic_declined": ratio(self.off_declined, self.n_off),
             "near_miss_declined_or_hedged": ratio(self.near_flagged, self.n_near),
             "on_topic": self.n_on,
@@ -312,6 +319,7 @@ class Params:
     decline_dense_weight: float
     tentative_below: float
     unknown_term_weight: float
+    uncovered_term_weight: float
 
     @classmethod
     def of(cls, settings: RetrievalSettings) -> Params:
@@ -345,6 +353,7 @@ class Grid:
     prior_weight: tuple[float, ...] = (0.0, 5.0, 10.0, 20.0, 40.0)
     relative_cutoff: tuple[float, ...] = (4.0, 6.0, 8.0, 12.0)
     unknown_term_weight: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 3.0)
+    uncovered_term_weight: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0)
     decline_unknown_weight: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
     decline_dense_weight: tuple[float, ...] = (0.0, 10.0, 20.0, 30.0, 45.0, 60.0)
     # Costs of the decline rule, per question of each class: an answerable question declined is the
@@ -383,6 +392,7 @@ class _Ranked:
     outcomes: list[Outcome]
     score: np.ndarray  # best passage score
     unknown: np.ndarray  # question words no article uses
+    uncovered: np.ndarray  # question words the articles use but the best passage does not
     dense: np.ndarray  # best dense cosine
     floor: np.ndarray  # declined whatever the thresholds (dense floor, nothing retrieved)
     named: np.ndarray  # hedged whatever the thresholds (names no article mentions)
@@ -437,6 +447,7 @@ class Tuner:
                         declined=floor,
                         score=best,
                         unknown=len(r.unknown_terms),
+                        uncovered=len(uncovered(r, self.service.live.index)),
                         dense_top=r.dense_top,
                     )
                 )
@@ -444,6 +455,7 @@ class Tuner:
                 outs,
                 np.array([o.score for o in outs], dtype=np.float64),
                 np.array([o.unknown for o in outs], dtype=np.float64),
+                np.array([o.uncovered for o in outs], dtype=np.float64),
                 np.array([o.dense_top for o in outs], dtype=np.float64),
                 np.array([o.declined for o in outs]),
                 np.array([o.tentative for o in outs]),
@@ -456,7 +468,8 @@ class Tuner:
         result = []
         for o in ranked.outcomes:
             declined = o.declined or decline_score(o.score, o.unknown, o.dense_top, p) < p.decline_threshold
-            hedge = o.tentative or o.score - p.unknown_term_weight * o.unknown < p.tentative_below
+            penalty = p.unknown_term_weight * o.unknown + p.uncovered_term_weight * o.uncovered
+            hedge = o.tentative or o.score - penalty < p.tentative_below
             result.append(
                 replace(o, declined=declined, rank=None if declined else o.rank, tentative=not declined and hedge)
             )
@@ -470,21 +483,23 @@ class Tuner:
         rr = sum(1.0 / o.rank for o in on if o.rank)
         return (hit3 + rr) / len(on)
 
-    def _thresholds(self, ranked: _Ranked, members: Sequence[int]) -> tuple[float, float, float, float, float]:
-        """(decline, its unknown-term and dense weights, tentative, its unknown-term weight) for ``members``.
+    def _thresholds(self, ranked: _Ranked, members: Sequence[int]) -> tuple[float, float, float, float, float, float]:
+        """(decline, its unknown-term and dense weights, tentative, its unknown- and uncovered-term weights)
+        for ``members``.
 
         Decline: the threshold (on ``decline_score``: the best score less a weight per question word no
         article uses, plus a weight times the best dense cosine) with
         the least class-weighted cost of answerable questions declined and off-topic questions quoted.
-        Hedge: for each unknown-term weight, the lowest threshold that shows
+        Hedge: for each pair of unknown- and uncovered-term weights, the lowest threshold that shows
         at least ``near_flagged_target`` of near-miss questions as declined or "closest passages"; of
         those, the one hedging the fewest answerable questions.
         """
         g = self.grid
         m = np.asarray(members)
-        score, unknown, dense, floor, named, cls = (
+        score, unknown, uncovered_, dense, floor, named, cls = (
             ranked.score[m],
             ranked.unknown[m],
+            ranked.uncovered[m],
             ranked.dense[m],
             ranked.floor[m],
             ranked.named[m],
@@ -503,9 +518,9 @@ class Tuner:
             if cost[d] < choice[0] - 1e-9:
                 choice = (float(cost[d]), threshold, wd, wv, ~(floor | (adjusted < threshold)))
         _, decline, decline_weight, dense_weight, answered = choice
-        best: tuple[float, float, float] = (math.inf, math.inf, 0.0)  # (on hedged, tentative, weight)
-        for w in g.unknown_term_weight:
-            adjusted = score - w * unknown
+        best: tuple[float, float, float, float] = (math.inf, math.inf, 0.0, 0.0)  # (on hedged, tentative, weights)
+        for w, wc in itertools.product(g.unknown_term_weight, g.uncovered_term_weight):
+            adjusted = score - w * unknown - wc * uncovered_
             for t in _cuts(adjusted, g.max_cuts):
                 hedged = named | (adjusted < t)
                 flagged = (~answered | hedged)[near].mean() if near.any() else 1.0
@@ -513,11 +528,11 @@ class Tuner:
                     continue
                 on_hedged = float((answered & hedged & on).sum())
                 if (on_hedged, t) < best[:2]:
-                    best = (on_hedged, float(t), w)
+                    best = (on_hedged, float(t), w, wc)
                 break  # the lowest threshold meeting the target hedges the fewest
         if not math.isfinite(best[1]):
-            return decline, decline_weight, dense_weight, math.inf, 0.0
-        return decline, decline_weight, dense_weight, best[1], best[2]
+            return decline, decline_weight, dense_weight, math.inf, 0.0, 0.0
+        return decline, decline_weight, dense_weight, best[1], best[2], best[3]
 
     def fit(self, members: Sequence[int]) -> Params:
         """The best settings for these observations: ranking first (hit@3 + MRR, reading every window),
@@ -541,7 +556,9 @@ class Tuner:
             if self._ranking_value(ranked, members) >= full - g.cost_tolerance and cost < cheapest:
                 first, decisive, cheapest = f, d, cost
         ranked = self.ranked(read, first, decisive, weight, cutoff, near)
-        decline, decline_weight, dense_weight, tentative, unknown_weight = self._thresholds(ranked, members)
+        decline, decline_weight, dense_weight, tentative, unknown_weight, uncovered_weight = self._thresholds(
+            ranked, members
+        )
         return Params(
             read,
             first,
@@ -554,6 +571,7 @@ class Tuner:
             dense_weight,
             _round(tentative),
             unknown_weight,
+            uncovered_weight,
         )
 
     def score(self, params: Params, members: Sequence[int], label: str = "") -> Figures:

@@ -104,6 +104,7 @@ def answer_settings(settings: Settings) -> RetrievalSettings:
         decline_dense_weight=0.0,  # the English cosine says nothing of a question in another language
         tentative_below=m.tentative_below,
         unknown_term_weight=0.0,
+        uncovered_term_weight=0.0,
         relative_cutoff=m.relative_cutoff,
         dense_floor=-math.inf,
     )
@@ -217,7 +218,10 @@ def tuning_grid() -> object:
     much as answerable ones declined: members asking in their own language should not get random quotes."""
     from bot.evaluation import Grid
 
-    zero = {f: (0.0,) for f in ("unknown_term_weight", "decline_unknown_weight", "decline_dense_weight")}
+    zero = {
+        f: (0.0,)
+        for f in ("unknown_term_weight", "uncovered_term_weight", "decline_unknown_weight", "decline_dense_weight")
+    }
     return replace(
         Grid(),
         rerank_windows=(4, 8, 16, 32),

@@ -214,6 +214,16 @@ def unknown_names(question: str, index: LoadedIndex) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
+def _content_words(text: str, understood: Container[str], stop: Container[str]) -> list[str]:
+    """The question's words that carry its subject: three letters or more, not stop words, not understood."""
+    words = _WORD.findall(_MARKUP.sub(" ", _MENTION.sub(" ", text)).casefold())
+    return list(dict.fromkeys(w for w in words if len(w) >= 3 and w not in stop and w not in understood))
+
+
+def _used(word: str, words: Container[str], stemmer: object | None) -> bool:
+    return word in words or (stemmer is not None and stemmer.stemWord(word) in words)  # type: ignore[attr-defined]
+
+
 def unknown_terms(text: str, index: LoadedIndex, understood: Container[str] = ()) -> tuple[str, ...]:
     """Content words of the question (any case) whose stem no article uses: what the question asks
     about that the knowledge base cannot speak to ("refund", "benchmarks", "amodei"). One signal of
@@ -225,15 +235,30 @@ def unknown_terms(text: str, index: LoadedIndex, understood: Container[str] = ()
     import bm25s.stopwords
 
     vocab = index.bm25.vocab_dict
-    stop = set(bm25s.stopwords.STOPWORDS_EN)
     stemmer = english_stemmer()
-    found = []
-    for word in _WORD.findall(_MARKUP.sub(" ", _MENTION.sub(" ", text)).casefold()):
-        if len(word) < 3 or word in stop or word in understood:
-            continue
-        if word not in vocab and (stemmer is None or stemmer.stemWord(word) not in vocab):
-            found.append(word)
-    return tuple(dict.fromkeys(found))
+    words = _content_words(text, understood, set(bm25s.stopwords.STOPWORDS_EN))
+    return tuple(w for w in words if not _used(w, vocab, stemmer))
+
+
+def uncovered_terms(text: str, passage: str, index: LoadedIndex, understood: Container[str] = ()) -> tuple[str, ...]:
+    """Content words of the question that some article uses but ``passage`` does not.
+
+    A question on the topic that the articles do not answer ("when is the IPO?", "what did the EU say?")
+    still finds a close passage, but that passage rarely says what the question asks about; an
+    answerable question's best passage usually does. Words no article uses are ``unknown_terms``, a
+    signal of their own, so they are not counted here; nor are function words ("what", "did", "about"),
+    which say nothing of the subject (bm25s's longer English list)."""
+    if index.bm25 is None:
+        return ()
+    import bm25s.stopwords
+
+    vocab = index.bm25.vocab_dict
+    stemmer = english_stemmer()
+    said = set(_WORD.findall(passage.casefold()))
+    if stemmer is not None:
+        said |= {stemmer.stemWord(w) for w in said}
+    words = _content_words(text, understood, set(bm25s.stopwords.STOPWORDS_EN_PLUS))
+    return tuple(w for w in words if _used(w, vocab, stemmer) and not _used(w, said, stemmer))
 
 
 # --- results -----------------------------------------------------------------------------------

@@ -7,8 +7,9 @@ import pytest
 from bot.answer import compose, expand_span, similar
 from bot.errors import IndexDamaged
 from bot.knowledge import read_article, write_article
+from bot.query import Query
 from bot.records import Article, SentenceSpan
-from bot.retrieval import Passage, Retrieval
+from bot.retrieval import Passage, Retrieval, uncovered_terms
 from bot.store import build_index, load_index
 from tests.conftest import FakeEmbedder, word_count
 
@@ -254,3 +255,31 @@ def test_question_words_no_article_uses_push_an_answer_to_closest_passages(index
     r = replace(retrieval([passage(index, "alpha", 3, 3, 4.0)]), unknown_terms=("refund",))
     assert compose("q?", index, r, hedging).tentative  # 4 - 3 < 2
     assert not compose("q?", index, replace(r, unknown_terms=()), hedging).tentative
+
+
+def test_uncovered_terms_are_question_words_the_articles_use_but_the_passage_does_not(index) -> None:
+    passage_text = "The Commerce Department ordered Zephyr offline."
+    assert uncovered_terms("did banks pause the zephyr pilots?", passage_text, index) == ("banks", "pause", "pilots")
+
+
+def test_words_no_article_uses_function_words_and_understood_words_are_not_uncovered(index) -> None:
+    passage_text = "The Commerce Department ordered Zephyr offline."
+    assert uncovered_terms("what about a refund for zephyr?", passage_text, index) == ()
+    assert uncovered_terms("banks and pilots?", passage_text, index, understood={"banks"}) == ("pilots",)
+
+
+def test_a_word_the_passage_uses_in_another_form_is_covered(index) -> None:
+    assert uncovered_terms("when do banks pause?", "Banks paused their pilots.", index) == ()
+
+
+def asking(question: str, passages) -> Retrieval:
+    return replace(retrieval(passages), query=Query(question, question, (), (), ()))
+
+
+def test_question_words_the_best_passage_does_not_use_push_an_answer_to_closest_passages(index, settings) -> None:
+    hedging = replace(settings, tentative_below=2.0, unknown_term_weight=0.0, uncovered_term_weight=1.0)
+    question = "did banks pause their pilots?"
+    elsewhere = asking(question, [passage(index, "alpha", 0, 0, 4.0)])  # banks, pause, pilots: 4 - 3 < 2
+    saying_it = asking(question, [passage(index, "beta", 2, 2, 4.0)])
+    assert compose(question, index, elsewhere, hedging).tentative
+    assert not compose(question, index, saying_it, hedging).tentative

@@ -9,7 +9,9 @@ from bot.evaluation import (
     Grid,
     Outcome,
     Question,
+    Tuner,
     _cuts,
+    _Ranked,
     _widest_margin,
     first_hit_rank,
     fold,
@@ -95,6 +97,12 @@ def test_figures_count_hits_declines_and_hedged_near_misses() -> None:
     row = f.row()
     assert (row["hit@1"], row["hit@3"], row["mrr"]) == (0.5, 0.5, round((1 + 0.25) / 2, 3))
     assert row["near_miss_declined_or_hedged"] == 1.0
+    assert row["on_topic_hedged"] == 0.0
+
+
+def test_figures_count_answerable_questions_quoted_as_closest_passages() -> None:
+    f = Figures("x", [replace(outcome_of("on", 1.0), tentative=True), outcome_of("on", 5.0)])
+    assert f.row()["on_topic_hedged"] == 0.5
 
 
 def test_decline_threshold_sits_mid_way_across_equally_cheap_thresholds() -> None:
@@ -138,3 +146,26 @@ def test_a_conversation_file_asks_each_message_after_the_question_it_follows(tmp
         ("A sentence.",),
         "follow-up",
     )
+
+
+def test_the_hedge_rule_weighs_question_words_the_best_passage_leaves_out_when_they_tell_near_misses_apart() -> None:
+    import numpy as np
+
+    # Near misses score as well as answerable questions, but their best passage leaves three words out.
+    rows = [("on", 5.0, 0)] * 10 + [("near", 5.0, 3)] * 10 + [("off", -10.0, 0)] * 2
+    outcomes = [replace(outcome_of(c, s), uncovered=u) for c, s, u in rows]
+    ranked = _Ranked(
+        outcomes,
+        score=np.array([s for _, s, _ in rows]),
+        unknown=np.zeros(len(rows)),
+        uncovered=np.array([u for _, _, u in rows], dtype=float),
+        dense=np.zeros(len(rows)),
+        floor=np.zeros(len(rows), dtype=bool),
+        named=np.zeros(len(rows), dtype=bool),
+        read=np.ones(len(rows)),
+    )
+    tuner = Tuner.__new__(Tuner)
+    tuner.grid, tuner.classes = Grid(), np.array([c for c, _, _ in rows])
+    *_, tentative, _, uncovered_weight = tuner._thresholds(ranked, range(len(rows)))
+    assert uncovered_weight > 0
+    assert 5.0 - 3 * uncovered_weight < tentative <= 5.0  # hedges every near miss and no answerable question
