@@ -910,10 +910,13 @@ def _eval_modes(
     if as_json:
         click.echo(json.dumps(out))
     if plot is not None:
-        from bot.evaluation import Figures, plot_scores
+        from bot.evaluation import plot_scores
 
-        everything = Figures("all", [o for s in sets for o in evaluate(service, s).outcomes])
-        plot_scores(everything, _current_params(service), plot)
+        # Each question's every signal, scored with the service's settings (the answers alone lack them).
+        questions = [q for s in sets for q in s.questions]
+        observations = [Observation(q, service.retrieve(asked(service, q)), 0.0) for q in questions]
+        params = _current_params(service)
+        plot_scores(Tuner(service, observations).score(params, range(len(observations))), params, plot)
         say(f"Wrote {plot}.")
 
 

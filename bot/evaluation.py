@@ -679,8 +679,45 @@ def stage_ranks(q: Question, retrieval: Retrieval, answer: Answer, bodies: Mappi
 # --- the score plot ---------------------------------------------------------------------------
 
 
+def decision_scores(figures: Figures, params: Params) -> list[tuple[str, str, float, dict[str, list[float]]]]:
+    """What ``--plot`` draws: for the decline score (best passage, dense cosine, unknown words) and the
+    hedge score (best passage less the unknown and uncovered words), its axis label, what lies below
+    its threshold, the threshold and each class's finite scores. ``figures`` must come from
+    :class:`Tuner` (outcomes that carry every signal); a question with no passage at all is left out."""
+    p = params
+
+    def decline(o: Outcome) -> float:
+        return decline_score(o.score, o.unknown, o.dense_top, p)
+
+    def hedge(o: Outcome) -> float:
+        return o.score - p.unknown_term_weight * o.unknown - p.uncovered_term_weight * o.uncovered
+
+    panels = (
+        (
+            f"decline score: best + {p.decline_dense_weight:g} × cosine − {p.decline_unknown_weight:g} × unknown",
+            "declined",
+            p.decline_threshold,
+            decline,
+        ),
+        (
+            f"hedge score: best − {p.unknown_term_weight:g} × unknown − {p.uncovered_term_weight:g} × uncovered",
+            "closest passages",
+            p.tentative_below,
+            hedge,
+        ),
+    )
+    out = []
+    for label, below, threshold, signal in panels:
+        values = {
+            cls: [v for o in figures.outcomes if o.question.cls == cls and math.isfinite(v := signal(o))]
+            for cls in ("on", "near", "off")
+        }
+        out.append((label, below, threshold, values))
+    return out
+
+
 def plot_scores(figures: Figures, params: Params, path: Path) -> None:
-    """Histogram of the answer/decline score for on-topic, near-miss and off-topic questions, thresholds marked."""
+    """Histograms of the two decision scores (:func:`decision_scores`) by question class, thresholds marked."""
     try:
         import matplotlib
 
@@ -688,21 +725,18 @@ def plot_scores(figures: Figures, params: Params, path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise ConfigError("--plot needs matplotlib: pip install 'directive-bot[eval]'.") from None
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    finite = [o.score for o in figures.outcomes if math.isfinite(o.score)]
-    lo, hi = (min(finite), max(finite)) if finite else (-12.0, 12.0)
-    bins = [lo + (hi - lo) * i / 40 for i in range(41)]
-    for cls, label in (("on", "on-topic"), ("near", "near-miss"), ("off", "off-topic")):
-        values = [o.score for o in figures.outcomes if o.question.cls == cls and math.isfinite(o.score)]
-        if values:
-            ax.hist(values, bins=bins, alpha=0.55, label=f"{label} ({len(values)})")
-    ax.axvline(params.decline_threshold, color="black", linestyle="--", label=f"decline < {params.decline_threshold}")
-    ax.axvline(
-        params.tentative_below, color="grey", linestyle=":", label=f"closest passages < {params.tentative_below}"
-    )
-    ax.set_xlabel("best passage score (cross-encoder logit + weighted prior)")
-    ax.set_ylabel("questions")
-    ax.legend()
+    fig, axes = plt.subplots(2, 1, figsize=(8, 8.5))
+    for ax, (label, below, threshold, values) in zip(axes, decision_scores(figures, params), strict=True):
+        every = [v for vs in values.values() for v in vs]
+        lo, hi = (min(every), max(every)) if every else (-12.0, 12.0)
+        bins = [lo + (hi - lo) * i / 40 for i in range(41)]
+        for cls, name in (("on", "on-topic"), ("near", "near-miss"), ("off", "off-topic")):
+            if values[cls]:
+                ax.hist(values[cls], bins=bins, alpha=0.55, label=f"{name} ({len(values[cls])})")
+        ax.axvline(threshold, color="black", linestyle="--", label=f"{below} < {threshold}")
+        ax.set_xlabel(label)
+        ax.set_ylabel("questions")
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -8,15 +8,18 @@ from bot.evaluation import (
     Figures,
     Grid,
     Outcome,
+    Params,
     Question,
     Tuner,
     _cuts,
     _Ranked,
     _widest_margin,
+    decision_scores,
     first_hit_rank,
     fold,
     load_eval_set,
     matches_gold,
+    plot_scores,
     stratified_folds,
 )
 from bot.records import Answer, Excerpt, Source
@@ -169,3 +172,28 @@ def test_the_hedge_rule_weighs_question_words_the_best_passage_leaves_out_when_t
     *_, tentative, _, uncovered_weight = tuner._thresholds(ranked, range(len(rows)))
     assert uncovered_weight > 0
     assert 5.0 - 3 * uncovered_weight < tentative <= 5.0  # hedges every near miss and no answerable question
+
+
+def plotted_outcomes() -> list[Outcome]:
+    return [
+        replace(outcome_of("on", 5.0), dense_top=0.6, uncovered=1),
+        replace(outcome_of("near", 2.0), dense_top=0.5, uncovered=3),
+        replace(outcome_of("off", -9.0, None, unknown=2), dense_top=0.1),
+        replace(outcome_of("on", float("-inf")), dense_top=0.0),  # nothing retrieved: left out
+    ]
+
+
+PLOTTED = Params(10, 6, 4.0, 1, 10.0, 8.0, -0.75, 2.0, 30.0, -2.78, 3.0, 3.0)
+
+
+def test_the_plot_shows_the_decline_score_and_the_hedge_score_with_their_thresholds() -> None:
+    (_, _, decline, declined), (_, _, hedge, hedged) = decision_scores(Figures("x", plotted_outcomes()), PLOTTED)
+    assert (decline, hedge) == (-0.75, -2.78)
+    assert declined == {"on": [5.0 + 18.0], "near": [2.0 + 15.0], "off": [-9.0 + 3.0 - 4.0]}
+    assert hedged == {"on": [5.0 - 3.0], "near": [2.0 - 9.0], "off": [-9.0 - 6.0]}
+
+
+def test_the_plot_is_written_as_a_png(tmp_path: Path) -> None:
+    path = tmp_path / "scores.png"
+    plot_scores(Figures("x", plotted_outcomes()), PLOTTED, path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
