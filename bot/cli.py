@@ -913,7 +913,8 @@ def _eval_modes(
         from bot.evaluation import plot_scores
 
         # Each question's every signal, scored with the service's settings (the answers alone lack them).
-        questions = [q for s in sets for q in s.questions]
+        # English questions only: the thresholds drawn are the English ones (other languages: --cv).
+        questions = [q for s in sets for q in s.questions if service.language_of(asked(service, q)).english]
         observations = [Observation(q, service.retrieve(asked(service, q)), 0.0) for q in questions]
         params = _current_params(service)
         plot_scores(Tuner(service, observations).score(params, range(len(observations))), params, plot)
