@@ -60,18 +60,23 @@ def test_candidates_cover_every_chunk_gives_the_full_scan(late_index, tiny_setti
     assert every[1] == pytest.approx(full[1], abs=1e-6)
 
 
-def test_above_the_full_scan_size_only_dense_and_bm25_candidates_are_scored(
-    late_index,
-    tiny_settings,
-) -> None:
-    settings = replace(tiny_settings.retrieval, late_full_scan_chunks=0, dense_candidates=1, lexical_candidates=1)
+def test_above_the_full_scan_size_an_article_found_twice_is_scored_whole(late_index, tiny_settings) -> None:
+    settings = replace(tiny_settings.retrieval, late_full_scan_chunks=0)
     late = FakeLate()
     r = retriever(late_index, replace(tiny_settings, retrieval=settings), late=late)
-    text = "Banks paused their pilots"
-    candidates = [i for i, _ in r._dense(r.embedder.encode([text])[0])] + [i for i, _ in r._lexical(text, 1)]
-    chunk, _ = r._late_scores(late.encode_query(text), candidates)
-    assert set(np.nonzero(chunk)[0]) <= set(candidates)
-    assert len(set(candidates)) < len(late_index.chunks)
+    owner = np.array([c.article_id for c in late_index.chunks])
+    twice = [int(c) for c in np.flatnonzero(owner == owner[0])[:2]]
+    [once] = [int(c) for c in np.flatnonzero(owner != owner[0])[:1]]
+    query = late.encode_query("Banks paused their pilots")
+    chunk, _ = r._late_scores(query, [*twice, once])
+    full = r.layout.segments.full(query, len(r.layout.sentences))[0]
+    whole = owner == owner[0]
+    assert whole.sum() > 2 and np.count_nonzero(full[whole]) > 2
+    assert chunk[whole] == pytest.approx(full[whole], abs=1e-6)  # read whole: more than its two candidates
+    rest = ~whole
+    rest[once] = False
+    assert chunk[once] == pytest.approx(full[once], abs=1e-6)
+    assert full[rest].any() and not chunk[rest].any()  # an article found once: only its candidate
 
 
 def test_at_or_below_the_full_scan_size_every_chunk_is_scored(late_index, tiny_settings) -> None:
