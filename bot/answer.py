@@ -245,7 +245,7 @@ def compose(
         confidence=_sigmoid(confidence_logit),
         covered_topics=covered_topics,
         reason="",
-        tentative=hedged(confidence_logit, retrieval, len(uncovered(retrieval, index)), settings) or bool(missing),
+        tentative=hedged(confidence_logit, retrieval, index, settings) or bool(missing),
         unknown_names=missing,
         timings=timings((t1 - t0) * 1000, (time.perf_counter() - t1) * 1000),
     )
@@ -256,6 +256,8 @@ class DecisionWeights(Protocol):
 
     decline_unknown_weight: float
     decline_dense_weight: float
+    unknown_term_weight: float
+    uncovered_term_weight: float
 
 
 def decline_score(best: float, unknown: int, dense_top: float, settings: DecisionWeights) -> float:
@@ -265,11 +267,16 @@ def decline_score(best: float, unknown: int, dense_top: float, settings: Decisio
     return best - settings.decline_unknown_weight * unknown + settings.decline_dense_weight * dense_top
 
 
-def hedged(best: float, retrieval: Retrieval, uncovered: int, settings: RetrievalSettings) -> bool:
-    """Show as "closest passages": the best score is low once a penalty is taken for each question word
-    no article uses and for each the best passage does not use (``uncovered``)."""
-    penalty = settings.unknown_term_weight * len(retrieval.unknown_terms) + settings.uncovered_term_weight * uncovered
-    return best - penalty < settings.tentative_below
+def hedge_score(best: float, unknown: int, uncovered: int, settings: DecisionWeights) -> float:
+    """The answer-or-hedge signal: the best passage's score, less a weight per question word no article
+    uses and per question word the best passage does not use (``uncovered``)."""
+    return best - settings.unknown_term_weight * unknown - settings.uncovered_term_weight * uncovered
+
+
+def hedged(best: float, retrieval: Retrieval, index: LoadedIndex, settings: RetrievalSettings) -> bool:
+    """Show as "closest passages": the hedge score is below ``tentative_below``."""
+    unknown, missing = len(retrieval.unknown_terms), len(uncovered(retrieval, index))
+    return hedge_score(best, unknown, missing, settings) < settings.tentative_below
 
 
 def uncovered(retrieval: Retrieval, index: LoadedIndex) -> tuple[str, ...]:

@@ -888,7 +888,7 @@ def _eval_modes(
     plot: Path | None,
     pins_from: Database | None = None,
 ) -> None:
-    from bot.evaluation import MODES, Observation, Tuner, asked, evaluate
+    from bot.evaluation import MODES, Tuner, asked, evaluate, observe
 
     out: dict[str, object] = {}
     for path, eval_set in zip(files, sets, strict=True):
@@ -905,8 +905,7 @@ def _eval_modes(
         print_table([r.row() for r in results])
         print_groups(full)
         if show_misses:
-            observations = [Observation(q, service.retrieve(asked(service, q)), 0.0) for q in eval_set.on_topic]
-            print_misses(Tuner(service, observations), _current_params(service))
+            print_misses(Tuner(service, observe(service, eval_set.on_topic)), _current_params(service))
     if as_json:
         click.echo(json.dumps(out))
     if plot is not None:
@@ -915,7 +914,7 @@ def _eval_modes(
         # Each question's every signal, scored with the service's settings (the answers alone lack them).
         # English questions only: the thresholds drawn are the English ones (other languages: --cv).
         questions = [q for s in sets for q in s.questions if service.language_of(asked(service, q)).english]
-        observations = [Observation(q, service.retrieve(asked(service, q)), 0.0) for q in questions]
+        observations = observe(service, questions)
         params = _current_params(service)
         plot_scores(Tuner(service, observations).score(params, range(len(observations))), params, plot)
         say(f"Wrote {plot}.")

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import yaml
 
-from bot.answer import decline_score, uncovered
+from bot.answer import decline_score, hedge_score, uncovered
 from bot.errors import ConfigError
 from bot.query import in_context
 from bot.records import Answer
@@ -377,7 +377,8 @@ class Observation:
     wall_ms: float
 
 
-def observe(service: KnowledgeService, questions: Iterable[Question], *, read: int) -> list[Observation]:
+def observe(service: KnowledgeService, questions: Iterable[Question], *, read: int | None = None) -> list[Observation]:
+    """Each question's retrieval: ``read`` windows read by the cross-encoder, or as live answering reads them."""
     out = []
     for q in questions:
         t = time.perf_counter()
@@ -468,8 +469,7 @@ class Tuner:
         result = []
         for o in ranked.outcomes:
             declined = o.declined or decline_score(o.score, o.unknown, o.dense_top, p) < p.decline_threshold
-            penalty = p.unknown_term_weight * o.unknown + p.uncovered_term_weight * o.uncovered
-            hedge = o.tentative or o.score - penalty < p.tentative_below
+            hedge = o.tentative or hedge_score(o.score, o.unknown, o.uncovered, p) < p.tentative_below
             result.append(
                 replace(o, declined=declined, rank=None if declined else o.rank, tentative=not declined and hedge)
             )
@@ -690,7 +690,7 @@ def decision_scores(figures: Figures, params: Params) -> list[tuple[str, str, fl
         return decline_score(o.score, o.unknown, o.dense_top, p)
 
     def hedge(o: Outcome) -> float:
-        return o.score - p.unknown_term_weight * o.unknown - p.uncovered_term_weight * o.uncovered
+        return hedge_score(o.score, o.unknown, o.uncovered, p)
 
     panels = (
         (
