@@ -26,7 +26,7 @@ from typing import Protocol
 
 from bot.config import RetrievalSettings
 from bot.records import Answer, Excerpt, SentenceSpan, Timings
-from bot.retrieval import Passage, Retrieval, uncovered_terms, unknown_names
+from bot.retrieval import Passage, Retrieval, rarer_than, uncovered_terms, unknown_names
 from bot.store import LoadedIndex
 
 # A sentence that leans on the one before it needs it to be understood.
@@ -274,8 +274,12 @@ def hedge_score(best: float, unknown: int, uncovered: int, settings: DecisionWei
 
 
 def hedged(best: float, retrieval: Retrieval, index: LoadedIndex, settings: RetrievalSettings) -> bool:
-    """Show as "closest passages": the hedge score is below ``tentative_below``."""
-    unknown, missing = len(retrieval.unknown_terms), len(uncovered(retrieval, index))
+    """Show as "closest passages": the hedge score is below ``tentative_below``. It counts the unknown
+    and uncovered words rarer than ``hedge_common_zipf`` in general English (an everyday word such as
+    "good" or "still" missing from the passage is no sign that it misses the question)."""
+    common = settings.hedge_common_zipf
+    unknown = len(rarer_than(retrieval.unknown_terms, common))
+    missing = len(rarer_than(uncovered(retrieval, index), common))
     return hedge_score(best, unknown, missing, settings) < settings.tentative_below
 
 

@@ -129,9 +129,13 @@ class RetrievalSettings:
     # Answers whose best passage scores below this, less `unknown_term_weight` for each question word
     # no article uses and `uncovered_term_weight` for each the best passage does not use, are shown as
     # "closest passages", not as the answer.
-    tentative_below: float = -2.78
+    tentative_below: float = -2.24
     unknown_term_weight: float = 3.0
-    uncovered_term_weight: float = 3.0
+    uncovered_term_weight: float = 4.0
+    # The hedge counts only words less common than this in general English (wordfreq's Zipf scale:
+    # "good" 6.1, "still" 5.9, "european" 5.1; .inf counts every word): an everyday word the passage
+    # does not use says little of whether it answers.
+    hedge_common_zipf: float = 5.5
     # Decline outright when the best dense cosine is below this (plainly off-topic). Low on purpose:
     # one-word on-topic questions ("vembu", "red teams") score ~0.1; the cross-encoder decides those.
     dense_floor: float = 0.05

@@ -30,6 +30,7 @@ from bot.answer import decline_score, hedge_score, uncovered
 from bot.errors import ConfigError
 from bot.query import in_context
 from bot.records import Answer
+from bot.retrieval import commonness
 
 if TYPE_CHECKING:
     from bot.config import RetrievalSettings
@@ -170,9 +171,19 @@ class Outcome:
     tentative: bool
     score: float  # the answer/decline score: the best passage's score
     wall_ms: float = 0.0
-    unknown: int = 0  # question words no article uses
-    uncovered: int = 0  # question words the articles use but the best passage does not
+    unknown: int = 0  # question words no article uses (the decline rule counts every one)
     dense_top: float = 0.0  # best dense cosine of any chunk
+    # How common in general English (bot.retrieval.commonness) each word no article uses is, and each
+    # word the articles use but the best passage does not: the hedge counts those rarer than its cut.
+    unknown_commonness: tuple[float, ...] = ()
+    uncovered_commonness: tuple[float, ...] = ()
+
+    def hedge_counts(self, common: float) -> tuple[int, int]:
+        """(unknown words, uncovered words) rarer than ``common``: what ``hedge_score`` weighs."""
+        return (
+            sum(c < common for c in self.unknown_commonness),
+            sum(c < common for c in self.uncovered_commonness),
+        )
 
 
 @dataclass
@@ -320,6 +331,7 @@ class Params:
     tentative_below: float
     unknown_term_weight: float
     uncovered_term_weight: float
+    hedge_common_zipf: float
 
     @classmethod
     def of(cls, settings: RetrievalSettings) -> Params:
@@ -354,6 +366,8 @@ class Grid:
     relative_cutoff: tuple[float, ...] = (4.0, 6.0, 8.0, 12.0)
     unknown_term_weight: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 3.0)
     uncovered_term_weight: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0)
+    # The hedge counts words rarer than this (Zipf; inf: every word).
+    hedge_common_zipf: tuple[float, ...] = (5.0, 5.5, 6.0, math.inf)
     decline_unknown_weight: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
     decline_dense_weight: tuple[float, ...] = (0.0, 10.0, 20.0, 30.0, 45.0, 60.0)
     # Costs of the decline rule, per question of each class: an answerable question declined is the
@@ -393,11 +407,28 @@ class _Ranked:
     outcomes: list[Outcome]
     score: np.ndarray  # best passage score
     unknown: np.ndarray  # question words no article uses
-    uncovered: np.ndarray  # question words the articles use but the best passage does not
     dense: np.ndarray  # best dense cosine
     floor: np.ndarray  # declined whatever the thresholds (dense floor, nothing retrieved)
     named: np.ndarray  # hedged whatever the thresholds (names no article mentions)
     read: np.ndarray  # windows the cross-encoder read
+    # (questions, words) commonness of unknown and of uncovered words, padded with inf (never counted)
+    unknown_commonness: np.ndarray
+    uncovered_commonness: np.ndarray
+
+    def hedge_counts(self, common: float, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Unknown and uncovered words rarer than ``common``, per question of ``members``."""
+        return (
+            (self.unknown_commonness[members] < common).sum(1).astype(np.float64),
+            (self.uncovered_commonness[members] < common).sum(1).astype(np.float64),
+        )
+
+
+def _padded(rows: Sequence[tuple[float, ...]]) -> np.ndarray:
+    """Rows of unequal length as one array, padded with inf."""
+    out = np.full((len(rows), max((len(r) for r in rows), default=0)), np.inf)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
 
 
 class Tuner:
@@ -448,19 +479,21 @@ class Tuner:
                         declined=floor,
                         score=best,
                         unknown=len(r.unknown_terms),
-                        uncovered=len(uncovered(r, self.service.live.index)),
                         dense_top=r.dense_top,
+                        unknown_commonness=tuple(map(commonness, r.unknown_terms)),
+                        uncovered_commonness=tuple(map(commonness, uncovered(r, self.service.live.index))),
                     )
                 )
             self._ranked[key] = _Ranked(
                 outs,
                 np.array([o.score for o in outs], dtype=np.float64),
                 np.array([o.unknown for o in outs], dtype=np.float64),
-                np.array([o.uncovered for o in outs], dtype=np.float64),
                 np.array([o.dense_top for o in outs], dtype=np.float64),
                 np.array([o.declined for o in outs]),
                 np.array([o.tentative for o in outs]),
                 np.array(reads, dtype=np.float64),
+                _padded([o.unknown_commonness for o in outs]),
+                _padded([o.uncovered_commonness for o in outs]),
             )
         return self._ranked[key]
 
@@ -469,7 +502,7 @@ class Tuner:
         result = []
         for o in ranked.outcomes:
             declined = o.declined or decline_score(o.score, o.unknown, o.dense_top, p) < p.decline_threshold
-            hedge = o.tentative or hedge_score(o.score, o.unknown, o.uncovered, p) < p.tentative_below
+            hedge = o.tentative or hedge_score(o.score, *o.hedge_counts(p.hedge_common_zipf), p) < p.tentative_below
             result.append(
                 replace(o, declined=declined, rank=None if declined else o.rank, tentative=not declined and hedge)
             )
@@ -483,29 +516,29 @@ class Tuner:
         rr = sum(1.0 / o.rank for o in on if o.rank)
         return (hit3 + rr) / len(on)
 
-    def _thresholds(self, ranked: _Ranked, members: Sequence[int]) -> tuple[float, float, float, float, float, float]:
-        """(decline, its unknown-term and dense weights, tentative, its unknown- and uncovered-term weights)
-        for ``members``.
-
-        Decline: the threshold (on ``decline_score``: the best score less a weight per question word no
-        article uses, plus a weight times the best dense cosine) with
-        the least class-weighted cost of answerable questions declined and off-topic questions quoted.
-        Hedge: for each pair of unknown- and uncovered-term weights, the lowest threshold that shows
-        at least ``near_flagged_target`` of near-miss questions as declined or "closest passages"; of
-        those, the one hedging the fewest answerable questions.
-        """
-        g = self.grid
+    def _thresholds(
+        self, ranked: _Ranked, members: Sequence[int]
+    ) -> tuple[float, float, float, float, float, float, float]:
+        """(decline, its unknown-term and dense weights, tentative, its unknown- and uncovered-term
+        weights, its commonness cut) for ``members``: :meth:`_decline_rule`, then :meth:`_hedge_rule`
+        over the questions that rule answers."""
         m = np.asarray(members)
-        score, unknown, uncovered_, dense, floor, named, cls = (
+        decline, decline_weight, dense_weight, answered = self._decline_rule(ranked, m)
+        return (decline, decline_weight, dense_weight, *self._hedge_rule(ranked, m, answered))
+
+    def _decline_rule(self, ranked: _Ranked, m: np.ndarray) -> tuple[float, float, float, np.ndarray]:
+        """The threshold on ``decline_score`` (the best score less a weight per question word no article
+        uses, plus a weight times the best dense cosine) with the least class-weighted cost of answerable
+        questions declined and off-topic questions quoted; its weights, and which questions it answers."""
+        g = self.grid
+        score, unknown, dense, floor, cls = (
             ranked.score[m],
             ranked.unknown[m],
-            ranked.uncovered[m],
             ranked.dense[m],
             ranked.floor[m],
-            ranked.named[m],
             self.classes[m],
         )
-        on, off, near = cls == "on", cls == "off", cls == "near"
+        on, off = cls == "on", cls == "off"
         choice = (math.inf, 0.0, 0.0, 0.0, np.zeros(len(m), dtype=bool))  # (cost, threshold, weights, answered)
         for wd, wv in itertools.product(g.decline_unknown_weight, g.decline_dense_weight):
             adjusted = score - wd * unknown + wv * dense
@@ -517,22 +550,33 @@ class Tuner:
             d, threshold = _widest_margin(cost, declines)
             if cost[d] < choice[0] - 1e-9:
                 choice = (float(cost[d]), threshold, wd, wv, ~(floor | (adjusted < threshold)))
-        _, decline, decline_weight, dense_weight, answered = choice
-        best: tuple[float, float, float, float] = (math.inf, math.inf, 0.0, 0.0)  # (on hedged, tentative, weights)
-        for w, wc in itertools.product(g.unknown_term_weight, g.uncovered_term_weight):
-            adjusted = score - w * unknown - wc * uncovered_
-            for t in _cuts(adjusted, g.max_cuts):
-                hedged = named | (adjusted < t)
-                flagged = (~answered | hedged)[near].mean() if near.any() else 1.0
-                if flagged + 1e-9 < g.near_flagged_target:
-                    continue
-                on_hedged = float((answered & hedged & on).sum())
-                if (on_hedged, t) < best[:2]:
-                    best = (on_hedged, float(t), w, wc)
-                break  # the lowest threshold meeting the target hedges the fewest
+        return choice[1], choice[2], choice[3], choice[4]
+
+    def _hedge_rule(self, ranked: _Ranked, m: np.ndarray, answered: np.ndarray) -> tuple[float, float, float, float]:
+        """For each commonness cut and pair of unknown- and uncovered-term weights, the lowest threshold
+        on ``hedge_score`` that shows at least ``near_flagged_target`` of near-miss questions as declined
+        or "closest passages"; of those, the one hedging the fewest answerable questions.
+        (tentative, unknown weight, uncovered weight, cut); no threshold when none reaches the target."""
+        g = self.grid
+        score, named, cls = ranked.score[m], ranked.named[m], self.classes[m]
+        on, near = cls == "on", cls == "near"
+        best = (math.inf, math.inf, 0.0, 0.0, math.inf)  # (on hedged, tentative, weights, cut)
+        for common in g.hedge_common_zipf:
+            unknown, uncovered_ = ranked.hedge_counts(common, m)
+            for w, wc in itertools.product(g.unknown_term_weight, g.uncovered_term_weight):
+                adjusted = score - w * unknown - wc * uncovered_
+                for t in _cuts(adjusted, g.max_cuts):
+                    hedged = named | (adjusted < t)
+                    flagged = (~answered | hedged)[near].mean() if near.any() else 1.0
+                    if flagged + 1e-9 < g.near_flagged_target:
+                        continue
+                    on_hedged = float((answered & hedged & on).sum())
+                    if (on_hedged, t) < best[:2]:
+                        best = (on_hedged, float(t), w, wc, common)
+                    break  # the lowest threshold meeting the target hedges the fewest
         if not math.isfinite(best[1]):
-            return decline, decline_weight, dense_weight, math.inf, 0.0, 0.0
-        return decline, decline_weight, dense_weight, best[1], best[2], best[3]
+            return math.inf, 0.0, 0.0, math.inf
+        return best[1], best[2], best[3], best[4]
 
     def fit(self, members: Sequence[int]) -> Params:
         """The best settings for these observations: ranking first (hit@3 + MRR, reading every window),
@@ -556,7 +600,7 @@ class Tuner:
             if self._ranking_value(ranked, members) >= full - g.cost_tolerance and cost < cheapest:
                 first, decisive, cheapest = f, d, cost
         ranked = self.ranked(read, first, decisive, weight, cutoff, near)
-        decline, decline_weight, dense_weight, tentative, unknown_weight, uncovered_weight = self._thresholds(
+        decline, decline_weight, dense_weight, tentative, unknown_weight, uncovered_weight, common = self._thresholds(
             ranked, members
         )
         return Params(
@@ -572,6 +616,7 @@ class Tuner:
             _round(tentative),
             unknown_weight,
             uncovered_weight,
+            common,
         )
 
     def score(self, params: Params, members: Sequence[int], label: str = "") -> Figures:
@@ -690,7 +735,7 @@ def decision_scores(figures: Figures, params: Params) -> list[tuple[str, str, fl
         return decline_score(o.score, o.unknown, o.dense_top, p)
 
     def hedge(o: Outcome) -> float:
-        return hedge_score(o.score, o.unknown, o.uncovered, p)
+        return hedge_score(o.score, *o.hedge_counts(p.hedge_common_zipf), p)
 
     panels = (
         (

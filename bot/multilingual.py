@@ -105,6 +105,7 @@ def answer_settings(settings: Settings) -> RetrievalSettings:
         tentative_below=m.tentative_below,
         unknown_term_weight=0.0,
         uncovered_term_weight=0.0,
+        hedge_common_zipf=math.inf,
         relative_cutoff=m.relative_cutoff,
         dense_floor=-math.inf,
     )
@@ -230,6 +231,7 @@ def tuning_grid() -> object:
         relative_cutoff=(0.01, 0.02, 0.04, 0.08),
         cost_on_declined=4.0,
         cost_off_answered=4.0,
+        hedge_common_zipf=(math.inf,),
         **{k: v for k, v in zero.items() if k in Grid.__dataclass_fields__},
     )
 

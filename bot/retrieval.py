@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -238,6 +239,24 @@ def unknown_terms(text: str, index: LoadedIndex, understood: Container[str] = ()
     stemmer = english_stemmer()
     words = _content_words(text, understood, set(bm25s.stopwords.STOPWORDS_EN))
     return tuple(w for w in words if not _used(w, vocab, stemmer))
+
+
+@functools.lru_cache(maxsize=65536)
+def commonness(word: str) -> float:
+    """How common ``word`` is in general English, on wordfreq's Zipf scale (log10 of uses per billion
+    words: "the" 7.7, "good" 6.1, "still" 5.9, "european" 5.1, "jailbreak" 3.0, an unseen word 0).
+
+    An everyday word a question uses but the articles or the best passage do not ("is claude pro still
+    good??") says little about whether the passage answers; a rarer one ("IPO", "European") says a lot.
+    A general measure from a maintained corpus, not from the knowledge base or any question list."""
+    from wordfreq import zipf_frequency
+
+    return float(zipf_frequency(word, "en"))
+
+
+def rarer_than(words: Iterable[str], common: float) -> tuple[str, ...]:
+    """The ``words`` less common than ``common`` (Zipf): the ones the hedge counts."""
+    return tuple(w for w in words if commonness(w) < common)
 
 
 def uncovered_terms(text: str, passage: str, index: LoadedIndex, understood: Container[str] = ()) -> tuple[str, ...]:

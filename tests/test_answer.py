@@ -9,7 +9,7 @@ from bot.errors import IndexDamaged
 from bot.knowledge import read_article, write_article
 from bot.query import Query
 from bot.records import Article, SentenceSpan
-from bot.retrieval import Passage, Retrieval, uncovered_terms
+from bot.retrieval import Passage, Retrieval, commonness, rarer_than, uncovered_terms
 from bot.store import build_index, load_index
 from tests.conftest import FakeEmbedder, word_count
 
@@ -255,6 +255,18 @@ def test_question_words_no_article_uses_push_an_answer_to_closest_passages(index
     r = replace(retrieval([passage(index, "alpha", 3, 3, 4.0)]), unknown_terms=("refund",))
     assert compose("q?", index, r, hedging).tentative  # 4 - 3 < 2
     assert not compose("q?", index, replace(r, unknown_terms=()), hedging).tentative
+
+
+def test_an_everyday_word_no_article_uses_does_not_push_an_answer_to_closest_passages(index, settings) -> None:
+    hedging = replace(settings, tentative_below=2.0, unknown_term_weight=3.0, hedge_common_zipf=5.5)
+    r = replace(retrieval([passage(index, "alpha", 3, 3, 4.0)]), unknown_terms=("good",))  # Zipf 6.1
+    assert not compose("q?", index, r, hedging).tentative
+    assert compose("q?", index, r, replace(hedging, hedge_common_zipf=float("inf"))).tentative  # 4 - 3 < 2
+
+
+def test_everyday_words_are_more_common_than_the_words_a_subject_is_named_by() -> None:
+    assert commonness("good") > commonness("still") > 5.5 > commonness("european") > commonness("jailbreak")
+    assert rarer_than(("good", "ipo", "still", "refund"), 5.5) == ("ipo", "refund")
 
 
 def test_uncovered_terms_are_question_words_the_articles_use_but_the_passage_does_not(index) -> None:

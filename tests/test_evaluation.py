@@ -88,8 +88,21 @@ def test_folds_spread_every_file_and_class_over_every_fold() -> None:
         assert {questions[i].cls for i in f} == {"on", "off", "near"}
 
 
-def outcome_of(cls: str, score: float, rank: int | None = 1, unknown: int = 0) -> Outcome:
-    return Outcome(Question("q", cls, ("g",)), rank, False, False, score, unknown=unknown)
+RARE = 3.0  # a word as common as "jailbreak" (Zipf): the hedge counts it at every cut it tries
+EVERYDAY = 6.1  # as common as "good"
+
+
+def outcome_of(cls: str, score: float, rank: int | None = 1, unknown: int = 0, uncovered: int = 0) -> Outcome:
+    return Outcome(
+        Question("q", cls, ("g",)),
+        rank,
+        False,
+        False,
+        score,
+        unknown=unknown,
+        unknown_commonness=(RARE,) * unknown,
+        uncovered_commonness=(RARE,) * uncovered,
+    )
 
 
 def test_figures_count_hits_declines_and_hedged_near_misses() -> None:
@@ -151,39 +164,63 @@ def test_a_conversation_file_asks_each_message_after_the_question_it_follows(tmp
     )
 
 
-def test_the_hedge_rule_weighs_question_words_the_best_passage_leaves_out_when_they_tell_near_misses_apart() -> None:
+def ranked_of(rows: list[tuple[str, float, tuple[float, ...]]]) -> tuple[Tuner, _Ranked]:
+    """A tuner over (class, best score, commonness of each uncovered word) rows, with no models behind it."""
     import numpy as np
 
-    # Near misses score as well as answerable questions, but their best passage leaves three words out.
-    rows = [("on", 5.0, 0)] * 10 + [("near", 5.0, 3)] * 10 + [("off", -10.0, 0)] * 2
-    outcomes = [replace(outcome_of(c, s), uncovered=u) for c, s, u in rows]
+    from bot.evaluation import _padded
+
+    outcomes = [replace(outcome_of(c, s), uncovered_commonness=u) for c, s, u in rows]
     ranked = _Ranked(
         outcomes,
         score=np.array([s for _, s, _ in rows]),
         unknown=np.zeros(len(rows)),
-        uncovered=np.array([u for _, _, u in rows], dtype=float),
         dense=np.zeros(len(rows)),
         floor=np.zeros(len(rows), dtype=bool),
         named=np.zeros(len(rows), dtype=bool),
         read=np.ones(len(rows)),
+        unknown_commonness=_padded([() for _ in rows]),
+        uncovered_commonness=_padded([u for _, _, u in rows]),
     )
     tuner = Tuner.__new__(Tuner)
     tuner.grid, tuner.classes = Grid(), np.array([c for c, _, _ in rows])
-    *_, tentative, _, uncovered_weight = tuner._thresholds(ranked, range(len(rows)))
+    return tuner, ranked
+
+
+def test_the_hedge_rule_weighs_question_words_the_best_passage_leaves_out_when_they_tell_near_misses_apart() -> None:
+    # Near misses score as well as answerable questions, but their best passage leaves three words out.
+    rows = [("on", 5.0, ())] * 10 + [("near", 5.0, (RARE,) * 3)] * 10 + [("off", -10.0, ())] * 2
+    tuner, ranked = ranked_of(rows)
+    *_, tentative, _, uncovered_weight, _ = tuner._thresholds(ranked, range(len(rows)))
     assert uncovered_weight > 0
     assert 5.0 - 3 * uncovered_weight < tentative <= 5.0  # hedges every near miss and no answerable question
 
 
+def test_the_hedge_rule_leaves_everyday_words_out_when_only_rarer_ones_tell_near_misses_apart() -> None:
+    # Both leave three words out, but an answerable question's are everyday words ("still", "good").
+    rows = [("on", 5.0, (EVERYDAY,) * 3)] * 10 + [("near", 5.0, (RARE,) * 3)] * 10 + [("off", -10.0, ())] * 2
+    tuner, ranked = ranked_of(rows)
+    *_, tentative, _, uncovered_weight, common = tuner._thresholds(ranked, range(len(rows)))
+    assert RARE < common <= EVERYDAY
+    assert 5.0 - 3 * uncovered_weight < tentative <= 5.0  # hedges every near miss and no answerable question
+
+
+def test_an_outcome_counts_for_the_hedge_only_words_rarer_than_the_cut() -> None:
+    o = replace(outcome_of("on", 1.0), unknown_commonness=(2.0, 6.1), uncovered_commonness=(5.9, 4.0, 0.0))
+    assert o.hedge_counts(5.5) == (1, 2)
+    assert o.hedge_counts(float("inf")) == (2, 3)
+
+
 def plotted_outcomes() -> list[Outcome]:
     return [
-        replace(outcome_of("on", 5.0), dense_top=0.6, uncovered=1),
-        replace(outcome_of("near", 2.0), dense_top=0.5, uncovered=3),
+        replace(outcome_of("on", 5.0, uncovered=1), dense_top=0.6),
+        replace(outcome_of("near", 2.0, uncovered=3), dense_top=0.5),
         replace(outcome_of("off", -9.0, None, unknown=2), dense_top=0.1),
         replace(outcome_of("on", float("-inf")), dense_top=0.0),  # nothing retrieved: left out
     ]
 
 
-PLOTTED = Params(10, 6, 4.0, 1, 10.0, 8.0, -0.75, 2.0, 30.0, -2.78, 3.0, 3.0)
+PLOTTED = Params(10, 6, 4.0, 1, 10.0, 8.0, -0.75, 2.0, 30.0, -2.78, 3.0, 3.0, 5.5)
 
 
 def test_the_plot_shows_the_decline_score_and_the_hedge_score_with_their_thresholds() -> None:
