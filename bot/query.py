@@ -281,6 +281,12 @@ class Query:
         return f"{self.text} ({', '.join(self.added)})" if self.added else self.text
 
 
+# Glossary concepts a named country implies: another country's, the people the order is about; only
+# the home country's, its own citizens ("americans too?").
+FOREIGN_PERSON = "foreign person"
+HOME_PERSON = "US person"
+
+
 class QueryAnalyzer:
     """Turns a question into a :class:`Query` for one knowledge base (its vocabulary decides what may be added)."""
 
@@ -330,8 +336,10 @@ class QueryAnalyzer:
             if cues:
                 concepts.append(name)
                 understood.extend(w for cue in cues for w in _WORDS.findall(cue))
-        if any(c.code != self.home for c in countries) and "foreign person" in glossary():
-            concepts.append("foreign person")
+        if any(c.code != self.home for c in countries) and FOREIGN_PERSON in glossary():
+            concepts.append(FOREIGN_PERSON)
+        elif countries and HOME_PERSON in glossary():  # only the home country: "americans too?"
+            concepts.append(HOME_PERSON)
         added: list[str] = []
         for name in dict.fromkeys(concepts):
             forms = (self._form(t) for t in glossary()[name]["terms"])

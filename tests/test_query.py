@@ -113,6 +113,12 @@ def test_the_home_countrys_nationality_is_not_foreign() -> None:
     assert "foreign person" not in query.concepts
 
 
+def test_naming_only_the_home_country_asks_about_its_own_citizens() -> None:
+    kb = [*KB, "US citizens lost access as well."]
+    assert QueryAnalyzer(kb, home_country="US").analyze("americans too?").added == ("US citizens",)
+    assert "US person" not in QueryAnalyzer(kb).analyze("indian student in the US, am i affected?").concepts
+
+
 def test_a_residence_status_is_a_cue_of_the_foreign_person_concept() -> None:
     assert "foreign person" in QueryAnalyzer(KB).analyze("green card holder here, can i use it?").concepts
 
