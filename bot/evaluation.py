@@ -745,7 +745,8 @@ def decision_scores(figures: Figures, params: Params) -> list[tuple[str, str, fl
             decline,
         ),
         (
-            f"hedge score: best − {p.unknown_term_weight:g} × unknown − {p.uncovered_term_weight:g} × uncovered",
+            f"hedge score: best − {p.unknown_term_weight:g} × unknown − {p.uncovered_term_weight:g} × uncovered"
+            f" (words under Zipf {p.hedge_common_zipf:g})",
             "closest passages",
             p.tentative_below,
             hedge,
