@@ -176,7 +176,7 @@ def compose(
     """Quote the best windows, or decline: too far from the topic, or nothing the cross-encoder believes."""
     limit = max_excerpts or settings.max_excerpts
     t0 = time.perf_counter()
-    missing = unknown_names(question, index)
+    missing = unknown_names(member_ask(question, retrieval), index)
     passages = list(retrieval.passages)
     best = max((p.score for p in passages), default=-math.inf)
     # Confidence: the cross-encoder's logit when it ran; otherwise a dense-cosine proxy on a similar scale.
@@ -281,6 +281,17 @@ def hedged(best: float, retrieval: Retrieval, index: LoadedIndex, settings: Retr
     unknown = len(rarer_than(retrieval.unknown_terms, common))
     missing = len(rarer_than(uncovered(retrieval, index), common))
     return hedge_score(best, unknown, missing, settings) < settings.tentative_below
+
+
+def member_ask(question: str, retrieval: Retrieval) -> str:
+    """The question without the clauses in which the member introduces themself (``Query.ask``).
+
+    Names there are the member's case ("I'm Canadian and work at Anthropic. Am I still allowed to work on
+    Mythos?"), which the articles speak to as the people the order covers, not what the member asks
+    about: "my articles never mention Canadian" would hedge the passage that settles their case. A name
+    in the ask itself ("what did the Canadian government say?") still marks what the articles lack."""
+    query = retrieval.query
+    return query.ask if query is not None and query.ask else question
 
 
 def uncovered(retrieval: Retrieval, index: LoadedIndex) -> tuple[str, ...]:

@@ -395,6 +395,16 @@ def test_a_question_about_a_name_the_articles_never_use_is_tentative_and_says_wh
     assert answer.declined or (answer.tentative and answer.unknown_names == ("European", "Union"))
 
 
+def test_a_name_the_member_introduces_themself_with_is_not_called_unknown(real_service) -> None:
+    answer = real_service.ask("I'm Kenyan and I work at Anthropic. Am I still allowed to work on Mythos?")
+    assert not answer.declined and answer.unknown_names == ()
+
+
+def test_a_name_in_what_the_member_asks_is_still_called_unknown(real_service) -> None:
+    answer = real_service.ask("What did the Kenyan government say about the order?")
+    assert answer.declined or answer.unknown_names == ("Kenyan",)
+
+
 class ScriptedReranker:
     """Scores each window by a fixed rule and records how many it was asked to read."""
 
