@@ -56,6 +56,10 @@ from bot.config import Settings, load_settings  # noqa: E402
 from bot.evaluation import Figures, load_eval_set, outcome  # noqa: E402
 
 DEV = REPO.parent / "shared" / "eval" / "dev.yaml"
+DEV_LARGE = REPO.parent / "shared" / "eval" / "dev-large.yaml"
+# Off-topic questions of every English question file: five (dev.yaml's) are too few to show a change.
+OFF_TOPIC_FILES = [DEV, DEV_LARGE, *sorted((REPO / "tests" / "eval").glob("own.yaml")),
+                   *sorted((REPO / "tests" / "eval").glob("unseen*.yaml"))]  # fmt: skip
 WARM_UP = ["When did the order take effect?", "Which company makes Fable 5?", "What did analysts say?"]
 HEADING = "## Scale: 5 to thousands of articles (`bench/scale.py`)"
 
@@ -179,6 +183,24 @@ def in_process(settings: Settings, models: dict) -> dict[str, object]:
         "off": f"{figures.off_declined}/{figures.n_off}",
         "ann": ann_recall(service, [q.text for q in eval_set.questions], settings),
         "late": late_timing(service, [q.text for q in eval_set.questions]),
+        "wider": wider_quality(service),
+    }
+
+
+def wider_quality(service) -> dict[str, str]:
+    """hit@3 over dev.yaml and dev-large.yaml, and what becomes of the off-topic questions of every English
+    question file (declined, shown as closest passages, answered): distractors change both."""
+    figures = Figures("wider")
+    for path in (DEV, DEV_LARGE):
+        figures.outcomes += [outcome(q, service.ask(q.text)) for q in load_eval_set(path).on_topic]
+    off = [service.ask(q.text) for path in OFF_TOPIC_FILES if path.exists() for q in load_eval_set(path).off_topic]
+    declined = sum(a.declined for a in off)
+    hedged = sum(a.tentative and not a.declined for a in off)
+    return {
+        "hit3": f"{figures.hit3}/{figures.n_on} ({figures.hit3 / max(figures.n_on, 1):.3f})",
+        "off": f"{declined}/{len(off)} ({declined / max(len(off), 1):.1%})",
+        "hedged": str(hedged),
+        "answered": str(len(off) - declined - hedged),
     }
 
 
@@ -246,7 +268,8 @@ def load_models(settings: Settings) -> dict:
     }
 
 
-Report = Callable[[list[list[object]], list[list[object]], list[list[object]]], None]
+Rows = list[list[object]]
+Report = Callable[[Rows, Rows, Rows, Rows], None]
 
 
 class SyntheticEmbedder:
@@ -324,7 +347,7 @@ def measure(sizes: list[int], work: Path, report_so_far: Report, synthetic: froz
     )
     index = work / "index"
     models = load_models(base.with_paths(index=index))
-    rows, ann_rows, shard_rows = [], [], []
+    rows, ann_rows, shard_rows, quality_rows = [], [], [], []
     for n in sizes:
         knowledge = work / f"knowledge-{n}"
         if not knowledge.is_dir() or len(list(knowledge.glob("*.md"))) != n or not _stamped(knowledge, n):
@@ -354,7 +377,10 @@ def measure(sizes: list[int], work: Path, report_so_far: Report, synthetic: froz
              f"{mem['RssFile']:.0f}", f"{mem['Pss']:.0f}"]
             for count, mem in enumerate(shard_processes(knowledge, where, work), start=1)
         ]  # fmt: skip
-        report_so_far(rows, ann_rows, shard_rows)
+        if not fake:
+            wider = stats["wider"]
+            quality_rows.append([label, wider["hit3"], wider["off"], wider["hedged"], wider["answered"]])
+        report_so_far(rows, ann_rows, shard_rows, quality_rows)
 
 
 HEADERS = [
@@ -372,6 +398,10 @@ ANN_HEADERS = [
     "late interaction, every chunk ms", "late interaction, candidates ms (incl. their search)",
 ]  # fmt: skip
 SHARD_HEADERS = ["serving process", "RSS MB", "anonymous MB", "file-backed MB", "PSS MB"]
+QUALITY_HEADERS = [
+    "articles", "answerable hit@3, dev.yaml + dev-large.yaml", "off-topic declined, every English file",
+    "off-topic shown as closest passages", "off-topic answered",
+]  # fmt: skip
 
 
 def load_note() -> str:
@@ -399,8 +429,8 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
 
-    def report(rows: list[list[object]], ann_rows: list[list[object]], shard_rows: list[list[object]]) -> None:
-        write_report(args, rows, ann_rows, shard_rows, (time.perf_counter() - t0) / 60)
+    def report(rows: Rows, ann_rows: Rows, shard_rows: Rows, quality_rows: Rows) -> None:
+        write_report(args, rows, ann_rows, shard_rows, quality_rows, (time.perf_counter() - t0) / 60)
 
     try:
         measure(sorted({*args.sizes, *args.synthetic}), work, report, frozenset(args.synthetic))
@@ -414,6 +444,7 @@ def write_report(
     rows: list[list[object]],
     ann_rows: list[list[object]],
     shard_rows: list[list[object]],
+    quality_rows: list[list[object]],
     minutes: float,
 ) -> None:
     """Print the tables measured so far and write them as this benchmark's section of BENCHMARKS.md."""
@@ -437,6 +468,10 @@ def write_report(
         "and the dev.yaml questions; and late-interaction scoring of every chunk against the first-stage "
         "candidates only (medians per question):",
         table(ANN_HEADERS, ann_rows),
+        "Quality with distractors on more questions (the same warm process): the 144 answerable questions of "
+        "dev.yaml and dev-large.yaml, and the off-topic questions of every English question file (their "
+        "distractors are package documentation, so a Python question finds real Python passages):",
+        table(QUALITY_HEADERS, quality_rows),
         "Two serving processes (`ask --json -`, each after one answer) on the same index. The token vectors "
         "are memory-mapped, so their pages are file-backed and shared through the page cache; PSS splits "
         "shared pages between the processes that map them:",

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import yaml
 
-from bot.answer import decline_score, hedge_score, uncovered
+from bot.answer import decline_score, hedge_score, judged_best, uncovered
 from bot.errors import ConfigError
 from bot.query import in_context
 from bot.records import Answer
@@ -169,14 +169,20 @@ class Outcome:
     rank: int | None  # of the first excerpt matching the gold (on-topic questions)
     declined: bool
     tentative: bool
-    score: float  # the answer/decline score: the best passage's score
+    score: float  # the decline rule's score: the best passage's score
     wall_ms: float = 0.0
+    judged: float | None = None  # the hedge's: the best passage's judged score (Passage.judged_score)
     unknown: int = 0  # question words no article uses (the decline rule counts every one)
     dense_top: float = 0.0  # best dense cosine of any chunk
     # How common in general English (bot.retrieval.commonness) each word no article uses is, and each
     # word the articles use but the best passage does not: the hedge counts those rarer than its cut.
     unknown_commonness: tuple[float, ...] = ()
     uncovered_commonness: tuple[float, ...] = ()
+
+    @property
+    def hedge_base(self) -> float:
+        """The score the hedge reads: ``judged``, or ``score`` where the outcome has no judged score."""
+        return self.score if self.judged is None else self.judged
 
     def hedge_counts(self, common: float) -> tuple[int, int]:
         """(unknown words, uncovered words) rarer than ``common``: what ``hedge_score`` weighs."""
@@ -406,6 +412,7 @@ class _Ranked:
 
     outcomes: list[Outcome]
     score: np.ndarray  # best passage score
+    judged: np.ndarray  # best passage's judged score (the hedge reads it)
     unknown: np.ndarray  # question words no article uses
     dense: np.ndarray  # best dense cosine
     floor: np.ndarray  # declined whatever the thresholds (dense floor, nothing retrieved)
@@ -478,6 +485,7 @@ class Tuner:
                         outcome(ob.question, answer),
                         declined=floor,
                         score=best,
+                        judged=judged_best(r.passages),
                         unknown=len(r.unknown_terms),
                         dense_top=r.dense_top,
                         unknown_commonness=tuple(map(commonness, r.unknown_terms)),
@@ -487,6 +495,7 @@ class Tuner:
             self._ranked[key] = _Ranked(
                 outs,
                 np.array([o.score for o in outs], dtype=np.float64),
+                np.array([o.hedge_base for o in outs], dtype=np.float64),
                 np.array([o.unknown for o in outs], dtype=np.float64),
                 np.array([o.dense_top for o in outs], dtype=np.float64),
                 np.array([o.declined for o in outs]),
@@ -502,7 +511,8 @@ class Tuner:
         result = []
         for o in ranked.outcomes:
             declined = o.declined or decline_score(o.score, o.unknown, o.dense_top, p) < p.decline_threshold
-            hedge = o.tentative or hedge_score(o.score, *o.hedge_counts(p.hedge_common_zipf), p) < p.tentative_below
+            counts = o.hedge_counts(p.hedge_common_zipf)
+            hedge = o.tentative or hedge_score(o.hedge_base, *counts, p) < p.tentative_below
             result.append(
                 replace(o, declined=declined, rank=None if declined else o.rank, tentative=not declined and hedge)
             )
@@ -558,7 +568,7 @@ class Tuner:
         or "closest passages"; of those, the one hedging the fewest answerable questions.
         (tentative, unknown weight, uncovered weight, cut); no threshold when none reaches the target."""
         g = self.grid
-        score, named, cls = ranked.score[m], ranked.named[m], self.classes[m]
+        score, named, cls = ranked.judged[m], ranked.named[m], self.classes[m]
         on, near = cls == "on", cls == "near"
         best = (math.inf, math.inf, 0.0, 0.0, math.inf)  # (on hedged, tentative, weights, cut)
         for common in g.hedge_common_zipf:
@@ -735,7 +745,7 @@ def decision_scores(figures: Figures, params: Params) -> list[tuple[str, str, fl
         return decline_score(o.score, o.unknown, o.dense_top, p)
 
     def hedge(o: Outcome) -> float:
-        return hedge_score(o.score, *o.hedge_counts(p.hedge_common_zipf), p)
+        return hedge_score(o.hedge_base, *o.hedge_counts(p.hedge_common_zipf), p)
 
     panels = (
         (

@@ -296,6 +296,9 @@ class Passage:
     chunk_id: str  # the best-ranked chunk the window lies in
     rerank_score: float | None = None  # cross-encoder logit, when it read this window
     prior_weight: float = 0.0  # how much the prior adds to the logit (RetrievalSettings.prior_weight)
+    # The cross-encoder's logit for the member's ask alone (``Query.ask``), when the question introduces
+    # the member and this window may be the answer (see ``judged_score``).
+    ask_score: float | None = None
 
     @property
     def key(self) -> tuple[str, int, int]:
@@ -313,6 +316,17 @@ class Passage:
         if self.rerank_score is None:
             return self.prior
         return self.rerank_score + self.prior_weight * self.prior
+
+    @property
+    def judged_score(self) -> float:
+        """The score the answer, hedge and decline decisions read: ``score`` with the better of the two
+        logits, the whole question's and the member's ask's. A member's introduction ("korean grad
+        student, my deadline is in 3 weeks and i kinda need fable, will it be back by then") drags the
+        logit of the passage that answers the ask (-7.3 here) far below what the ask alone earns, so
+        answers to "does this affect me?" were hedged for the words the member spent on themself."""
+        if self.ask_score is None or self.rerank_score is None:
+            return self.score
+        return self.score + max(0.0, self.ask_score - self.rerank_score)
 
 
 @dataclass(frozen=True)
@@ -786,6 +800,7 @@ class Retriever:
         reranked = False
         if rerank and self.reranker is not None and passages:
             passages = self._rerank(query.text, passages, read)  # windows it did not read are not quoted
+            passages = self._judge_ask(query, passages, every=bool(read))
             reranked = True
         t3 = time.perf_counter()
         return Retrieval(
@@ -853,6 +868,17 @@ class Retriever:
         for best in scored if read else scored[:1]:
             scored = self._read(text, unread_neighbours(best, passages, scored, s.rerank_neighbours), scored)
         return scored
+
+    def _judge_ask(self, query: Query, passages: list[Passage], *, every: bool) -> list[Passage]:
+        """The best window read again with the member's ask alone (``Passage.judged_score``), when the
+        question introduces the member: one more cross-encoder pair. Evaluation (``every``) reads every
+        window so, so that whichever window a setting it tries puts first has its ask read."""
+        if not passages or not query.ask or query.ask == query.text:
+            return passages
+        judged = passages if every else passages[:1]
+        logits = self.reranker.score(query.ask, [self._window_text(p) for p in judged])  # type: ignore[union-attr]
+        asked = [replace(p, ask_score=float(v)) for p, v in zip(judged, logits, strict=True)]
+        return asked + passages[len(judged) :]
 
     def _read(self, text: str, windows: list[Passage], scored: list[Passage]) -> list[Passage]:
         """``scored`` and the cross-encoder's reading of ``windows``, best score first."""

@@ -243,6 +243,29 @@ def test_timings_json_keeps_the_cross_encoder_inside_select(index, settings) -> 
     assert timings["select"] >= 3.0
 
 
+def test_the_ask_read_alone_lifts_a_passage_the_whole_question_scored_low() -> None:
+    judged = Passage("alpha", 0, 0, 0, 10, 0.1, "alpha:0", rerank_score=-8.0, prior_weight=10.0, ask_score=-5.0)
+    assert judged.score == pytest.approx(-7.0)
+    assert judged.judged_score == pytest.approx(-4.0)  # the better logit, the same prior
+
+
+def test_an_ask_scored_lower_than_the_whole_question_changes_nothing() -> None:
+    judged = Passage("alpha", 0, 0, 0, 10, 0.1, "alpha:0", rerank_score=-2.0, prior_weight=10.0, ask_score=-5.0)
+    assert judged.judged_score == judged.score
+
+
+def test_the_decline_reads_the_whole_question_only(index, settings) -> None:
+    low = replace(passage(index, "alpha", 3, 3, -4.5), ask_score=-1.0)  # below the decline threshold of -4
+    assert answer(index, settings, [low]).declined
+
+
+def test_the_hedge_reads_the_better_of_the_question_and_the_ask(index, settings) -> None:
+    hedging = replace(settings, tentative_below=-2.0)
+    low = passage(index, "alpha", 3, 3, -3.0)
+    assert answer(index, hedging, [low]).tentative
+    assert not answer(index, hedging, [replace(low, ask_score=1.0)]).tentative
+
+
 def test_a_low_dense_cosine_declines_a_question_the_cross_encoder_half_likes(index, settings) -> None:
     weighted = replace(settings, decline_threshold=5.0, decline_dense_weight=20.0)
     close = answer(index, weighted, [passage(index, "alpha", 3, 3, 1.0)], dense_top=0.5)  # 1 + 10 = 11

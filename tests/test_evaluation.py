@@ -174,6 +174,7 @@ def ranked_of(rows: list[tuple[str, float, tuple[float, ...]]]) -> tuple[Tuner, 
     ranked = _Ranked(
         outcomes,
         score=np.array([s for _, s, _ in rows]),
+        judged=np.array([s for _, s, _ in rows]),
         unknown=np.zeros(len(rows)),
         dense=np.zeros(len(rows)),
         floor=np.zeros(len(rows), dtype=bool),

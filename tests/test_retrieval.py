@@ -395,6 +395,17 @@ def test_a_question_about_a_name_the_articles_never_use_is_tentative_and_says_wh
     assert answer.declined or (answer.tentative and answer.unknown_names == ("European", "Union"))
 
 
+def test_a_question_that_introduces_the_member_has_its_ask_read_against_the_best_passage(real_service) -> None:
+    question = "korean grad student, my deadline is in 3 weeks and i need fable, will it be back by then"
+    result = real_service.retrieve(question)
+    best = result.passages[0]
+    assert best.ask_score is not None and all(p.ask_score is None for p in result.passages[1:])
+
+
+def test_a_question_without_an_introduction_has_no_ask_read_apart(real_service) -> None:
+    assert all(p.ask_score is None for p in real_service.retrieve("will fable be back soon?").passages)
+
+
 def test_a_name_the_member_introduces_themself_with_is_not_called_unknown(real_service) -> None:
     answer = real_service.ask("I'm Kenyan and I work at Anthropic. Am I still allowed to work on Mythos?")
     assert not answer.declined and answer.unknown_names == ()
