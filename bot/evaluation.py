@@ -736,8 +736,8 @@ def stage_ranks(q: Question, retrieval: Retrieval, answer: Answer, bodies: Mappi
 
 def decision_scores(figures: Figures, params: Params) -> list[tuple[str, str, float, dict[str, list[float]]]]:
     """What ``--plot`` draws: for the decline score (best passage, dense cosine, unknown words) and the
-    hedge score (best passage less the unknown and uncovered words), its axis label, what lies below
-    its threshold, the threshold and each class's finite scores. ``figures`` must come from
+    hedge score (best passage, judged with the ask too, less the unknown and uncovered words), its axis
+    label, what lies below its threshold, the threshold and each class's finite scores. ``figures`` must come from
     :class:`Tuner` (outcomes that carry every signal); a question with no passage at all is left out."""
     p = params
 
@@ -755,8 +755,8 @@ def decision_scores(figures: Figures, params: Params) -> list[tuple[str, str, fl
             decline,
         ),
         (
-            f"hedge score: best − {p.unknown_term_weight:g} × unknown − {p.uncovered_term_weight:g} × uncovered"
-            f" (words under Zipf {p.hedge_common_zipf:g})",
+            f"hedge score: best (or its ask's) − {p.unknown_term_weight:g} × unknown"
+            f" − {p.uncovered_term_weight:g} × uncovered (words under Zipf {p.hedge_common_zipf:g})",
             "closest passages",
             p.tentative_below,
             hedge,
