@@ -257,8 +257,8 @@ def compose(
 
 
 def judged_best(passages: Iterable[Passage]) -> float:
-    """What the decisions read: the best-ranked passage's ``judged_score`` (its logit or, when the
-    question introduces the member, the better of that and the ask's)."""
+    """What the hedge reads: the best-ranked passage's ``judged_score`` (its logit or, when the
+    question introduces the member, the better of that and the ask's). The decline reads the logit."""
     top = max(passages, key=lambda p: p.score, default=None)
     return top.judged_score if top is not None else -math.inf
 

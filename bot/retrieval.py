@@ -319,10 +319,10 @@ class Passage:
 
     @property
     def judged_score(self) -> float:
-        """The score the answer, hedge and decline decisions read: ``score`` with the better of the two
-        logits, the whole question's and the member's ask's. A member's introduction ("korean grad
+        """The score the hedge reads ("the closest passages" or the answer): ``score`` with the better of
+        the two logits, the whole question's and the member's ask's. A member's introduction ("korean grad
         student, my deadline is in 3 weeks and i kinda need fable, will it be back by then") drags the
-        logit of the passage that answers the ask (-7.3 here) far below what the ask alone earns, so
+        logit of the passage that answers the ask (-9.0 here) far below what the ask alone earns (-6.2), so
         answers to "does this affect me?" were hedged for the words the member spent on themself."""
         if self.ask_score is None or self.rerank_score is None:
             return self.score
