@@ -277,6 +277,11 @@ class Query:
     ask: str = ""
 
     @property
+    def introduces_member(self) -> bool:
+        """Whether the question has clauses that only introduce the member, so its ask is read apart."""
+        return bool(self.ask) and self.ask != self.text
+
+    @property
     def expanded(self) -> str:
         return f"{self.text} ({', '.join(self.added)})" if self.added else self.text
 

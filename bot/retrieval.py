@@ -791,7 +791,7 @@ class Retriever:
         t1 = time.perf_counter()
         stage = self._candidates(query.expanded, mode)
         stages = [stage]
-        if query.ask and query.ask != query.text:
+        if query.introduces_member:
             # The member's own ask read alone as well: a window keeps the better of its two priors.
             stages.append(self._candidates(self.understand(query.ask).expanded, mode))
         passages = stage.passages if len(stages) == 1 else _better_prior(p for s in stages for p in s.passages)
@@ -873,7 +873,7 @@ class Retriever:
         """The best window read again with the member's ask alone (``Passage.judged_score``), when the
         question introduces the member: one more cross-encoder pair. Evaluation (``every``) reads every
         window so, so that whichever window a setting it tries puts first has its ask read."""
-        if not passages or not query.ask or query.ask == query.text:
+        if not passages or not query.introduces_member:
             return passages
         judged = passages if every else passages[:1]
         logits = self.reranker.score(query.ask, [self._window_text(p) for p in judged])  # type: ignore[union-attr]
